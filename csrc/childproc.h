@@ -1,0 +1,121 @@
+/*
+ * childproc.h - the one header of the C core.
+ *
+ * cffi's cdef reads this file as it is, minus the lines that start with '#'
+ * (see src/childproc/_build.py), so everything between the include guard is
+ * plain declarations: enums instead of #defines, fixed-width types.
+ *
+ * The split: Python validates arguments and builds argv/env; the C core does
+ * everything from "here is argv, env and a stdio plan" to "here is a pid, a
+ * pidfd and the parent's pipe ends", plus the whole *_sync loop.  Every
+ * function returns 0 or a negative errno; nothing here calls into Python.
+ */
+#ifndef CHILDPROC_H
+#define CHILDPROC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* What goes at stdio index i in the child. */
+enum {
+    CP_STDIO_IGNORE = 0,   /* 0-2: /dev/null; 3 and up: left closed (Node)  */
+    CP_STDIO_PIPE_IN = 1,  /* a pipe the child reads; the parent writes      */
+    CP_STDIO_PIPE_OUT = 2, /* a pipe the child writes; the parent reads      */
+    CP_STDIO_FD = 3        /* the parent's descriptor `fd`, dup'd to index i */
+};
+
+typedef struct {
+    int kind; /* CP_STDIO_* */
+    int fd;   /* CP_STDIO_FD: the parent's fd.  Pipes: cp_spawn stores the
+                 parent's end here (close-on-exec, blocking).  Else -1.     */
+} cp_stdio;
+
+enum {
+    CP_SPAWN_SETSID = 1,      /* detached: the child leads a new session     */
+    CP_SPAWN_SETPGROUP = 2,   /* the child leads its own process group       */
+    CP_SPAWN_SETUID = 4,      /* switch to `uid` (forces the clone path)     */
+    CP_SPAWN_SETGID = 8,      /* switch to `gid` (forces the clone path)     */
+    CP_SPAWN_USE_CLONE = 16   /* take the clone path even when posix_spawn
+                                 could serve (tests exercise both paths)     */
+};
+
+/* Where a failed spawn stopped; Python turns (errno, stage) into an error. */
+enum {
+    CP_STAGE_NONE = 0,
+    CP_STAGE_PIPE = 1,    /* creating the stdio pipes (EMFILE, ENFILE)      */
+    CP_STAGE_FORK = 2,    /* creating the process (EAGAIN, ENOMEM)          */
+    CP_STAGE_STDIO = 3,   /* placing the stdio fds in the child             */
+    CP_STAGE_SESSION = 4, /* setsid / setpgid                               */
+    CP_STAGE_CHDIR = 5,   /* cwd                                            */
+    CP_STAGE_IDS = 6,     /* setgroups / setgid / setuid (EPERM)            */
+    CP_STAGE_EXEC = 7     /* execve (ENOENT, EACCES, E2BIG, ...)            */
+};
+
+typedef struct {
+    const char *file; /* executable; searched in `path` unless it has a '/' */
+    const char *argv; /* argc NUL-terminated strings back to back           */
+    int argc;
+    const char *envp; /* envc "KEY=VALUE\0" strings back to back; NULL means
+                         the parent's own environ, which Python's os.environ
+                         writes through to                                  */
+    int envc;
+    const char *path; /* PATH to search; NULL: libuv's default list         */
+    const char *cwd;  /* NULL: the parent's cwd                             */
+    cp_stdio *stdio;
+    int nstdio;
+    int flags; /* CP_SPAWN_* */
+    uint32_t uid;
+    uint32_t gid;
+} cp_spawn_req;
+
+typedef struct {
+    int pid;   /* > 0 once spawned                                          */
+    int pidfd; /* a pidfd for the child, or -1 where the kernel has none    */
+    int stage; /* CP_STAGE_* of a failure, CP_STAGE_NONE on success         */
+} cp_child;
+
+/* Spawn per `req`.  On success the parent's pipe ends are in req->stdio[i].fd
+ * and the child's ends are closed.  On failure nothing is left open, no
+ * process is left behind, and child->stage says where it stopped. */
+int cp_spawn(cp_spawn_req *req, cp_child *child);
+
+/* Wait for the child to end, blocking; reaps it and closes its pidfd.
+ * *status gets the raw wait status (WIFEXITED / WTERMSIG decode it). */
+int cp_wait(cp_child *child, int *status);
+
+/* ---- the *_sync loop (run_sync.c) ---------------------------------- */
+
+typedef struct {
+    char *data; /* collected bytes of an output pipe; malloc'd by C      */
+    size_t len;
+} cp_output;
+
+typedef struct {
+    const char *input; /* bytes written to stdio[0] when it is PIPE_IN     */
+    size_t input_len;
+    int64_t timeout_ns;  /* <= 0: none                                   */
+    int kill_signal;     /* sent on timeout or max_buffer                */
+    uint64_t max_buffer; /* all output pipes together; 0: unlimited      */
+} cp_sync_opts;
+
+typedef struct {
+    int pid;        /* 0 when the spawn failed                             */
+    int stage;      /* CP_STAGE_* of a spawn failure                       */
+    int spawned;    /* 1 once the child existed                            */
+    int exit_code;  /* >= 0 when it exited, -1 when a signal ended it      */
+    int term_signal;/* the signal that ended it, else 0                    */
+    int error;      /* 0, a spawn -errno, -ETIMEDOUT or -ENOBUFS           */
+    cp_output *outputs; /* caller-provided, nstdio entries; filled for
+                           PIPE_OUT slots                                  */
+} cp_sync_result;
+
+/* Spawn, feed input, collect every output pipe, honour timeout and
+ * max_buffer (Node's spawnSync rules), reap.  Runs without the GIL.
+ * Returns result->error. */
+int cp_run_sync(cp_spawn_req *req, const cp_sync_opts *opts,
+                cp_sync_result *result);
+
+/* Free what cp_run_sync allocated in result->outputs. */
+void cp_sync_result_free(cp_sync_result *result, int nstdio);
+
+#endif

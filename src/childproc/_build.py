@@ -1,0 +1,46 @@
+"""The cffi builder: reads csrc/childproc.h for the cdef and compiles csrc/*.c.
+
+cffi's cdef parser does not run the C preprocessor, so the header keeps every
+declaration plain and the builder drops the preprocessor lines before handing
+it over.  The same header is #included by the C sources, so what Python sees
+and what C implements cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import re
+import sys
+
+from cffi import FFI
+
+_CSRC = pathlib.Path(__file__).resolve().parents[2] / "csrc"
+
+if sys.platform == "win32":
+    _SOURCES = ["spawn_win32.c", "pipe_win32.c", "run_sync_win32.c"]
+    _LIBS: list[str] = []
+else:
+    _SOURCES = ["spawn_posix.c", "pipe_posix.c", "run_sync.c"]
+    _LIBS = []
+
+
+def _cdef_text() -> str:
+    header = (_CSRC / "childproc.h").read_text()
+    return re.sub(r"^\s*#.*$", "", header, flags=re.MULTILINE)
+
+
+ffibuilder = FFI()
+ffibuilder.cdef(_cdef_text())
+ffibuilder.set_source(
+    "childproc._core",
+    '#include "childproc.h"\n',
+    sources=[str(_CSRC / name) for name in _SOURCES],
+    include_dirs=[str(_CSRC)],
+    libraries=_LIBS,
+    define_macros=[("_GNU_SOURCE", "1")] if sys.platform.startswith("linux") else [],
+    extra_compile_args=[] if sys.platform == "win32" else ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+    py_limited_api=True,
+)
+
+if __name__ == "__main__":
+    ffibuilder.compile(verbose=True)
