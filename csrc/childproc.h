@@ -88,6 +88,7 @@ int cp_wait(cp_child *child, int *status);
 typedef struct {
     char *data; /* collected bytes of an output pipe; malloc'd by C      */
     size_t len;
+    size_t cap;
 } cp_output;
 
 typedef struct {

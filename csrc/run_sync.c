@@ -1,0 +1,278 @@
+/*
+ * run_sync.c - the whole *_sync loop: spawn, feed input, collect every
+ * output pipe, enforce timeout and max_buffer, reap.  cffi calls it with
+ * the GIL released and nothing in here touches Python.
+ *
+ * The rules are Node's spawnSync (reference §1.7):
+ *  - the call returns when the child has exited AND every output pipe has
+ *    reached EOF (a grandchild holding a pipe keeps it waiting);
+ *  - stdin gets `input` and is then closed; with no input it is closed at
+ *    once, so `cat` sees EOF;
+ *  - max_buffer counts all output pipes together; going over it is ENOBUFS,
+ *    the output is kept whole (chunks of up to 64 KiB, not truncated);
+ *  - on timeout or ENOBUFS the child is signalled with kill_signal only if
+ *    it has not exited yet, then every pipe is closed (so a grandchild that
+ *    holds one cannot make the call hang) and the child is reaped.
+ *
+ * Exit is watched through the child's pidfd in the same poll() as the
+ * pipes.  Without a pidfd (kernels before 5.3, macOS until kqueue lands
+ * here) the loop polls with a short, growing sleep and asks waitpid.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cp_internal.h"
+
+#define NO_DEADLINE INT64_MAX
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+typedef struct {
+    cp_child child;
+    int exited;
+    int wstatus;
+    int64_t deadline;
+    int no_pidfd_sleep_ms; /* the fallback's current poll interval */
+} sync_state;
+
+static void record_status(sync_state *st, int wstatus)
+{
+    st->exited = 1;
+    st->wstatus = wstatus;
+    cp__close(&st->child.pidfd);
+}
+
+/* Reap if the child is gone; never blocks. */
+static void try_reap(sync_state *st)
+{
+    int wstatus;
+    pid_t r;
+    do {
+        r = waitpid(st->child.pid, &wstatus, WNOHANG);
+    } while (r < 0 && errno == EINTR);
+    if (r == st->child.pid)
+        record_status(st, wstatus);
+    else if (r < 0 && errno == ECHILD)
+        /* Someone else reaped it (SIGCHLD set to SIG_IGN, or a stray
+         * waitpid(-1)): there is no status to be had.  Report exit 0, as
+         * CPython's subprocess does. */
+        record_status(st, 0);
+}
+
+static void kill_child(sync_state *st, int sig)
+{
+    if (st->exited)
+        return;
+    /* Not yet reaped, so the pid cannot have been reused. */
+    if (kill(st->child.pid, sig) < 0 && errno != ESRCH)
+        kill(st->child.pid, SIGKILL); /* Node falls back the same way */
+}
+
+static void close_pipes(cp_spawn_req *req)
+{
+    for (int i = 0; i < req->nstdio; i++) {
+        int k = req->stdio[i].kind;
+        if (k == CP_STDIO_PIPE_IN || k == CP_STDIO_PIPE_OUT)
+            cp__close(&req->stdio[i].fd);
+    }
+}
+
+int cp_run_sync(cp_spawn_req *req, const cp_sync_opts *opts,
+                cp_sync_result *res)
+{
+    sync_state st = {.exited = 0, .deadline = NO_DEADLINE,
+                     .no_pidfd_sleep_ms = 1};
+    int n = req->nstdio;
+    struct pollfd small[8], *pfds = small;
+    int slot_small[8], *slot = slot_small;
+    size_t input_off = 0, total = 0;
+    int rc;
+
+    res->pid = 0;
+    res->stage = CP_STAGE_NONE;
+    res->spawned = 0;
+    res->exit_code = -1;
+    res->term_signal = 0;
+    res->error = 0;
+    for (int i = 0; i < n; i++)
+        res->outputs[i] = (cp_output){NULL, 0, 0};
+
+    /* One pollfd per stdio slot plus the pidfd. */
+    if (n + 1 > 8) {
+        pfds = malloc(sizeof *pfds * (size_t)(n + 1));
+        slot = malloc(sizeof *slot * (size_t)(n + 1));
+        if (pfds == NULL || slot == NULL) {
+            free(pfds);
+            free(slot);
+            res->error = -ENOMEM;
+            res->stage = CP_STAGE_PIPE;
+            return res->error;
+        }
+    }
+
+    rc = cp_spawn(req, &st.child);
+    if (rc < 0) {
+        res->error = rc;
+        res->stage = st.child.stage;
+        goto out;
+    }
+    res->pid = st.child.pid;
+    res->spawned = 1;
+    if (opts->timeout_ns > 0)
+        st.deadline = now_ns() + opts->timeout_ns;
+
+    /* stdin: input goes to slot 0 only (Node places it in stdio[0]); any
+     * other pipe the child reads gets EOF at once. */
+    for (int i = 0; i < n; i++) {
+        cp_stdio *s = &req->stdio[i];
+        if (s->kind != CP_STDIO_PIPE_IN)
+            continue;
+        if (i == 0 && opts->input_len > 0)
+            cp__set_nonblock(s->fd, 1); /* write what fits, keep reading */
+        else
+            cp__close(&s->fd);
+    }
+
+    for (;;) {
+        int np = 0, open_pipes = 0;
+        for (int i = 0; i < n; i++) {
+            cp_stdio *s = &req->stdio[i];
+            if (s->fd < 0 || s->kind == CP_STDIO_FD || s->kind == CP_STDIO_IGNORE)
+                continue;
+            pfds[np].fd = s->fd;
+            pfds[np].events = s->kind == CP_STDIO_PIPE_IN ? POLLOUT : POLLIN;
+            pfds[np].revents = 0;
+            slot[np++] = i;
+            open_pipes++;
+        }
+        if (!st.exited && st.child.pidfd >= 0) {
+            pfds[np].fd = st.child.pidfd;
+            pfds[np].events = POLLIN;
+            pfds[np].revents = 0;
+            slot[np++] = -1;
+        }
+        if (st.exited && open_pipes == 0)
+            break;
+
+        int wait_ms = -1;
+        if (st.deadline != NO_DEADLINE) {
+            int64_t left = st.deadline - now_ns();
+            if (left <= 0)
+                wait_ms = 0;
+            else /* round up: never wake before the deadline */
+                wait_ms = (int)((left + 999999) / 1000000);
+        }
+        if (!st.exited && st.child.pidfd < 0) {
+            if (wait_ms < 0 || wait_ms > st.no_pidfd_sleep_ms)
+                wait_ms = st.no_pidfd_sleep_ms;
+            if (st.no_pidfd_sleep_ms < 50)
+                st.no_pidfd_sleep_ms *= 2;
+        }
+
+        int ready = poll(pfds, (nfds_t)np, wait_ms);
+        if (ready < 0) {
+            if (errno == EINTR)
+                continue;
+            res->error = -errno;
+            kill_child(&st, SIGKILL);
+            close_pipes(req);
+            break;
+        }
+        if (st.deadline != NO_DEADLINE && now_ns() >= st.deadline) {
+            res->error = -ETIMEDOUT;
+            kill_child(&st, opts->kill_signal);
+            close_pipes(req);
+            break;
+        }
+        if (!st.exited && st.child.pidfd < 0)
+            try_reap(&st);
+
+        for (int k = 0; k < np && ready > 0; k++) {
+            if (pfds[k].revents == 0)
+                continue;
+            if (slot[k] < 0) {
+                try_reap(&st);
+                continue;
+            }
+            cp_stdio *s = &req->stdio[slot[k]];
+            if (s->kind == CP_STDIO_PIPE_IN) {
+                ssize_t w = write(s->fd, opts->input + input_off,
+                                  opts->input_len - input_off);
+                if (w > 0)
+                    input_off += (size_t)w;
+                /* EPIPE: the child does not want more; that is no error
+                 * for spawnSync.  EAGAIN: try again on the next POLLOUT. */
+                if ((w < 0 && errno != EAGAIN && errno != EINTR) ||
+                    input_off == opts->input_len)
+                    cp__close(&s->fd);
+                continue;
+            }
+            long got = cp__read_append(s->fd, &res->outputs[slot[k]]);
+            if (got == -EAGAIN || got == -EINTR)
+                continue;
+            if (got <= 0) {
+                /* EOF, or a read error that ends this pipe. */
+                if (got == -ENOMEM)
+                    res->error = -ENOMEM;
+                cp__close(&s->fd);
+                continue;
+            }
+            total += (size_t)got;
+            if (opts->max_buffer > 0 && total > opts->max_buffer) {
+                res->error = -ENOBUFS;
+                break;
+            }
+        }
+        if (res->error == -ENOBUFS || res->error == -ENOMEM) {
+            kill_child(&st, res->error == -ENOMEM ? SIGKILL : opts->kill_signal);
+            close_pipes(req);
+            break;
+        }
+    }
+
+    if (!st.exited) {
+        int wstatus = 0;
+        if (cp_wait(&st.child, &wstatus) == 0)
+            record_status(&st, wstatus);
+        else
+            record_status(&st, 0); /* ECHILD: see try_reap */
+    }
+    if (WIFSIGNALED(st.wstatus)) {
+        res->exit_code = -1;
+        res->term_signal = WTERMSIG(st.wstatus);
+    } else {
+        res->exit_code = WEXITSTATUS(st.wstatus);
+        res->term_signal = 0;
+    }
+
+out:
+    close_pipes(req);
+    cp__close(&st.child.pidfd);
+    if (pfds != small) {
+        free(pfds);
+        free(slot);
+    }
+    return res->error;
+}
+
+void cp_sync_result_free(cp_sync_result *res, int nstdio)
+{
+    for (int i = 0; i < nstdio; i++) {
+        free(res->outputs[i].data);
+        res->outputs[i] = (cp_output){NULL, 0, 0};
+    }
+}
