@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The benchmark command: sets everything up, then runs the comparison.
+#
+#   scripts/bench.sh            # full run (a few minutes): table, results/compare.{json,png}
+#   scripts/bench.sh --quick    # CI-sized run (seconds)
+#   scripts/bench.sh --help     # the runner's options; all arguments pass through
+#
+# Needs only python3 (3.10+), a C compiler and, for the Node peer, node.  On
+# first use it creates .venv at the repo root and installs the project with its
+# `bench` extra there; later runs reinstall only when pyproject.toml, setup.py,
+# src/ or csrc/ changed.  If childproc does not build, the benchmark still runs
+# with the childproc peers reported as skipped (and the next run tries again).
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+venv="$root/.venv"
+py="$venv/bin/python"
+stamp="$venv/.childproc-bench-installed"
+
+say() { printf 'bench.sh: %s\n' "$*" >&2; }
+
+if [ ! -x "$py" ]; then
+    base=${PYTHON:-python3}
+    command -v "$base" >/dev/null || { say "no $base on PATH"; exit 1; }
+    say "creating $venv with $($base --version 2>&1)"
+    "$base" -m venv "$venv"
+fi
+
+# A fingerprint of everything that goes into the installed package.
+fingerprint() {
+    {
+        "$py" -c 'import sys; print(sys.version)'
+        find pyproject.toml setup.py src csrc -type f \
+            ! -name '*.so' ! -name '*.o' ! -name '*.pyc' ! -path '*/__pycache__/*' \
+            ! -path '*.egg-info/*' ! -name '_core.c' -print0 2>/dev/null \
+            | LC_ALL=C sort -z | xargs -0 -r sha256sum
+    } | sha256sum | cut -d' ' -f1
+}
+
+want=$(fingerprint)
+have=$(cat "$stamp" 2>/dev/null || true)
+if [ "$want" != "$have" ] || ! "$py" -c 'import matplotlib, pytest_benchmark' 2>/dev/null; then
+    say "installing the project with its bench extra into .venv (pip install '.[bench]')"
+    rm -f "$stamp"
+    log="$venv/bench-pip.log"
+    if "$venv/bin/pip" install -q --disable-pip-version-check '.[bench]' >"$log" 2>&1; then
+        echo "$want" >"$stamp"
+    else
+        # childproc itself did not build: install the bench extra's own
+        # dependencies so the other peers still run, and say so.
+        tail -n 15 "$log" >&2
+        say "childproc did not install (whole log: $log); its peers will be reported as skipped"
+        # Never benchmark a stale copy from an earlier install.
+        "$venv/bin/pip" uninstall -q -y childproc >/dev/null 2>&1 || true
+        deps=$("$py" - <<'EOF'
+import re
+text = open("pyproject.toml").read()
+m = re.search(r'^bench\s*=\s*\[(.*?)\]', text, re.M | re.S)
+print(" ".join(re.findall(r'"([^"]+)"', m.group(1))) if m else "pytest-benchmark matplotlib")
+EOF
+)
+        # shellcheck disable=SC2086
+        "$venv/bin/pip" install -q --disable-pip-version-check $deps
+    fi
+fi
+
+exec "$py" "$root/benchmarks/compare.py" "$@"
