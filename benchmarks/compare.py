@@ -449,7 +449,9 @@ def fmt_us(us: float | None) -> str:
 def fmt_ratio(r: float | None) -> str:
     if r is None:
         return "-"
-    return f"{r:.0f}x" if r >= 100 else f"{r:.2f}x"
+    if r >= 100:
+        return f"{r:.0f}x"
+    return f"{r:.1f}x" if r >= 10 else f"{r:.2f}x"
 
 
 def median_or_none(xs: list[float]) -> float | None:
@@ -469,7 +471,14 @@ def summarize(cell_batches: list[Batch]) -> dict:
     }
     if meds:
         med = out["median_us"]
-        out["spread"] = (max(meds) - min(meds)) / med if med else None
+        # Interquartile range of the per-batch medians, relative to their
+        # median: how much the figure moved between batches.
+        if len(meds) >= 2 and med:
+            q1, _, q3 = statistics.quantiles(meds, n=4, method="inclusive")
+            out["iqr"] = (q3 - q1) / med
+        else:
+            out["iqr"] = None
+        out["range_us"] = [round(min(meds), 2), round(max(meds), 2)]
         out["samples_us"] = [[round(s / 1e3, 1) for s in b.samples_ns] for b in good]
     return out
 
@@ -528,7 +537,7 @@ def render_table(w: Workload, res: dict, states: list[tuple[str, int]]) -> str:
     header = ["peer", "stdio"]
     for key, mib in states:
         lbl = "empty" if mib == 0 else fmt_mib(mib)
-        header += [f"{lbl} µs", "spread", "x floor", "x same-stdio floor"]
+        header += [f"{lbl} µs", "iqr", "x floor", "x same-stdio floor"]
     if len(states) > 1:
         header.append(f"{held_label}/empty")
     rows = []
@@ -539,7 +548,7 @@ def render_table(w: Workload, res: dict, states: list[tuple[str, int]]) -> str:
         row = [p.name, p.stdio]
         for key, _ in states:
             c = pr["states"].get(key, {})
-            sp = c.get("spread")
+            sp = c.get("iqr")
             row += [
                 fmt_us(c.get("median_us")),
                 f"{sp * 100:.0f}%" if sp is not None else "-",
@@ -563,9 +572,7 @@ def render_table(w: Workload, res: dict, states: list[tuple[str, int]]) -> str:
         f"x floor: against {base.name if base else 'the C floor'} in the same parent state; "
         "x same-stdio floor: against the C floor whose child gets the same stdio"
     )
-    out.append(
-        "spread: (max - min) / median of the per-batch medians"
-    )
+    out.append("iqr: interquartile range of the per-batch medians / their median (noise between batches)")
     for a, b in w.headline:
         ra, rb = peers.get(a, {}), peers.get(b, {})
         if ra.get("skipped") or rb.get("skipped"):
@@ -669,7 +676,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true",
                     help="CI-sized run: 2 rounds, small batches, 256 MiB ballast (unless given)")
     ap.add_argument("--rounds", type=int, help="rounds over all cells (default 7, quick 2)")
-    ap.add_argument("--ops", type=int, help="max timed ops per batch (default 200, quick 20)")
+    ap.add_argument("--ops", type=int, help="max timed ops per batch (default 500, quick 20)")
     ap.add_argument("--batch-seconds", type=float,
                     help="a batch stops timing after this long (default 1.0, quick 0.15)")
     ap.add_argument("--warmup", type=int, help="untimed ops per batch (default 10, quick 2)")
@@ -685,7 +692,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     a = ap.parse_args(argv)
     q = a.quick
     a.rounds = a.rounds or (2 if q else 7)
-    a.ops = a.ops or (20 if q else 200)
+    a.ops = a.ops or (20 if q else 500)
     a.batch_seconds = a.batch_seconds if a.batch_seconds is not None else (0.15 if q else 1.0)
     a.warmup = a.warmup if a.warmup is not None else (2 if q else 10)
     a.ballast_mib = a.ballast_mib if a.ballast_mib is not None else (256 if q else 2048)
