@@ -21,7 +21,8 @@ if sys.platform == "win32":
     _LIBS: list[str] = []
 else:
     _SOURCES = ["spawn_posix.c", "pipe_posix.c", "run_sync.c"]
-    _LIBS = []
+    # dlsym lives in libdl before glibc 2.34 (manylinux wheels build there).
+    _LIBS = ["dl"] if sys.platform.startswith("linux") else []
 
 
 def _cdef_text() -> str:

@@ -1,0 +1,182 @@
+"""The bridge to the C core: turns a validated :class:`SpawnPlan` into the C
+structures of ``csrc/childproc.h`` and back.
+
+Nothing here validates; ``_options`` has done that.  Nothing here decides
+policy either; the callers map the raw results onto Node's shapes.  What this
+module owns is the cost of crossing into C, which sits on the hot path of
+every spawn, so it builds each structure once, passes ``bytes`` to C without
+copying (``ffi.from_buffer``) and keeps those buffers alive for the call.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ._core import ffi, lib
+
+if TYPE_CHECKING:
+    from ._options import SpawnPlan
+
+__all__ = ["RawSyncResult", "run_sync", "STAGE_NAMES"]
+
+STAGE_NAMES = {
+    lib.CP_STAGE_NONE: "none",
+    lib.CP_STAGE_PIPE: "pipe",
+    lib.CP_STAGE_FORK: "fork",
+    lib.CP_STAGE_STDIO: "stdio",
+    lib.CP_STAGE_SESSION: "session",
+    lib.CP_STAGE_CHDIR: "chdir",
+    lib.CP_STAGE_IDS: "ids",
+    lib.CP_STAGE_EXEC: "exec",
+}
+
+_NULL = ffi.NULL
+_from_buffer = ffi.from_buffer
+_PIPE_IN = lib.CP_STDIO_PIPE_IN
+_PIPE_OUT = lib.CP_STDIO_PIPE_OUT
+_IGNORE = lib.CP_STDIO_IGNORE
+_FD = lib.CP_STDIO_FD
+_INT64_MAX = 2**63 - 1
+_UINT64_MAX = 2**64 - 1
+
+
+@dataclass(slots=True)
+class RawSyncResult:
+    """What the C sync loop reports, before Node's shapes are applied.
+
+    ``outputs[i]`` is the captured bytes of every output pipe slot and None
+    for the others; ``error`` is 0 or a positive errno (ETIMEDOUT, ENOBUFS,
+    or the spawn failure); ``stage`` names where a failed spawn stopped.
+    """
+
+    pid: int
+    spawned: bool
+    exit_code: int | None
+    term_signal: int
+    error: int
+    stage: str
+    outputs: list[bytes | None]
+
+
+def _cstr(data: bytes, keep: list[object]) -> object:
+    buf = _from_buffer(data + b"\0")
+    keep.append(buf)
+    return buf
+
+
+def build_request(plan: SpawnPlan, keep: list[object]) -> tuple[object, object]:
+    """Fill a ``cp_spawn_req`` from the plan; ``keep`` holds what C points at."""
+    req = ffi.new("cp_spawn_req *")
+    req.file = _cstr(plan.file_bytes, keep)
+    argv = _from_buffer(plan.argv_blob)
+    keep.append(argv)
+    req.argv = argv
+    req.argc = plan.argc
+    if plan.env_blob is not None:
+        envp = _from_buffer(plan.env_blob)
+        keep.append(envp)
+        req.envp = envp
+        req.envc = plan.envc
+    if plan.path is not None:
+        req.path = _cstr(plan.path, keep)
+    if plan.cwd is not None:
+        req.cwd = _cstr(plan.cwd, keep)
+
+    slots = plan.stdio
+    stdio = ffi.new("cp_stdio[]", len(slots))
+    for i, slot in enumerate(slots):
+        kind = slot.kind
+        if kind == "pipe":
+            # Node: index 0 is the child's input, every other pipe its output.
+            stdio[i].kind = _PIPE_IN if i == 0 else _PIPE_OUT
+            stdio[i].fd = -1
+        elif kind == "fd":
+            stdio[i].kind = _FD
+            stdio[i].fd = slot.fd
+        elif kind == "ignore":
+            stdio[i].kind = _IGNORE
+            stdio[i].fd = -1
+        else:  # 'ipc' and 'stream' never reach the sync path (validated)
+            raise AssertionError(f"stdio kind {kind!r} cannot be used here")
+    req.stdio = stdio
+    req.nstdio = len(slots)
+
+    flags = 0
+    if plan.detached:
+        flags |= lib.CP_SPAWN_SETSID
+    elif getattr(plan, "kill_tree", False):
+        flags |= lib.CP_SPAWN_SETPGROUP
+    if plan.uid is not None:
+        flags |= lib.CP_SPAWN_SETUID
+        req.uid = plan.uid & 0xFFFFFFFF
+    if plan.gid is not None:
+        flags |= lib.CP_SPAWN_SETGID
+        req.gid = plan.gid & 0xFFFFFFFF
+    req.flags = flags
+    return req, stdio
+
+
+def _timeout_ns(timeout: float | None) -> int:
+    if not timeout or math.isinf(timeout):
+        return 0
+    return min(max(1, int(timeout * 1e9)), _INT64_MAX)
+
+
+def _max_buffer(limit: float) -> int:
+    # Node's sync rule: 0 means no limit, and so does infinity.
+    if math.isinf(limit):
+        return 0
+    return min(int(limit), _UINT64_MAX)
+
+
+def run_sync(plan: SpawnPlan) -> RawSyncResult:
+    """Run the whole sync loop in C (without the GIL) and collect results."""
+    keep: list[object] = []
+    req, stdio = build_request(plan, keep)
+    opts = ffi.new("cp_sync_opts *")
+    data = plan.input
+    if data:
+        buf = _from_buffer(data)
+        keep.append(buf)
+        opts.input = buf
+        opts.input_len = len(data)
+    opts.timeout_ns = _timeout_ns(plan.timeout)
+    opts.kill_signal = plan.kill_signal
+    opts.max_buffer = _max_buffer(plan.max_buffer)
+
+    n = len(plan.stdio)
+    outputs = ffi.new("cp_output[]", n)
+    res = ffi.new("cp_sync_result *")
+    res.outputs = outputs
+    lib.cp_run_sync(req, opts, res)
+    try:
+        if res.spawned:
+            collected: list[bytes | None] = []
+            for i in range(n):
+                if stdio[i].kind == _PIPE_OUT:
+                    out = outputs[i]
+                    collected.append(ffi.unpack(out.data, out.len) if out.len else b"")
+                else:
+                    collected.append(None)
+        else:
+            collected = [None] * n
+    finally:
+        lib.cp_sync_result_free(res, n)
+    return RawSyncResult(
+        pid=res.pid,
+        spawned=bool(res.spawned),
+        exit_code=res.exit_code if res.term_signal == 0 else None,
+        term_signal=res.term_signal,
+        error=-res.error if res.error else 0,
+        stage=STAGE_NAMES.get(res.stage, "unknown"),
+        outputs=collected,
+    )
+
+
+# Errors that Node reports as 'error' events (async) rather than throws.
+RUNTIME_SPAWN_ERRORS = frozenset(
+    {_errno.EACCES, _errno.EAGAIN, _errno.EMFILE, _errno.ENFILE, _errno.ENOENT}
+)
