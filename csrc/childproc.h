@@ -35,8 +35,10 @@ enum {
     CP_SPAWN_SETPGROUP = 2,   /* the child leads its own process group       */
     CP_SPAWN_SETUID = 4,      /* switch to `uid` (forces the clone path)     */
     CP_SPAWN_SETGID = 8,      /* switch to `gid` (forces the clone path)     */
-    CP_SPAWN_USE_CLONE = 16   /* take the clone path even when posix_spawn
+    CP_SPAWN_USE_CLONE = 16,  /* take the clone path even when posix_spawn
                                  could serve (tests exercise both paths)     */
+    CP_SPAWN_NONBLOCK = 32    /* the parent's pipe ends are O_NONBLOCK (the
+                                 child's ends always stay blocking)          */
 };
 
 /* Where a failed spawn stopped; Python turns (errno, stage) into an error. */
@@ -118,5 +120,24 @@ int cp_run_sync(cp_spawn_req *req, const cp_sync_opts *opts,
 
 /* Free what cp_run_sync allocated in result->outputs. */
 void cp_sync_result_free(cp_sync_result *result, int nstdio);
+
+/* ---- fd-to-fd pumping (pipe_posix.c) -------------------------------- */
+
+/* A pump moves bytes from in_fd to out_fd with splice(2) on a thread of its
+ * own, in C: no Python object per chunk and no GIL.  One side must be a
+ * pipe (Linux's rule for splice); where splice cannot serve (EINVAL: e.g. a
+ * regular file as the source, or not Linux) it falls back to read/write
+ * through one buffer in the same thread.  When it stops (EOF on in_fd, an
+ * error, or cp_pump_cancel) it writes one byte to wake_fd so the owner's
+ * loop learns of it.  The fds stay the caller's: the pump never closes them. */
+typedef struct cp_pump cp_pump;
+
+int cp_pump_start(int in_fd, int out_fd, int wake_fd, cp_pump **pump);
+/* Ask the pump to stop early (unpipe, destroy); returns at once. */
+void cp_pump_cancel(cp_pump *pump);
+/* After the wake-up: joins the thread, reports the bytes moved and how it
+ * ended (0: EOF reached; -ECANCELED: cancelled; -errno: read or write
+ * failed, -EPIPE when the reader went away), and frees the pump. */
+int cp_pump_finish(cp_pump *pump, uint64_t *moved);
 
 #endif

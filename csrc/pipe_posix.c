@@ -15,6 +15,9 @@
 #include <unistd.h>
 
 #include "cp_internal.h"
+#ifdef __linux__
+#include <fcntl.h>
+#endif
 
 int cp__pipe(int fds[2])
 {
@@ -86,4 +89,170 @@ long cp__read_append(int fd, cp_output *out)
         return errno == EWOULDBLOCK ? -EAGAIN : -errno;
     out->len += (size_t)n;
     return (long)n;
+}
+
+/* ------------------------------------------------------------------ */
+/* The fd-to-fd pump (readable.pipe(dest) where both ends are fds).      */
+/* ------------------------------------------------------------------ */
+
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+
+struct cp_pump {
+    pthread_t thread;
+    int in_fd, out_fd, wake_fd;
+    int cancel[2]; /* cp_pump_cancel writes [1]; the thread polls [0] */
+    uint64_t moved;
+    int result;
+};
+
+/* Wait until fd is ready for `events` or the pump is cancelled. */
+static int pump_wait(cp_pump *p, int fd, short events)
+{
+    struct pollfd pfd[2] = {{fd, events, 0}, {p->cancel[0], POLLIN, 0}};
+    for (;;) {
+        int n = poll(pfd, 2, -1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        if (pfd[1].revents)
+            return -ECANCELED;
+        /* POLLHUP / POLLERR: let the next read or write report it. */
+        return 0;
+    }
+}
+
+/* read/write through one buffer: for what splice cannot do. */
+static int pump_copy(cp_pump *p)
+{
+    char *buf = malloc(CP_READ_CHUNK);
+    if (buf == NULL)
+        return -ENOMEM;
+    int rc = 0;
+    for (;;) {
+        ssize_t n = read(p->in_fd, buf, CP_READ_CHUNK);
+        if (n == 0)
+            break;
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN && (rc = pump_wait(p, p->in_fd, POLLIN)) == 0)
+                continue;
+            rc = rc ? rc : -errno;
+            break;
+        }
+        for (ssize_t off = 0; off < n;) {
+            ssize_t w = write(p->out_fd, buf + off, (size_t)(n - off));
+            if (w < 0) {
+                if (errno == EINTR)
+                    continue;
+                if (errno == EAGAIN && (rc = pump_wait(p, p->out_fd, POLLOUT)) == 0)
+                    continue;
+                rc = rc ? rc : -errno;
+                goto out;
+            }
+            off += w;
+            p->moved += (uint64_t)w;
+        }
+    }
+out:
+    free(buf);
+    return rc;
+}
+
+static void *pump_main(void *arg)
+{
+    cp_pump *p = arg;
+    sigset_t all;
+    /* Signals stay with the interpreter's threads. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+
+    int rc = 0;
+#ifdef __linux__
+    for (;;) {
+        /* SPLICE_F_NONBLOCK makes the pipe side non-blocking whatever the
+         * fd's flags, so a cancel is never stuck behind a blocked splice. */
+        ssize_t n = splice(p->in_fd, NULL, p->out_fd, NULL, 1 << 20,
+                           SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n > 0) {
+            p->moved += (uint64_t)n;
+            continue;
+        }
+        if (n == 0)
+            break; /* EOF */
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN) {
+            /* Either side may be the one not ready: wait for input first,
+             * and if input is there, the output is what is full. */
+            struct pollfd in = {p->in_fd, POLLIN, 0};
+            int ready = poll(&in, 1, 0);
+            rc = pump_wait(p, ready > 0 ? p->out_fd : p->in_fd,
+                           ready > 0 ? POLLOUT : POLLIN);
+            if (rc < 0)
+                break;
+            continue;
+        }
+        if (errno == EINVAL || errno == ENOSYS) {
+            /* Neither end is a pipe, or an O_APPEND file: copy instead. */
+            rc = pump_copy(p);
+            break;
+        }
+        rc = -errno;
+        break;
+    }
+#else
+    rc = pump_copy(p);
+#endif
+    p->result = rc;
+    /* Tell the owner's loop; the byte's value does not matter. */
+    while (write(p->wake_fd, "p", 1) < 0 && errno == EINTR)
+        ;
+    return NULL;
+}
+
+int cp_pump_start(int in_fd, int out_fd, int wake_fd, cp_pump **pump)
+{
+    cp_pump *p = calloc(1, sizeof *p);
+    if (p == NULL)
+        return -ENOMEM;
+    p->in_fd = in_fd;
+    p->out_fd = out_fd;
+    p->wake_fd = wake_fd;
+    int rc = cp__pipe(p->cancel);
+    if (rc < 0) {
+        free(p);
+        return rc;
+    }
+    rc = pthread_create(&p->thread, NULL, pump_main, p);
+    if (rc != 0) {
+        close(p->cancel[0]);
+        close(p->cancel[1]);
+        free(p);
+        return -rc;
+    }
+    *pump = p;
+    return 0;
+}
+
+void cp_pump_cancel(cp_pump *pump)
+{
+    while (write(pump->cancel[1], "c", 1) < 0 && errno == EINTR)
+        ;
+}
+
+int cp_pump_finish(cp_pump *pump, uint64_t *moved)
+{
+    pthread_join(pump->thread, NULL);
+    int rc = pump->result;
+    if (moved)
+        *moved = pump->moved;
+    close(pump->cancel[0]);
+    close(pump->cancel[1]);
+    free(pump);
+    return rc;
 }

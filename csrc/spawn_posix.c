@@ -166,6 +166,10 @@ static int stdio_plan_init(stdio_plan *plan, cp_spawn_req *req)
             s->fd = s->kind == CP_STDIO_PIPE_IN ? fds[1] : fds[0];
             plan->src[i] = s->kind == CP_STDIO_PIPE_IN ? fds[0] : fds[1];
             plan->owned[plan->nowned++] = plan->src[i];
+            /* O_NONBLOCK lives on the open file description, so only the
+             * parent's end may get it: the child's stays blocking. */
+            if ((req->flags & CP_SPAWN_NONBLOCK) && (rc = cp__set_nonblock(s->fd, 1)) < 0)
+                return rc;
             break;
         case CP_STDIO_FD:
             plan->src[i] = s->fd;

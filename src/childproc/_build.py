@@ -22,7 +22,7 @@ if sys.platform == "win32":
 else:
     _SOURCES = ["spawn_posix.c", "pipe_posix.c", "run_sync.c"]
     # dlsym lives in libdl before glibc 2.34 (manylinux wheels build there).
-    _LIBS = ["dl"] if sys.platform.startswith("linux") else []
+    _LIBS = ["dl", "pthread"] if sys.platform.startswith("linux") else []
 
 
 def _cdef_text() -> str:

@@ -1,0 +1,335 @@
+/*
+ * pipe_win32.c - pipes and the small helpers the Windows core shares:
+ * Win32 error -> errno, WTF-8 -> UTF-16, and the stdio pipe pair.
+ *
+ * Why named pipes: anonymous pipes (CreatePipe) cannot do overlapped I/O
+ * ("Anonymous Pipe Operations" in Microsoft's docs), and the sync loop in
+ * run_sync_win32.c (and any event loop on the Python side) needs to wait on
+ * several pipes and the process at once without a thread per pipe.  So, as
+ * libuv, CPython's asyncio and Rust do, the parent's end is the server end of
+ * a uniquely named pipe opened with FILE_FLAG_OVERLAPPED, and the child's end
+ * is a synchronous client handle: most programs do not expect an overlapped
+ * stdio handle (a synchronous ReadFile on one can report completion early).
+ *
+ * Internal functions here are prefixed cp__ and declared at the top of the
+ * files that use them; Python never calls them, so they stay out of
+ * childproc.h (which cffi reads).
+ */
+#ifndef _WIN32_WINNT
+#define _WIN32_WINNT 0x0601 /* Windows 7: PROC_THREAD_ATTRIBUTE_HANDLE_LIST */
+#endif
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#include <windows.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "childproc.h"
+
+/* CPython's errno module on Windows deliberately maps these names to the
+ * Winsock values (errno.ETIMEDOUT == 10060, errno.ENOBUFS == 10055), not to
+ * the CRT's errno.h values (138, 119), and errno.errorcode has no entry for
+ * the CRT ones.  The C core returns what Python's errno module calls them so
+ * the facade can decode every platform with errno.errorcode[-err]. */
+#ifndef ERROR_ELEVATION_REQUIRED /* missing from older mingw-w64 headers */
+#define ERROR_ELEVATION_REQUIRED 740
+#endif
+
+#ifndef CP_ETIMEDOUT
+#define CP_ETIMEDOUT 10060 /* WSAETIMEDOUT */
+#endif
+
+/* Win32 error code -> negative errno, following libuv's
+ * uv_translate_sys_error for the codes process creation and pipes can
+ * produce.  Deliberate differences from libuv:
+ *  - ERROR_ACCESS_DENIED is EACCES (libuv says EPERM): it is what POSIX
+ *    spawn gives for a file that is not executable, what CPython's
+ *    winerror_to_errno gives, and the facade treats EACCES as a runtime
+ *    spawn failure ('error' event) as Node does;
+ *  - ERROR_BAD_EXE_FORMAT is ENOEXEC (libuv has its own UV_EFTYPE);
+ *  - ERROR_BROKEN_PIPE is EPIPE (libuv's UV_EOF is not an errno);
+ *  - unknown codes are EINVAL (CPython's default), there is no UV_UNKNOWN. */
+int cp__win_error(DWORD err)
+{
+    switch (err) {
+    case ERROR_FILE_NOT_FOUND:
+    case ERROR_PATH_NOT_FOUND:
+    case ERROR_BAD_PATHNAME:
+    case ERROR_DIRECTORY:
+    case ERROR_ENVVAR_NOT_FOUND:
+    case ERROR_INVALID_NAME:
+    case ERROR_INVALID_DRIVE:
+    case ERROR_INVALID_REPARSE_DATA:
+    case ERROR_MOD_NOT_FOUND:
+    case ERROR_BAD_NETPATH:
+    case ERROR_BAD_NET_NAME:
+        return -ENOENT;
+    case ERROR_ACCESS_DENIED:
+    case ERROR_ELEVATION_REQUIRED:
+    case ERROR_CANT_ACCESS_FILE:
+    case ERROR_NETWORK_ACCESS_DENIED:
+        return -EACCES;
+    case ERROR_PRIVILEGE_NOT_HELD:
+        return -EPERM;
+    case ERROR_TOO_MANY_OPEN_FILES:
+        return -EMFILE;
+    case ERROR_NOT_ENOUGH_MEMORY:
+    case ERROR_OUTOFMEMORY:
+    case ERROR_COMMITMENT_LIMIT:
+    case ERROR_NO_SYSTEM_RESOURCES:
+        return -ENOMEM;
+    case ERROR_NO_PROC_SLOTS:
+    case ERROR_MAX_THRDS_REACHED:
+    case ERROR_NOT_ENOUGH_QUOTA:
+        return -EAGAIN;
+    case ERROR_BAD_EXE_FORMAT:
+    case ERROR_EXE_MACHINE_TYPE_MISMATCH:
+    case ERROR_BAD_FORMAT:
+        return -ENOEXEC;
+    case ERROR_FILENAME_EXCED_RANGE:
+    case ERROR_BUFFER_OVERFLOW:
+        return -ENAMETOOLONG;
+    case ERROR_META_EXPANSION_TOO_LONG:
+        return -E2BIG;
+    case ERROR_INVALID_HANDLE:
+    case ERROR_INVALID_FLAGS:
+        return -EBADF;
+    case ERROR_BROKEN_PIPE:
+    case ERROR_NO_DATA:
+    case ERROR_BAD_PIPE:
+    case ERROR_PIPE_NOT_CONNECTED:
+        return -EPIPE;
+    case ERROR_PIPE_BUSY:
+    case ERROR_SHARING_VIOLATION:
+    case ERROR_LOCK_VIOLATION:
+        return -EBUSY;
+    case ERROR_ALREADY_EXISTS:
+    case ERROR_FILE_EXISTS:
+        return -EEXIST;
+    case ERROR_NOT_SUPPORTED:
+        return -ENOTSUP;
+    case ERROR_OPERATION_ABORTED:
+        return -ECANCELED;
+    case ERROR_NO_UNICODE_TRANSLATION:
+        return -EILSEQ;
+    case ERROR_NOACCESS:
+        return -EFAULT;
+    case ERROR_DISK_FULL:
+    case ERROR_HANDLE_DISK_FULL:
+        return -ENOSPC;
+    case ERROR_WRITE_PROTECT:
+        return -EROFS;
+    case ERROR_SEM_TIMEOUT:
+        return -CP_ETIMEDOUT;
+    case ERROR_INVALID_FUNCTION:
+        return -EISDIR;
+    default:
+        return -EINVAL;
+    }
+}
+
+/* Decode one WTF-8 string of `n` bytes into UTF-16; `out` NULL only counts.
+ * WTF-8, not strict UTF-8, because that is what Python's filesystem encoding
+ * on Windows (utf-8 with surrogatepass) produces for str arguments holding
+ * lone surrogates, and Windows strings may hold them.  Returns the number of
+ * UTF-16 units, or -1 on a byte sequence that is not WTF-8. */
+static long wtf8_decode(const unsigned char *s, size_t n, WCHAR *out)
+{
+    long units = 0;
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        unsigned cp, need, min;
+        if (c < 0x80) {
+            cp = c;
+            need = 0;
+            min = 0;
+        } else if (c >= 0xC2 && c <= 0xDF) {
+            cp = c & 0x1F;
+            need = 1;
+            min = 0x80;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            cp = c & 0x0F;
+            need = 2;
+            min = 0x800;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            cp = c & 0x07;
+            need = 3;
+            min = 0x10000;
+        } else {
+            return -1;
+        }
+        if (n - i - 1 < need)
+            return -1;
+        for (unsigned k = 1; k <= need; k++) {
+            unsigned cc = s[i + k];
+            if ((cc & 0xC0) != 0x80)
+                return -1;
+            cp = (cp << 6) | (cc & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF)
+            return -1; /* overlong or out of range */
+        i += need + 1;
+        if (cp >= 0x10000) {
+            if (out) {
+                cp -= 0x10000;
+                out[units] = (WCHAR)(0xD800 + (cp >> 10));
+                out[units + 1] = (WCHAR)(0xDC00 + (cp & 0x3FF));
+            }
+            units += 2;
+        } else {
+            if (out)
+                out[units] = (WCHAR)cp;
+            units += 1;
+        }
+    }
+    return units;
+}
+
+/* NUL-terminated WTF-8 -> malloc'd NUL-terminated UTF-16.  *len (if not
+ * NULL) gets the length in units without the NUL. */
+int cp__utf8_to_utf16(const char *s, WCHAR **out, size_t *len)
+{
+    size_t n = strlen(s);
+    long units = wtf8_decode((const unsigned char *)s, n, NULL);
+    if (units < 0)
+        return -EINVAL;
+    WCHAR *w = malloc(((size_t)units + 1) * sizeof(WCHAR));
+    if (w == NULL)
+        return -ENOMEM;
+    wtf8_decode((const unsigned char *)s, n, w);
+    w[units] = 0;
+    *out = w;
+    if (len)
+        *len = (size_t)units;
+    return 0;
+}
+
+void cp__close_handle(HANDLE *h)
+{
+    if (*h != INVALID_HANDLE_VALUE && *h != NULL) {
+        DWORD saved = GetLastError();
+        CloseHandle(*h);
+        SetLastError(saved);
+    }
+    *h = INVALID_HANDLE_VALUE;
+}
+
+/* Names only need to be unique within this machine for the instant between
+ * CreateNamedPipeW and CreateFileW; pid + a process-wide counter does that,
+ * and FILE_FLAG_FIRST_PIPE_INSTANCE turns a clash (or a squatter who created
+ * the name first) into an error we retry instead of a shared pipe. */
+static volatile LONG pipe_counter;
+
+/* One stdio pipe: *parent gets the server end (overlapped, not inheritable),
+ * *child the client end (synchronous, inheritable, for the handle list).
+ * `child_reads`: 1 for CP_STDIO_PIPE_IN (the child reads, the parent
+ * writes), 0 for CP_STDIO_PIPE_OUT. */
+int cp__pipe_pair(int child_reads, HANDLE *parent, HANDLE *child)
+{
+    WCHAR name[80];
+    DWORD server_access, client_access;
+    HANDLE server = INVALID_HANDLE_VALUE, client;
+    SECURITY_ATTRIBUTES sa;
+    int tries;
+
+    *parent = INVALID_HANDLE_VALUE;
+    *child = INVALID_HANDLE_VALUE;
+
+    /* As libuv: a parent that writes also gets inbound access, because
+     * CreateNamedPipe grants FILE_READ_ATTRIBUTES only with it and the
+     * parent needs that to query the pipe (e.g. PeekNamedPipe-style probes
+     * of the write side from Python). */
+    if (child_reads) {
+        server_access = PIPE_ACCESS_OUTBOUND | PIPE_ACCESS_INBOUND;
+        client_access = GENERIC_READ | FILE_WRITE_ATTRIBUTES;
+    } else {
+        server_access = PIPE_ACCESS_INBOUND;
+        client_access = GENERIC_WRITE | FILE_READ_ATTRIBUTES;
+    }
+    server_access |= FILE_FLAG_OVERLAPPED | FILE_FLAG_FIRST_PIPE_INSTANCE;
+
+    for (tries = 0; tries < 64; tries++) {
+        LONG n = InterlockedIncrement(&pipe_counter);
+        _snwprintf(name, sizeof name / sizeof name[0],
+                   L"\\\\.\\pipe\\childproc-%lu-%ld",
+                   (unsigned long)GetCurrentProcessId(), (long)n);
+        name[sizeof name / sizeof name[0] - 1] = 0;
+        /* Byte mode both ways, one instance, 64 KiB buffers (libuv's and
+         * Rust's choice, the usual Linux pipe size).  Remote clients are
+         * refused: this pipe is only ever meant for our own child. */
+        server = CreateNamedPipeW(name, server_access,
+                                  PIPE_TYPE_BYTE | PIPE_READMODE_BYTE |
+                                      PIPE_WAIT | PIPE_REJECT_REMOTE_CLIENTS,
+                                  1, 65536, 65536, 0, NULL);
+        if (server != INVALID_HANDLE_VALUE)
+            break;
+        DWORD err = GetLastError();
+        if (err != ERROR_PIPE_BUSY && err != ERROR_ACCESS_DENIED)
+            return cp__win_error(err);
+    }
+    if (server == INVALID_HANDLE_VALUE)
+        return -EMFILE;
+
+    sa.nLength = sizeof sa;
+    sa.lpSecurityDescriptor = NULL;
+    sa.bInheritHandle = TRUE;
+    client = CreateFileW(name, client_access, 0, &sa, OPEN_EXISTING, 0, NULL);
+    if (client == INVALID_HANDLE_VALUE) {
+        int r = cp__win_error(GetLastError());
+        CloseHandle(server);
+        return r;
+    }
+
+    /* Both ends exist, so this completes at once; on an overlapped handle it
+     * must still be given an OVERLAPPED, and "already connected" is the
+     * expected answer. */
+    OVERLAPPED ov;
+    memset(&ov, 0, sizeof ov);
+    ov.hEvent = CreateEventW(NULL, TRUE, FALSE, NULL);
+    if (ov.hEvent == NULL) {
+        int r = cp__win_error(GetLastError());
+        CloseHandle(client);
+        CloseHandle(server);
+        return r;
+    }
+    if (!ConnectNamedPipe(server, &ov)) {
+        DWORD err = GetLastError();
+        DWORD ignored;
+        if (err == ERROR_IO_PENDING) {
+            if (!GetOverlappedResult(server, &ov, &ignored, TRUE))
+                err = GetLastError();
+            else
+                err = ERROR_PIPE_CONNECTED;
+        }
+        if (err != ERROR_PIPE_CONNECTED) {
+            CloseHandle(ov.hEvent);
+            CloseHandle(client);
+            CloseHandle(server);
+            return cp__win_error(err);
+        }
+    }
+    CloseHandle(ov.hEvent);
+
+    *parent = server;
+    *child = client;
+    return 0;
+}
+
+/* Cancel whatever I/O `ov` has in flight on `h` and wait until the kernel is
+ * done with `ov` and the buffer (it may still complete with data).  Returns
+ * the bytes the operation transferred, 0 if it was cancelled or failed. */
+DWORD cp__cancel_io(HANDLE h, OVERLAPPED *ov)
+{
+    DWORD n = 0;
+    /* ERROR_NOT_FOUND means it completed already; the wait below then
+     * returns at once with its result. */
+    CancelIoEx(h, ov);
+    if (!GetOverlappedResult(h, ov, &n, TRUE))
+        n = 0;
+    return n;
+}

@@ -1,0 +1,360 @@
+"""The loop model: when and where childproc's callbacks run (DESIGN.md §3).
+
+A child, its streams and its channel belong to the thread that created
+them, and every event they emit runs on that thread, one callback at a time:
+
+* If that thread is running an asyncio event loop, the events are delivered
+  on that loop (:class:`AsyncioReactor` registers the fds with it), so
+  childproc mixes with asyncio code and ``await`` just works.
+* Otherwise the thread gets a private loop (:class:`PrivateLoop`).  It runs
+  only while the thread blocks on childproc -- ``child.wait()``, iterating a
+  stream, ``cp.run()`` -- and, for the main thread, at interpreter exit, where
+  it runs until no ref'd child, stream or channel remains, the way Node keeps
+  its process alive.  ``unref()`` opts a handle out.
+
+Either way a listener attached right after ``spawn()`` returns never misses an
+event: nothing is delivered before the creating code yields to the loop.
+
+Both reactors offer the same small interface (:class:`Reactor`): fd readiness
+callbacks, ``call_soon`` (Node's next tick), timers, a thread-safe wake-up,
+and the ref count.  Child exits are fd readiness too (a pidfd), so no SIGCHLD
+handler and no ``waitpid(-1)`` is ever involved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import heapq
+import itertools
+import os
+import selectors
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["Reactor", "PrivateLoop", "AsyncioReactor", "TimerHandle", "current_reactor", "run"]
+
+Callback = Callable[..., Any]
+
+
+class TimerHandle:
+    """A scheduled call; ``cancel()`` stops it if it has not run yet."""
+
+    __slots__ = ("when", "callback", "args", "cancelled", "_inner")
+
+    def __init__(self, when: float, callback: Callback, args: tuple[Any, ...]) -> None:
+        self.when = when
+        self.callback = callback
+        self.args = args
+        self.cancelled = False
+        self._inner: Any = None  # asyncio's own handle, when there is one
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        if self._inner is not None:
+            self._inner.cancel()
+
+
+class Reactor:
+    """What childproc needs from a loop.  Two implementations below."""
+
+    thread_id: int
+
+    def add_reader(self, fd: int, callback: Callback) -> None:
+        raise NotImplementedError
+
+    def remove_reader(self, fd: int) -> None:
+        raise NotImplementedError
+
+    def add_writer(self, fd: int, callback: Callback) -> None:
+        raise NotImplementedError
+
+    def remove_writer(self, fd: int) -> None:
+        raise NotImplementedError
+
+    def call_soon(self, callback: Callback, *args: Any) -> None:
+        raise NotImplementedError
+
+    def call_soon_threadsafe(self, callback: Callback, *args: Any) -> None:
+        raise NotImplementedError
+
+    def call_later(self, delay: float, callback: Callback, *args: Any) -> TimerHandle:
+        raise NotImplementedError
+
+    def ref(self) -> None:
+        """A handle that keeps the loop (and, for the main thread, the
+        interpreter at exit) alive has started."""
+
+    def unref(self) -> None:
+        """Such a handle has ended or was unref()'d."""
+
+    def run_until(self, done: Callable[[], bool], timeout: float | None = None) -> bool:
+        """Run callbacks until ``done()`` is true; False on timeout."""
+        raise NotImplementedError
+
+
+class PrivateLoop(Reactor):
+    """A per-thread loop on ``selectors`` (epoll on Linux, kqueue on macOS).
+
+    It runs only inside :meth:`run_until`.  An exception raised by a callback
+    (for example an ``'error'`` event nobody listens to) propagates out of
+    ``run_until``, so it surfaces from the call that drove the loop -- never
+    silently; callbacks still queued run on the next drive.
+    """
+
+    def __init__(self) -> None:
+        self.thread_id = threading.get_ident()
+        self._selector = selectors.DefaultSelector()
+        self._callbacks: dict[int, list[Callback | None]] = {}  # fd -> [reader, writer]
+        self._ready: deque[tuple[Callback, tuple[Any, ...]]] = deque()
+        self._timers: list[tuple[float, int, TimerHandle]] = []
+        self._seq = itertools.count()
+        self._refs = 0
+        self._lock = threading.Lock()
+        self._threadsafe: deque[tuple[Callback, tuple[Any, ...]]] = deque()
+        self._awaited_wakeups = 0  # threads that will call call_soon_threadsafe
+        # Wake-up pipe for other threads (exit waiters without a pidfd, C
+        # pumps finishing).  Close-on-exec and non-blocking from birth.
+        self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK) if hasattr(os, "pipe2") else _pipe_cloexec()
+        self._selector.register(self._wake_r, selectors.EVENT_READ)
+        self._callbacks[self._wake_r] = [self._drain_wakeups, None]
+
+    # -- fds ---------------------------------------------------------------
+
+    def _update(self, fd: int, slot: int, callback: Callback | None) -> None:
+        entry = self._callbacks.get(fd)
+        if entry is None:
+            if callback is None:
+                return
+            entry = [None, None]
+            entry[slot] = callback
+            self._callbacks[fd] = entry
+            self._selector.register(fd, selectors.EVENT_READ if slot == 0 else selectors.EVENT_WRITE)
+            return
+        entry[slot] = callback
+        mask = (selectors.EVENT_READ if entry[0] else 0) | (selectors.EVENT_WRITE if entry[1] else 0)
+        if mask:
+            self._selector.modify(fd, mask)
+        else:
+            del self._callbacks[fd]
+            self._selector.unregister(fd)
+
+    def add_reader(self, fd: int, callback: Callback) -> None:
+        self._update(fd, 0, callback)
+
+    def remove_reader(self, fd: int) -> None:
+        self._update(fd, 0, None)
+
+    def add_writer(self, fd: int, callback: Callback) -> None:
+        self._update(fd, 1, callback)
+
+    def remove_writer(self, fd: int) -> None:
+        self._update(fd, 1, None)
+
+    # -- calls -------------------------------------------------------------
+
+    def call_soon(self, callback: Callback, *args: Any) -> None:
+        self._ready.append((callback, args))
+
+    def call_soon_threadsafe(self, callback: Callback, *args: Any) -> None:
+        with self._lock:
+            self._threadsafe.append((callback, args))
+        try:
+            os.write(self._wake_w, b"\0")
+        except BlockingIOError:
+            pass  # a wake-up is already pending
+
+    def _drain_wakeups(self) -> None:
+        try:
+            while os.read(self._wake_r, 4096):
+                pass
+        except BlockingIOError:
+            pass
+        with self._lock:
+            self._ready.extend(self._threadsafe)
+            self._threadsafe.clear()
+
+    def call_later(self, delay: float, callback: Callback, *args: Any) -> TimerHandle:
+        handle = TimerHandle(time.monotonic() + max(0.0, delay), callback, args)
+        heapq.heappush(self._timers, (handle.when, next(self._seq), handle))
+        return handle
+
+    def expect_wakeup(self) -> None:
+        """Another thread will call :meth:`call_soon_threadsafe` later (an
+        exit waiter where there is no pidfd); blocking is then not hopeless."""
+        self._awaited_wakeups += 1
+
+    def wakeup_arrived(self) -> None:
+        self._awaited_wakeups -= 1
+
+    def ref(self) -> None:
+        self._refs += 1
+
+    def unref(self) -> None:
+        self._refs -= 1
+
+    @property
+    def refs(self) -> int:
+        return self._refs
+
+    # -- running -----------------------------------------------------------
+
+    def _run_ready(self, done: Callable[[], bool]) -> bool:
+        ready = self._ready
+        while ready:
+            callback, args = ready.popleft()
+            callback(*args)
+            if done():
+                return True
+        return done()
+
+    def _next_timeout(self, deadline: float | None) -> float | None:
+        timers = self._timers
+        while timers and timers[0][2].cancelled:
+            heapq.heappop(timers)
+        wait: float | None = None
+        now = time.monotonic()
+        if timers:
+            wait = max(0.0, timers[0][0] - now)
+        if deadline is not None:
+            left = max(0.0, deadline - now)
+            wait = left if wait is None else min(wait, left)
+        return wait
+
+    def _run_timers(self) -> None:
+        timers = self._timers
+        now = time.monotonic()
+        while timers and timers[0][0] <= now:
+            _, _, handle = heapq.heappop(timers)
+            if not handle.cancelled:
+                self._ready.append((handle.callback, handle.args))
+
+    def run_until(self, done: Callable[[], bool], timeout: float | None = None) -> bool:
+        if threading.get_ident() != self.thread_id:
+            raise RuntimeError("a childproc loop can only be driven by the thread that owns it")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        callbacks = self._callbacks
+        while True:
+            if self._run_ready(done):
+                return True
+            wait = self._next_timeout(deadline)
+            if (
+                wait is None
+                and len(callbacks) == 1  # only the wake-up pipe
+                and not self._timers
+                and self._awaited_wakeups == 0
+                and not self._threadsafe
+            ):
+                # Nothing could ever make progress: no fd, no timer, no
+                # thread that owes us a wake-up.
+                raise RuntimeError("childproc: waiting for an event that can never come")
+            for key, events in self._selector.select(wait):
+                entry = callbacks.get(key.fd)
+                if entry is None:
+                    continue
+                if events & selectors.EVENT_READ and entry[0] is not None:
+                    self._ready.append((entry[0], ()))
+                if events & selectors.EVENT_WRITE and entry[1] is not None:
+                    self._ready.append((entry[1], ()))
+            self._run_timers()
+            if deadline is not None and time.monotonic() >= deadline and not self._ready:
+                return done()
+
+    def run_while_referenced(self) -> None:
+        """Node's keep-alive: run until no ref'd handle remains."""
+        self.run_until(lambda: self._refs <= 0 and not self._ready)
+
+
+def _pipe_cloexec() -> tuple[int, int]:
+    r, w = os.pipe()  # Python makes both non-inheritable (PEP 446)
+    os.set_blocking(r, False)
+    os.set_blocking(w, False)
+    return r, w
+
+
+class AsyncioReactor(Reactor):
+    """Delivers events on a running asyncio loop (uvloop works too)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.thread_id = threading.get_ident()
+
+    def add_reader(self, fd: int, callback: Callback) -> None:
+        self.loop.add_reader(fd, callback)
+
+    def remove_reader(self, fd: int) -> None:
+        self.loop.remove_reader(fd)
+
+    def add_writer(self, fd: int, callback: Callback) -> None:
+        self.loop.add_writer(fd, callback)
+
+    def remove_writer(self, fd: int) -> None:
+        self.loop.remove_writer(fd)
+
+    def call_soon(self, callback: Callback, *args: Any) -> None:
+        self.loop.call_soon(callback, *args)
+
+    def call_soon_threadsafe(self, callback: Callback, *args: Any) -> None:
+        self.loop.call_soon_threadsafe(callback, *args)
+
+    def call_later(self, delay: float, callback: Callback, *args: Any) -> TimerHandle:
+        handle = TimerHandle(self.loop.time() + delay, callback, args)
+        handle._inner = self.loop.call_later(delay, callback, *args)
+        return handle
+
+    def run_until(self, done: Callable[[], bool], timeout: float | None = None) -> bool:
+        if done():
+            return True
+        raise RuntimeError(
+            "this child belongs to a running asyncio loop: blocking would stop it from "
+            "delivering events; use 'await child' (or await the stream) instead"
+        )
+
+
+_local = threading.local()
+_asyncio_reactors: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncioReactor] = (
+    weakref.WeakKeyDictionary()
+)
+_main_loop: PrivateLoop | None = None
+
+
+def private_loop() -> PrivateLoop:
+    """This thread's private loop, created on first use."""
+    loop: PrivateLoop | None = getattr(_local, "loop", None)
+    if loop is None:
+        loop = _local.loop = PrivateLoop()
+        if threading.current_thread() is threading.main_thread():
+            global _main_loop
+            _main_loop = loop
+    return loop
+
+
+def current_reactor() -> Reactor:
+    """The reactor a child created now belongs to (see the module doc)."""
+    try:
+        aloop = asyncio.get_running_loop()
+    except RuntimeError:
+        return private_loop()
+    reactor = _asyncio_reactors.get(aloop)
+    if reactor is None:
+        reactor = _asyncio_reactors[aloop] = AsyncioReactor(aloop)
+    return reactor
+
+
+def run() -> None:
+    """Run this thread's private loop until no ref'd child, stream or
+    channel remains (what Node does before its process exits)."""
+    private_loop().run_while_referenced()
+
+
+@atexit.register
+def _run_main_loop_at_exit() -> None:
+    # Node keeps its process alive while ref'd handles remain; so does the
+    # main thread's private loop, at interpreter exit.
+    loop = _main_loop
+    if loop is not None and loop.refs > 0:
+        loop.run_while_referenced()
