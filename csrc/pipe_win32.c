@@ -285,35 +285,24 @@ int cp__pipe_pair(int child_reads, HANDLE *parent, HANDLE *child)
         return r;
     }
 
-    /* Both ends exist, so this completes at once; on an overlapped handle it
-     * must still be given an OVERLAPPED, and "already connected" is the
-     * expected answer. */
+    /* Both ends exist, so this answers "already connected" at once.  An
+     * overlapped handle still needs an OVERLAPPED; without an event the
+     * handle itself would signal completion, were it ever to pend. */
     OVERLAPPED ov;
     memset(&ov, 0, sizeof ov);
-    ov.hEvent = CreateEventW(NULL, TRUE, FALSE, NULL);
-    if (ov.hEvent == NULL) {
-        int r = cp__win_error(GetLastError());
-        CloseHandle(client);
-        CloseHandle(server);
-        return r;
-    }
     if (!ConnectNamedPipe(server, &ov)) {
         DWORD err = GetLastError();
         DWORD ignored;
-        if (err == ERROR_IO_PENDING) {
-            if (!GetOverlappedResult(server, &ov, &ignored, TRUE))
-                err = GetLastError();
-            else
-                err = ERROR_PIPE_CONNECTED;
-        }
+        if (err == ERROR_IO_PENDING)
+            err = GetOverlappedResult(server, &ov, &ignored, TRUE)
+                      ? ERROR_PIPE_CONNECTED
+                      : GetLastError();
         if (err != ERROR_PIPE_CONNECTED) {
-            CloseHandle(ov.hEvent);
             CloseHandle(client);
             CloseHandle(server);
             return cp__win_error(err);
         }
     }
-    CloseHandle(ov.hEvent);
 
     *parent = server;
     *child = client;

@@ -770,7 +770,7 @@ int cp__spawn(cp_spawn_req *req, cp_child *child, HANDLE *process,
     if (req->nstdio < 0 || req->nstdio > CP_MAX_STDIO ||
         (req->nstdio > 0 && req->stdio == NULL) || req->file == NULL) {
         child->stage = CP_STAGE_EXEC;
-        return req->nstdio > CP_MAX_STDIO ? -EMFILE : -EINVAL;
+        return req->nstdio > CP_MAX_STDIO ? -ENOTSUP : -EINVAL;
     }
     if (req->flags & (CP_SPAWN_SETUID | CP_SPAWN_SETGID)) {
         /* Windows has no uid/gid to switch to (libuv: UV_ENOTSUP). */
@@ -1064,6 +1064,11 @@ int cp__kill_handle(HANDLE process, int sig)
     case CP_SIGKILL:
     case CP_SIGINT:
     case CP_SIGQUIT:
+        /* Never "kill" a process that has already ended: Windows refuses
+         * (access denied, sorted out below) but not every implementation
+         * does (wine says yes), and the exit must keep its own code. */
+        if (WaitForSingleObject(process, 0) == WAIT_OBJECT_0)
+            return -ESRCH;
         if (TerminateProcess(process, 1))
             return 0;
         /* TerminateProcess on a process that has ended fails with access

@@ -22,6 +22,7 @@
  *                     and do not wait for it
  *   dwp MS            cp_spawn `cp_testchild sleep MS` with
  *                     CP_SPAWN_DIE_WITH_PARENT, print its pid, do not wait
+ *   nodwp MS          the same without the flag (the control)
  *   exit CODE         ExitProcess(CODE), CODE a 32-bit unsigned number
  * and exits 0 when it runs out of commands.
  */
@@ -188,7 +189,7 @@ int wmain(int argc, wchar_t **argv)
             CloseHandle(pi.hThread);
             CloseHandle(pi.hProcess);
             i++;
-        } else if (!wcscmp(c, L"dwp")) {
+        } else if (!wcscmp(c, L"dwp") || !wcscmp(c, L"nodwp")) {
             char self[MAX_PATH * 3], argvb[MAX_PATH * 3 + 64];
             cp_stdio st[3] = {{CP_STDIO_IGNORE, -1},
                               {CP_STDIO_IGNORE, -1},
@@ -208,7 +209,7 @@ int wmain(int argc, wchar_t **argv)
             req.argc = 3;
             req.stdio = st;
             req.nstdio = 3;
-            req.flags = CP_SPAWN_DIE_WITH_PARENT;
+            req.flags = c[0] == L'd' ? CP_SPAWN_DIE_WITH_PARENT : 0;
             if (cp_spawn(&req, &ch) != 0)
                 return 96;
             char s[32];

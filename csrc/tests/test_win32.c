@@ -74,6 +74,12 @@ static WCHAR *wide_of(const char *s)
     return w;
 }
 
+static int under_wine(void)
+{
+    return GetProcAddress(GetModuleHandleW(L"ntdll.dll"),
+                          "wine_get_version") != NULL;
+}
+
 static double now_s(void)
 {
     LARGE_INTEGER c, f;
@@ -338,7 +344,18 @@ static void test_env_block(void)
     text[rr.out[1].len] = 0;
     int n_dup = 0, sorted = 1, has_root = 0, has_noeq = 0, has_zeta = 0;
     char prev[512] = "";
+    /* Wine's process start-up appends variables of its own (WINE*, then
+     * SystemDrive/SystemRoot, re-set from its registry) after the block it
+     * was given; order is only ours up to there. */
+    int wine_tail = 0;
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        if (under_wine() && !strncmp(line, "WINE", 4))
+            wine_tail = 1;
+        if (wine_tail) {
+            if (!_strnicmp(line, "SYSTEMROOT=", 11))
+                has_root = 1;
+            continue;
+        }
         char key[512];
         const char *eq = strchr(line + 1, '=');
         size_t k = eq ? (size_t)(eq - line) : strlen(line);
@@ -1005,7 +1022,94 @@ static void test_handle_list(void)
     CHECK(out_is(&rr, 1, "invalid"), "leaked: child says [%s]",
           out_str(&rr, 1));
     run_free(&rr);
+
+    /* The control: a plain CreateProcessW that inherits everything does
+     * pass it, so "invalid" above is the handle list's doing. */
+    WCHAR line[MAX_PATH * 2];
+    WCHAR *wexe = wide_of(child_exe);
+    swprintf(line, MAX_PATH * 2, L"\"%ls\" handle %hs", wexe, hex);
+    SECURITY_ATTRIBUTES psa = {sizeof psa, NULL, TRUE};
+    HANDLE rd, wr;
+    CreatePipe(&rd, &wr, &psa, 0);
+    SetHandleInformation(rd, HANDLE_FLAG_INHERIT, 0);
+    STARTUPINFOW si;
+    PROCESS_INFORMATION pi;
+    memset(&si, 0, sizeof si);
+    si.cb = sizeof si;
+    si.dwFlags = STARTF_USESTDHANDLES;
+    si.hStdOutput = wr;
+    si.hStdError = wr;
+    si.hStdInput = INVALID_HANDLE_VALUE;
+    BOOL ok = CreateProcessW(wexe, line, NULL, NULL, TRUE, 0, NULL, NULL, &si,
+                             &pi);
+    CloseHandle(wr);
+    char buf[32] = {0};
+    DWORD n = 0, got = 0;
+    while (ok && got < sizeof buf - 1 &&
+           ReadFile(rd, buf + got, (DWORD)(sizeof buf - 1 - got), &n, NULL) &&
+           n > 0)
+        got += n;
+    CHECK(ok && !strcmp(buf, "valid"), "control: child says [%s]", buf);
+    if (ok) {
+        WaitForSingleObject(pi.hProcess, INFINITE);
+        CloseHandle(pi.hProcess);
+        CloseHandle(pi.hThread);
+    }
+    CloseHandle(rd);
+    free(wexe);
     CloseHandle(ev);
+}
+
+static void test_shell_cmd(void)
+{
+    /* Node's shell mode on Windows: cmd.exe /d /s /c "<command>" with
+     * windowsVerbatimArguments, found on the parent's PATH. */
+    run_opts o = {0};
+    run_result rr;
+    o.file = "cmd.exe";
+    SET_ARGS(o, "/d", "/s", "/c", "\"echo hello world& exit 3\"");
+    o.flags = CP_SPAWN_VERBATIM_ARGS;
+    run(&o, &rr);
+    CHECK(rr.rc == 0, "rc %d", rr.rc);
+    CHECK(rr.res.exit_code == 3, "exit %d", rr.res.exit_code);
+    CHECK(out_is(&rr, 1, "hello world\r\n"), "got [%s]", out_str(&rr, 1));
+    run_free(&rr);
+
+    /* The brief's simplest case: cmd /c echo hi, quoted normally. */
+    o.file = "cmd";
+    SET_ARGS(o, "/c", "echo", "hi");
+    o.flags = 0;
+    run(&o, &rr);
+    CHECK(rr.rc == 0 && rr.res.exit_code == 0, "rc %d", rr.rc);
+    CHECK(out_is(&rr, 1, "hi\r\n"), "got [%s]", out_str(&rr, 1));
+    run_free(&rr);
+}
+
+static void test_not_executable(void)
+{
+    /* A file with an .exe name that is no program: ENOEXEC (Python's
+     * winerror_to_errno says the same for ERROR_BAD_EXE_FORMAT). */
+    char p[MAX_PATH * 3];
+    snprintf(p, sizeof p, "%s\\bogus.exe", tmp_dir);
+    FILE *f = fopen(p, "wb");
+    if (f) {
+        fputs("this is not a program\n", f);
+        fclose(f);
+    }
+    run_opts o = {0};
+    run_result rr;
+    o.file = p;
+    run(&o, &rr);
+    CHECK(rr.rc == -ENOEXEC, "rc %d", rr.rc);
+    CHECK(rr.res.stage == CP_STAGE_EXEC && rr.res.pid == 0, "stage %d pid %d",
+          rr.res.stage, rr.res.pid);
+    run_free(&rr);
+
+    /* A directory is never taken for the program. */
+    o.file = tmp_dir;
+    run(&o, &rr);
+    CHECK(rr.rc == -ENOENT, "directory: rc %d", rr.rc);
+    run_free(&rr);
 }
 
 static void test_flags(void)
@@ -1025,21 +1129,44 @@ static void test_flags(void)
     }
 }
 
+/* Run the child with `cmd MS` (dwp or nodwp) and return a handle to the
+ * grandchild it started, or NULL. */
+static HANDLE grandchild_of(const char *cmd, run_result *rr)
+{
+    run_opts o = {0};
+    SET_ARGS(o, cmd, "30000");
+    o.timeout = 20;
+    run(&o, rr);
+    CHECK(rr->rc == 0 && rr->res.exit_code == 0, "%s: rc %d exit %d", cmd,
+          rr->rc, rr->res.exit_code);
+    DWORD pid = (DWORD)strtoul(out_str(rr, 1), NULL, 10);
+    CHECK(pid > 0, "no pid printed: [%s]", out_str(rr, 1));
+    return pid ? OpenProcess(SYNCHRONIZE | PROCESS_TERMINATE, FALSE, pid)
+               : NULL;
+}
+
 static void test_die_with_parent(void)
+{
+    run_result rr;
+    /* The control: without the flag the grandchild outlives the child, so
+     * the check below tests the flag and not a grandchild that never ran. */
+    HANDLE h = grandchild_of("nodwp", &rr);
+    CHECK(h != NULL, "control grandchild not running");
+    if (h) {
+        CHECK(WaitForSingleObject(h, 1000) == WAIT_TIMEOUT,
+              "control grandchild died on its own");
+        TerminateProcess(h, 1);
+        CloseHandle(h);
+    }
+    run_free(&rr);
+}
+
+static void test_die_with_parent_flag(void)
 {
     /* The child spawns a grandchild with CP_SPAWN_DIE_WITH_PARENT, prints
      * its pid and exits: the grandchild must die with it. */
-    run_opts o = {0};
     run_result rr;
-    SET_ARGS(o, "dwp", "30000");
-    o.timeout = 20;
-    run(&o, &rr);
-    CHECK(rr.rc == 0 && rr.res.exit_code == 0, "rc %d exit %d", rr.rc,
-          rr.res.exit_code);
-    DWORD pid = (DWORD)strtoul(out_str(&rr, 1), NULL, 10);
-    CHECK(pid > 0, "no pid printed: [%s]", out_str(&rr, 1));
-    HANDLE h = pid ? OpenProcess(SYNCHRONIZE | PROCESS_TERMINATE, FALSE, pid)
-                   : NULL;
+    HANDLE h = grandchild_of("dwp", &rr);
     if (h) {
         DWORD w = WaitForSingleObject(h, 10000);
         CHECK(w == WAIT_OBJECT_0, "grandchild outlived its parent");
@@ -1178,8 +1305,11 @@ static const test_case tests[] = {
     {"ignore", test_ignore},
     {"fd3", test_fd3},
     {"handle_list", test_handle_list},
+    {"shell_cmd", test_shell_cmd},
+    {"not_executable", test_not_executable},
     {"flags", test_flags},
-    {"die_with_parent", test_die_with_parent},
+    {"die_with_parent_control", test_die_with_parent},
+    {"die_with_parent", test_die_with_parent_flag},
     {"e2big_and_bad_utf8", test_e2big_and_bad_utf8},
     {"threads", test_threads},
     {"no_handle_leak", test_no_handle_leak},
