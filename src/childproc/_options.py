@@ -1,0 +1,817 @@
+"""Argument normalisation and validation shared by all seven entry points.
+
+Each public function (``spawn``, ``spawn_sync``, ``exec``, ``exec_sync``,
+``exec_file``, ``exec_file_sync``, ``fork``) passes its raw arguments to a
+``normalize_*`` function here and gets a :class:`SpawnPlan` back: the file,
+argv and environment blobs the C core reads, the stdio slots, and every
+option resolved to a plain value.  Nothing is spawned before the whole call
+is valid.  The rules are Node's (``normalizeSpawnArguments``,
+``normalizeExecArgs``, ``normalizeExecFileArgs``, ``fork``,
+``getValidStdio``, ``spawnSync``; v20) with Node's codes and messages.
+Options come as keyword arguments and/or a Node-style mapping in the options
+slot (camelCase names allowed there; keywords win; ``None`` means "not
+given"); an option the function does not take is a ``TypeError`` where Node
+would ignore it.
+
+Deliberate differences from Node, each marked where it is made: seconds for
+timeouts; ``TypeError`` for non-numbers (Node: ``ERR_OUT_OF_RANGE``);
+unknown encodings refused before spawning; ``str`` input with encoding
+``'buffer'`` is UTF-8; unknown stdio strings refused in sync calls and
+``'overlapped'`` accepted there; ``env`` must be a mapping; arguments that
+Node's positional shifting would silently drop are refused; a stale
+``NODE_CHANNEL_*`` pair in a given env is replaced, not duplicated.
+
+Speed: ``spawn_sync('/bin/true')`` must stay within a few percent of a C
+``posix_spawn`` loop, so the default call shape takes a fast path (a few
+type checks, one encode, shared stdio slots; tables built at import).
+"""
+
+from __future__ import annotations
+
+import base64
+import codecs
+import importlib
+import math
+import os
+import re
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ._errors import (
+    ArgValueError, child_process_ipc_required, invalid_arg_type, invalid_arg_value,
+    ipc_one_pipe, ipc_sync_fork, out_of_range, unknown_encoding,
+)
+from ._signals import SIGTERM, signal_number
+
+__all__ = ["StdioSlot", "SpawnPlan", "MAX_BUFFER", "normalize_spawn", "normalize_exec",
+           "normalize_exec_file", "normalize_fork", "normalize_encoding", "decode_output",
+           "encode_input"]
+
+MAX_BUFFER = 1024 * 1024
+_WIN = sys.platform == "win32"
+_ANDROID = hasattr(sys, "getandroidapilevel")
+_FSENC = sys.getfilesystemencoding()
+_FSERR = sys.getfilesystemencodeerrors()
+_NUL = "must be a string without null bytes"
+_PATH_NUL = "must be a string, Uint8Array, or URL without null bytes"
+_PATH_TYPES = ("string", "Buffer", "URL")
+_INPUT_TYPES = ("Buffer", "TypedArray", "DataView", "string")
+_CHANNEL_KEYS = frozenset({"NODE_CHANNEL_FD", "NODE_CHANNEL_SERIALIZATION_MODE",
+                           b"NODE_CHANNEL_FD", b"NODE_CHANNEL_SERIALIZATION_MODE"})
+
+
+@dataclass(slots=True, frozen=True)
+class StdioSlot:
+    """What goes at one stdio index of the child.
+
+    ``kind`` is ``'pipe'`` (index 0 is the child's input, every other pipe
+    an output, as in Node), ``'ignore'`` (``/dev/null`` for 0-2, closed
+    above), ``'fd'`` (the parent's descriptor ``fd``, dup'd into place;
+    ``'inherit'`` is ``'fd'`` with ``fd == index``), ``'ipc'`` (the message
+    channel) or ``'stream'`` (a childproc stream object, ``source``, whose
+    ``_childproc_fd()`` hands over its descriptor at spawn time).  ``source``
+    is what the user gave, for messages.  Frozen because the default slots
+    are shared between plans.
+    """
+
+    kind: str
+    fd: int = -1
+    source: object = None
+
+
+_PIPE = StdioSlot("pipe", -1, "pipe")
+_OVERLAPPED = StdioSlot("pipe", -1, "overlapped")
+_IGNORE = StdioSlot("ignore", -1, "ignore")
+_IPC = StdioSlot("ipc", -1, "ipc")
+_INHERIT = (StdioSlot("fd", 0, "inherit"), StdioSlot("fd", 1, "inherit"), StdioSlot("fd", 2, "inherit"))
+_SHORTCUTS: dict[str, tuple[StdioSlot, ...]] = {
+    "pipe": (_PIPE,) * 3, "overlapped": (_OVERLAPPED,) * 3, "ignore": (_IGNORE,) * 3, "inherit": _INHERIT,
+}
+_DEFAULT_STDIO = _SHORTCUTS["pipe"]
+
+
+@dataclass(slots=True)
+class SpawnPlan:
+    """Everything needed to start one child, validated and resolved.
+
+    ``file`` and ``spawnargs`` (argv including argv[0]) keep the user's
+    types -- str stays str, bytes stays bytes -- and are what
+    ``ChildProcess.spawnfile``/``spawnargs`` show.  ``file_bytes``,
+    ``argv_blob`` (each entry NUL-terminated, back to back) and ``env_blob``
+    (``KEY=VALUE\\0`` entries) are what C reads.  ``env_blob is None`` means
+    "the parent's own environ" -- test with ``is None``: an empty env is
+    ``b''``.  ``path`` is the PATH the exec search uses (None: the C
+    default list), ``cwd`` None means "stay".  ``timeout`` and
+    ``force_kill_after`` are seconds or None; ``max_buffer`` is a byte
+    count (``math.inf`` allowed; 0 means "no limit" in sync calls and "fail
+    on the first byte" in ``exec``, as in Node); ``encoding`` is None for
+    bytes or a name :func:`decode_output` understands.  ``command`` and
+    ``args`` are the user's file/command and arguments before the shell
+    rewrite, for :meth:`command_line`.
+    """
+
+    fn_name: str
+    file: str | bytes
+    spawnargs: list[str | bytes]
+    file_bytes: bytes
+    argv_blob: bytes
+    argc: int
+    stdio: list[StdioSlot]
+    path: bytes | None = None
+    env_blob: bytes | None = None
+    envc: int = 0
+    cwd: bytes | None = None
+    ipc_fd: int = -1
+    stdio_given: bool = False
+    detached: bool = False
+    uid: int | None = None
+    gid: int | None = None
+    timeout: float | None = None
+    kill_signal: int = SIGTERM
+    max_buffer: float = MAX_BUFFER
+    encoding: str | None = None
+    input: bytes | None = None
+    shell: bool | str | bytes = False
+    windows_hide: bool = False
+    windows_verbatim_arguments: bool = False
+    serialization: str = "json"
+    signal: Any = None
+    kill_tree: bool = False
+    force_kill_after: float | None = None
+    die_with_parent: bool = False
+    exec_path: str | bytes | None = None
+    exec_argv: list[str | bytes] | None = None
+    callback: Callable[..., Any] | None = None
+    command: str | bytes = ""
+    args: list[str | bytes] | None = None
+    argv0: str | bytes | None = None
+
+    def command_line(self) -> str:
+        """The ``cmd`` Node puts in exec errors: the raw command for
+        ``exec``/``exec_sync``; ``[argv0 || file, ...args].join(' ')`` for
+        ``exec_file_sync``; ``file`` plus the arguments otherwise."""
+        if self.fn_name in ("exec", "exec_sync"):
+            return _text(self.command)
+        head = self.argv0 if self.fn_name == "exec_file_sync" and self.argv0 else self.command
+        return " ".join(_text(part) for part in (head, *(self.args or ())))
+
+
+def _text(value: str | bytes) -> str:
+    return value if isinstance(value, str) else os.fsdecode(value)
+
+
+def _encode(value: str | bytes) -> bytes:
+    return value.encode(_FSENC, _FSERR) if isinstance(value, str) else value
+
+
+# ---------------------------------------------------------------- options
+
+_COMMON = frozenset({"cwd", "env", "argv0", "uid", "gid", "timeout", "kill_signal", "windows_hide",
+                     "windows_verbatim_arguments", "kill_tree", "force_kill_after", "die_with_parent"})
+_SPAWN_SYNC = frozenset({"stdio", "detached", "shell", "max_buffer", "encoding", "input"})
+# Which options each function reads (reference §1.3, checked against Node's
+# source: argv0 is honoured by execSync and fork too, and only validated by
+# exec/execFile; windowsVerbatimArguments is read everywhere).
+_ALLOWED: dict[str, frozenset[str]] = {
+    "spawn": _COMMON | {"stdio", "detached", "shell", "signal", "serialization"},
+    "spawn_sync": _COMMON | _SPAWN_SYNC,
+    "exec_file": _COMMON | {"shell", "signal", "max_buffer", "encoding"},
+    "exec_file_sync": _COMMON | _SPAWN_SYNC,
+    "exec": _COMMON | {"shell", "signal", "max_buffer", "encoding"},
+    "exec_sync": _COMMON | _SPAWN_SYNC,
+    "fork": _COMMON | {"stdio", "detached", "signal", "serialization", "exec_path", "exec_argv", "silent"},
+}
+_CAMEL = {"killSignal": "kill_signal", "maxBuffer": "max_buffer", "windowsHide": "windows_hide",
+          "windowsVerbatimArguments": "windows_verbatim_arguments", "execPath": "exec_path",
+          "execArgv": "exec_argv"}
+_SNAKE_TO_CAMEL = {v: k for k, v in _CAMEL.items()}
+
+
+def _unexpected(fn_name: str, key: Any) -> TypeError:
+    hint = f" (did you mean {_CAMEL[key]!r}?)" if key in _CAMEL else ""
+    return TypeError(f"{fn_name}() got an unexpected keyword argument {key!r}{hint}")
+
+
+def _collect(fn_name: str, options: Mapping[str, Any] | None, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge the options mapping (camelCase allowed) and keyword arguments
+    into one dict of Python names, dropping ``None`` values -- except for
+    ``encoding``, where an explicit None asks for bytes (for ``exec`` too,
+    whose default is text; Node's ``encoding: null`` also gives Buffers)."""
+    allowed = _ALLOWED[fn_name]
+    opts: dict[str, Any] = {}
+    if options:
+        for key, value in options.items():
+            name = _CAMEL.get(key, key) if type(key) is str else key
+            if name not in allowed:
+                raise TypeError(f"{fn_name}() got an unexpected keyword argument {key!r}")
+            if value is not None or name == "encoding":
+                if name in opts:
+                    raise TypeError(f"{fn_name}() got option {name!r} twice (as {key!r} "
+                                    f"and {_SNAKE_TO_CAMEL.get(name, name)!r})")
+                opts[name] = value
+    if kwargs:
+        if not allowed.issuperset(kwargs):
+            raise _unexpected(fn_name, next(k for k in kwargs if k not in allowed))
+        for key, value in kwargs.items():
+            if value is not None or key == "encoding":
+                opts[key] = value
+    return opts
+
+
+def _options_arg(options: Any) -> Mapping[str, Any] | None:
+    if options is None or isinstance(options, Mapping):
+        return options
+    raise invalid_arg_type("options", "object", options)
+
+
+def _bool(opts: dict[str, Any], key: str, node_name: str) -> bool:
+    value = opts.get(key, False)
+    if type(value) is not bool:
+        raise invalid_arg_type(node_name, "boolean", value)
+    return value
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _non_negative(value: Any, name: str, range_name: str, desc: str = "a non-negative number") -> Any:
+    if not _is_number(value):
+        # Deliberate: Node gives ERR_OUT_OF_RANGE for '1'; a str is a type error in Python.
+        raise invalid_arg_type(name, "number", value)
+    if not value >= 0:  # also refuses NaN
+        raise out_of_range(range_name, desc, value)
+    return value
+
+
+def _seconds(value: Any, name: str, range_name: str) -> float | None:
+    """A non-negative number of seconds; 0 and inf mean "none".  (Node's
+    message says "an unsigned integer": milliseconds; ours are seconds.)"""
+    value = _non_negative(value, name, range_name)
+    return None if value == 0 or value == math.inf else float(value)
+
+
+def _int32(value: Any, name: str) -> int:
+    # Node's isInt32: value === (value | 0), so 1000.0 passes and 1.5 does not.
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and -2**31 <= value < 2**31:
+        return int(value)
+    raise invalid_arg_type(name, "int32", value)
+
+
+# ------------------------------------------------------------ path checks
+
+def _path(value: Any, name: str, expected: Any = "string", nul: str = _NUL) -> str | bytes:
+    """A str, bytes or os.PathLike without NUL, returned as str or bytes."""
+    if not isinstance(value, (str, bytes)):
+        if not isinstance(value, os.PathLike):
+            raise invalid_arg_type(name, expected, value)
+        value = os.fspath(value)
+    if ("\0" if isinstance(value, str) else b"\0") in value:
+        raise invalid_arg_value(name, value, nul)
+    return value
+
+
+def _argv_item(value: Any, name: str) -> str | bytes:
+    cls = type(value)
+    if cls is str:
+        if "\0" in value:
+            raise invalid_arg_value(name, value, _NUL)
+        return value
+    if cls is int or cls is float:
+        return str(value)  # Node stringifies numbers: spawn('echo', [1, 2])
+    if _is_number(value):
+        return str(int(value)) if isinstance(value, int) else repr(float(value))
+    return _path(value, name)
+
+
+def _argv_list(values: Any, name: str) -> list[str | bytes]:
+    return [_argv_item(v, f"{name}[{i}]") for i, v in enumerate(values)]
+
+
+def _is_arg_sequence(value: Any) -> bool:
+    cls = type(value)
+    if cls is list or cls is tuple:
+        return True
+    return (not isinstance(value, (str, bytes, bytearray, memoryview, Mapping)) and not callable(value)
+            and hasattr(value, "__iter__"))
+
+
+# -------------------------------------------------------------- encodings
+
+_NODE_ENCODINGS = {"utf8": "utf-8", "utf-8": "utf-8", "latin1": "latin-1", "binary": "latin-1",
+                   "ascii": "ascii", "ucs2": "utf-16-le", "ucs-2": "utf-16-le", "utf16le": "utf-16-le",
+                   "utf-16le": "utf-16-le", "hex": "hex", "base64": "base64", "base64url": "base64url"}
+_ENCODINGS: dict[str, str] = {**_NODE_ENCODINGS, "latin-1": "latin-1", "utf-16-le": "utf-16-le"}
+_ASCII_MASK = bytes(range(128)) * 2
+_DECODERS: dict[str, Callable[[bytes], str]] = {
+    "utf-8": lambda d: d.decode("utf-8", "replace"),
+    "latin-1": lambda d: d.decode("latin-1"),
+    "hex": bytes.hex,
+    "base64": lambda d: base64.b64encode(d).decode("ascii"),
+    "base64url": lambda d: base64.urlsafe_b64encode(d).rstrip(b"=").decode("ascii"),
+    "ascii": lambda d: d.translate(_ASCII_MASK).decode("ascii"),
+    "utf-16-le": lambda d: d[: len(d) & ~1].decode("utf-16-le", "surrogatepass"),
+}
+_HEX_PAIRS = re.compile(r"(?:[0-9a-fA-F]{2})*")
+_NOT_BASE64 = re.compile(r"[^A-Za-z0-9+/]")
+
+
+def normalize_encoding(encoding: Any, name: str = "options.encoding") -> str | None:
+    """Resolve an ``encoding`` option: None/``'buffer'`` -> None (bytes),
+    Node's names (any case) -> their meaning, any Python *text* codec ->
+    its canonical name.  Unknown names raise ``ERR_UNKNOWN_ENCODING``."""
+    if encoding is None:
+        return None
+    resolved = _ENCODINGS.get(encoding) if type(encoding) is str else None
+    if resolved is not None:
+        return resolved
+    if not isinstance(encoding, str):
+        raise invalid_arg_type(name, "string", encoding)
+    lowered = encoding.lower()
+    if lowered == "buffer":
+        return None
+    resolved = _NODE_ENCODINGS.get(lowered)
+    if resolved is None:
+        try:
+            info = codecs.lookup(encoding)
+        except LookupError:
+            raise unknown_encoding(encoding) from None
+        if not getattr(info, "_is_text_encoding", True):  # zlib, rot13, ... are not text codecs
+            raise unknown_encoding(encoding)
+        resolved = info.name
+    _ENCODINGS[encoding] = resolved
+    return resolved
+
+
+def decode_output(data: bytes, encoding: str | None) -> str | bytes:
+    """Decode captured output as Node's ``buf.toString(encoding)`` does:
+    invalid UTF-8 becomes U+FFFD, ``'hex'``/``'base64'``/``'base64url'``
+    give those texts (base64url unpadded), ``'ascii'`` drops the top bit,
+    ``'ucs2'`` ignores a trailing odd byte.  None gives the bytes back."""
+    if encoding == "utf-8":
+        return data.decode("utf-8", "replace")
+    if encoding is None or (encoding := normalize_encoding(encoding)) is None:
+        return data
+    special = _DECODERS.get(encoding)
+    return special(data) if special is not None else data.decode(encoding, "replace")
+
+
+def encode_input(text: str, encoding: str | None) -> bytes:
+    """Encode a str ``input`` as Node's ``Buffer.from(text, encoding)``.
+
+    UTF-8 (the default, also for ``'buffer'``) maps surrogate-escaped
+    characters back to their original bytes, as :func:`os.fsencode` does,
+    so text read from the OS round-trips; other lone surrogates become
+    U+FFFD as in Node.  ``latin1``/``ascii`` keep the low byte of each
+    character, ``hex`` and ``base64`` decode leniently (Node stops at the
+    first bad hex pair and skips foreign base64 characters)."""
+    if encoding is None or encoding == "utf-8":
+        try:
+            return text.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode("utf-8")
+    if encoding in ("latin-1", "ascii"):
+        try:
+            return text.encode("latin-1")
+        except UnicodeEncodeError:
+            return bytes(ord(c) & 0xFF for c in text)
+    if encoding == "utf-16-le":
+        return text.encode("utf-16-le", "surrogatepass")
+    if encoding == "hex":
+        return bytes.fromhex(_HEX_PAIRS.match(text).group())  # type: ignore[union-attr]
+    if encoding in ("base64", "base64url"):
+        cleaned = _NOT_BASE64.sub("", text.split("=")[0].replace("-", "+").replace("_", "/"))
+        cleaned = cleaned[: len(cleaned) - (len(cleaned) % 4 == 1)]  # a dangling char: Node drops it
+        return base64.b64decode(cleaned + "=" * (-len(cleaned) % 4))
+    return text.encode(encoding)
+
+
+def _input(value: Any, encoding: str | None) -> bytes | None:
+    if isinstance(value, str):
+        return encode_input(value, encoding) if value else None
+    if isinstance(value, bytes):
+        return bytes(value) if value else None
+    try:
+        view = memoryview(value)
+    except TypeError:
+        raise invalid_arg_type("options.stdio[0]", _INPUT_TYPES, value) from None
+    return view.tobytes() if view.nbytes else None  # a copy: C reads it without the GIL
+
+
+# ------------------------------------------------------------------ stdio
+
+def _stdio_item(item: Any, index: int, sync: bool) -> StdioSlot:
+    if item is None:
+        return _PIPE if index < 3 else _IGNORE
+    if isinstance(item, str):
+        if item == "pipe":
+            return _PIPE
+        if item == "ignore":
+            return _IGNORE
+        if item == "inherit":
+            return _INHERIT[index] if index < 3 else StdioSlot("fd", index, "inherit")
+        if item == "overlapped":  # Windows overlapped I/O; a plain pipe elsewhere
+            return _OVERLAPPED
+        # Deliberate: sync Node silently drops unknown strings (shifting later
+        # indexes) and async Node says ERR_INVALID_SYNC_FORK_INPUT.
+        raise invalid_arg_value("stdio", item)
+    if isinstance(item, int) and not isinstance(item, bool):
+        return _PIPE if item < 0 else StdioSlot("fd", int(item), item)
+    if hasattr(item, "_childproc_fd"):
+        if sync:  # Node aborts the whole process on a stream in spawnSync
+            raise invalid_arg_value("stdio", item, "cannot use a stream in a synchronous call")
+        return StdioSlot("stream", -1, item)
+    fileno = getattr(item, "fileno", None)
+    if callable(fileno):
+        try:
+            fd = fileno()
+        except (OSError, ValueError):  # io.UnsupportedOperation is both; closed files raise ValueError
+            raise invalid_arg_value("stdio", item) from None
+        if isinstance(fd, int) and fd >= 0:
+            return StdioSlot("fd", fd, item)
+    raise invalid_arg_value("stdio", item)
+
+
+def _stdio(value: Any, sync: bool) -> tuple[list[StdioSlot], int]:
+    """Node's ``getValidStdio``: the slots and the IPC index (or -1)."""
+    if isinstance(value, str):
+        shortcut = _SHORTCUTS.get(value)
+        if shortcut is None:
+            raise invalid_arg_value("stdio", value)
+        return list(shortcut), -1
+    if not isinstance(value, (list, tuple)):
+        raise invalid_arg_value("stdio", value)
+    slots: list[StdioSlot] = []
+    ipc_fd = -1
+    for index, item in enumerate(value):
+        if isinstance(item, str) and item == "ipc":
+            if sync:
+                raise ipc_sync_fork()
+            if ipc_fd >= 0:
+                raise ipc_one_pipe()
+            ipc_fd = index
+            slots.append(_IPC)
+        else:
+            slots.append(_stdio_item(item, index, sync))
+    while len(slots) < 3:
+        slots.append(_PIPE)
+    return slots, ipc_fd
+
+
+# -------------------------------------------------------------------- env
+
+def _environ_path() -> bytes | None:
+    if _WIN:
+        path = os.environ.get("PATH")
+        return None if path is None else _encode(path)
+    return os.environb.get(b"PATH")
+
+
+def _env_items(env: Any) -> list[tuple[Any, Any]]:
+    if not isinstance(env, Mapping):
+        # Deliberate: Node iterates any object (env: 5 gives an empty env).
+        raise invalid_arg_type("options.env", "object", env)
+    items = list(env.items())
+    if _WIN:  # keys are case-insensitive: keep the first in sorted order, as Node does
+        by_upper: dict[str, tuple[Any, Any]] = {}
+        for key, value in sorted(items, key=lambda kv: _key_text(kv[0])):
+            by_upper.setdefault(_key_text(key).upper(), (key, value))
+        items = list(by_upper.values())
+    return items
+
+
+def _key_text(key: Any) -> str:
+    return _text(key) if isinstance(key, (str, bytes)) else str(key)
+
+
+def _env_pairs(env: Any, drop_channel: bool) -> tuple[list[bytes], bytes | None]:
+    """``KEY=VALUE`` entries for ``env`` plus the PATH among them.
+
+    ``None`` values are skipped; other non-str/bytes values are stringified
+    (``42`` -> ``'42'``), as Node does.  NUL bytes in keys or values raise
+    Node's ``options.env['KEY']`` errors."""
+    pairs: list[bytes] = []
+    path: bytes | None = None
+    for key, value in _env_items(env):
+        if value is None:
+            continue
+        if not isinstance(key, (str, bytes)):
+            key = str(key)
+        name = f"options.env['{_text(key)}']"
+        if ("\0" if isinstance(key, str) else b"\0") in key:
+            raise invalid_arg_value(name, key, _NUL)
+        if not isinstance(value, (str, bytes)):
+            value = os.fspath(value) if isinstance(value, os.PathLike) else str(value)
+        if ("\0" if isinstance(value, str) else b"\0") in value:
+            raise invalid_arg_value(name, value, _NUL)
+        if drop_channel and key in _CHANNEL_KEYS:
+            continue
+        kb = _encode(key)
+        vb = _encode(value)
+        if kb == b"PATH" or (_WIN and kb.upper() == b"PATH"):
+            path = vb
+        pairs.append(kb + b"=" + vb)
+    return pairs, path
+
+
+def _environ_pairs() -> tuple[list[bytes], bytes | None]:
+    """The parent's environment minus the channel variables, unchecked."""
+    if _WIN:
+        return _env_pairs(dict(os.environ), True)
+    pairs = [k + b"=" + v for k, v in os.environb.items() if k not in _CHANNEL_KEYS]
+    return pairs, os.environb.get(b"PATH")
+
+
+# ------------------------------------------------------------ AbortSignal
+
+_ABORT_CLASS: list[Any] = []
+
+
+def _check_abort_signal(value: Any) -> Any:
+    """Accept a ``childproc._abort.AbortSignal``; until that module exists,
+    accept any object with ``aborted`` and ``add_event_listener`` (Node's own
+    check is the duck-typed ``'aborted' in signal``)."""
+    if not _ABORT_CLASS:
+        try:
+            module = importlib.import_module(f"{__package__}._abort")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__package__}._abort":
+                raise  # _abort exists but is broken: do not hide that
+            _ABORT_CLASS.append(None)
+        else:
+            _ABORT_CLASS.append(getattr(module, "AbortSignal", None))
+    cls = _ABORT_CLASS[0]
+    ok = isinstance(value, cls) if cls is not None else (
+        hasattr(value, "aborted") and hasattr(value, "add_event_listener"))
+    if not ok:
+        raise invalid_arg_type("options.signal", "AbortSignal", value)
+    return value
+
+
+# ------------------------------------------------------------------ build
+
+def _join_command(parts: list[str | bytes]) -> str | bytes:
+    if all(isinstance(p, str) for p in parts):
+        return " ".join(parts)  # type: ignore[arg-type]
+    return b" ".join(_encode(p) for p in parts)
+
+
+def _shell_rewrite(file: str | bytes, args: list[str | bytes], shell: Any) -> tuple[Any, list[Any], bool]:
+    """Node's shell mode: ``/bin/sh -c 'file args...'`` joined by spaces with
+    no quoting; on Windows ``cmd.exe /d /s /c "..."`` with verbatim args."""
+    command = _join_command([file, *args])
+    if _WIN:
+        file = shell if isinstance(shell, (str, bytes)) else (os.environ.get("comspec") or "cmd.exe")
+        base = _text(file).rsplit("\\", 1)[-1].lower()  # /^(?:.*\\)?cmd(?:\.exe)?$/i
+        if base in ("cmd", "cmd.exe"):
+            quoted = f'"{command}"' if isinstance(command, str) else b'"' + command + b'"'
+            return file, ["/d", "/s", "/c", quoted], True
+        return file, ["-c", command], False
+    if isinstance(shell, (str, bytes)):
+        file = shell
+    else:
+        file = "/system/bin/sh" if _ANDROID else "/bin/sh"
+    return file, ["-c", command], False
+
+
+def _build(fn_name: str, file: str | bytes, args: list[str | bytes], opts: dict[str, Any], *,
+           sync: bool, kind: str, stdio_value: Any = None) -> SpawnPlan:
+    """The shared tail: options in Node's order, shell, argv, env, stdio."""
+    get = opts.get
+    if (cwd := get("cwd")) is not None:
+        cwd = _path(cwd, "options.cwd", _PATH_TYPES, _PATH_NUL)
+        cwd = _encode(cwd) if cwd else None  # '' means "do not chdir", as in Node
+    detached = _bool(opts, "detached", "options.detached")
+    uid = None if (uid := get("uid")) is None else _int32(uid, "options.uid")
+    gid = None if (gid := get("gid")) is None else _int32(gid, "options.gid")
+    shell = get("shell", False)
+    if type(shell) is not bool:
+        if isinstance(shell, os.PathLike):
+            shell = os.fspath(shell)
+        if not isinstance(shell, (str, bytes)):
+            raise invalid_arg_type("options.shell", ["boolean", "string"], shell)
+        if shell:
+            _path(shell, "options.shell")
+    argv0 = None if (argv0 := get("argv0")) is None else _path(argv0, "options.argv0")
+    windows_hide = _bool(opts, "windows_hide", "options.windowsHide")
+    verbatim = _bool(opts, "windows_verbatim_arguments", "options.windowsVerbatimArguments")
+
+    command, user_args = file, args
+    if shell:
+        file, args, forced = _shell_rewrite(file, args, shell)
+        verbatim = verbatim or forced
+    if kind in ("exec", "exec_file") and not sync:
+        argv0 = None  # execFile validates argv0 and then does not pass it on (Node)
+    spawnargs = [argv0 if argv0 is not None else file, *args]
+
+    timeout = None if (timeout := get("timeout")) is None else _seconds(timeout, "options.timeout", "timeout")
+    if (max_buffer := get("max_buffer", MAX_BUFFER)) is not MAX_BUFFER:
+        _non_negative(max_buffer, "options.maxBuffer", "options.maxBuffer", "a positive number")
+    kill_signal = get("kill_signal")
+    kill_signal = SIGTERM if kill_signal is None else signal_number(kill_signal, "options.killSignal")
+    signal = None if (signal := get("signal")) is None else _check_abort_signal(signal)
+
+    if stdio_value is None:
+        stdio_value = get("stdio")
+    if stdio_value is None:
+        stdio, ipc_fd = list(_DEFAULT_STDIO), -1
+    else:
+        stdio, ipc_fd = _stdio(stdio_value, sync)
+    if (serialization := get("serialization")) is None:
+        serialization = "json"
+    elif serialization == "advanced" and isinstance(serialization, str):
+        raise ArgValueError("The property 'options.serialization' 'advanced' (V8's format) is not "
+                            "supported: use 'pickle' for Python-to-Python channels. Received 'advanced'")
+    elif not (isinstance(serialization, str) and serialization in ("json", "pickle")):
+        raise invalid_arg_value("options.serialization", serialization, "must be one of: None, 'json', 'pickle'")
+
+    encoding = normalize_encoding(get("encoding", "utf-8" if kind in ("exec", "exec_file") and not sync else None))
+    data = None if (data := get("input")) is None else _input(data, encoding)
+
+    kill_tree = _bool(opts, "kill_tree", "options.kill_tree")
+    die_with_parent = _bool(opts, "die_with_parent", "options.die_with_parent")
+    if (force_kill_after := get("force_kill_after")) is not None:
+        name = "options.force_kill_after"
+        # 0 is meaningful here (SIGKILL right after kill_signal); inf means never.
+        force_kill_after = None if _non_negative(force_kill_after, name, name) == math.inf else float(force_kill_after)
+
+    env = get("env")
+    env_blob = None
+    if env is None and ipc_fd < 0:
+        path = _environ_path()  # the fast path: C uses environ as it is
+        envc = 0
+    else:
+        pairs, path = _environ_pairs() if env is None else _env_pairs(env, ipc_fd >= 0)
+        if ipc_fd >= 0:
+            pairs.append(b"NODE_CHANNEL_FD=%d" % ipc_fd)
+            pairs.append(b"NODE_CHANNEL_SERIALIZATION_MODE=" + serialization.encode())
+        envc = len(pairs)
+        env_blob = b"\0".join(pairs) + b"\0" if pairs else b""
+
+    encoded = [_encode(a) for a in spawnargs]
+    return SpawnPlan(
+        fn_name, file, spawnargs, _encode(file), b"\0".join(encoded) + b"\0", len(encoded), stdio,
+        path, env_blob, envc, cwd, ipc_fd, "stdio" in opts, detached, uid, gid, timeout,
+        kill_signal, max_buffer, encoding, data, shell, windows_hide, verbatim, serialization,
+        signal, kill_tree, force_kill_after, die_with_parent,
+        command=command, args=user_args, argv0=argv0,
+    )
+
+
+def normalize_spawn(fn_name: str, command: Any, args: Any, options: Any, kwargs: Mapping[str, Any], *,
+                    sync: bool) -> SpawnPlan:
+    """``spawn``/``spawn_sync(command, args=(), options=None, /, **kwargs)``.
+
+    ``args`` may be a sequence, None, or the options mapping itself (Node's
+    shifting); a str/bytes ``args`` is ``ERR_INVALID_ARG_TYPE``."""
+    if type(command) is str and options is None and not kwargs and (
+            args is None or (type(args) in (tuple, list) and not args)) and command and "\0" not in command:
+        # The default call shape (spawn_sync('/bin/true')): nothing to merge,
+        # no env to build, shared default stdio slots.
+        fb = command.encode(_FSENC, _FSERR)
+        return SpawnPlan(fn_name, command, [command], fb, fb + b"\0", 1, list(_DEFAULT_STDIO),
+                         _environ_path(), command=command, args=[])
+    file = _nonempty(_path(command, "file"))
+    args, options = _shift(fn_name, args, options, "object")
+    opts = _collect(fn_name, _options_arg(options), kwargs)
+    return _build(fn_name, file, _argv_list(args, "args"), opts, sync=sync, kind="spawn")
+
+
+def _nonempty(file: str | bytes, name: str = "file") -> str | bytes:
+    if not file:
+        raise invalid_arg_value(name, file, "cannot be empty")
+    return file
+
+
+def _shift(fn_name: str, args: Any, options: Any, expected: str) -> tuple[Any, Any]:
+    """``args`` may be None, a sequence, or the options mapping itself."""
+    if args is None:
+        return [], options
+    if isinstance(args, Mapping):
+        if options is not None:  # Node silently drops the third argument
+            raise TypeError(f"{fn_name}() got options twice: as 'args' and as 'options'")
+        return [], args
+    if not _is_arg_sequence(args):
+        raise invalid_arg_type("args", expected, args)
+    return args, options
+
+
+def _pop_callback(fn_name: str, callback: Any, kwargs: Mapping[str, Any]) -> tuple[Any, Mapping[str, Any]]:
+    if "callback" in kwargs:
+        if callback is not None:
+            raise TypeError(f"{fn_name}() got multiple values for argument 'callback'")
+        kwargs = dict(kwargs)
+        callback = kwargs.pop("callback")
+    return callback, kwargs
+
+
+def _check_callback(callback: Any) -> Any:
+    if callback is not None and not callable(callback):
+        raise invalid_arg_type("callback", "function", callback)
+    return callback
+
+
+def normalize_exec_file(fn_name: str, file: Any, args: Any, options: Any, callback: Any,
+                        kwargs: Mapping[str, Any], *, sync: bool) -> SpawnPlan:
+    """``exec_file(file, args=None, options=None, callback=None, /, **kw)``
+    and ``exec_file_sync(file, args=None, options=None, /, **kw)``.
+
+    Node's ``normalizeExecFileArgs`` shifting: a mapping in the ``args``
+    slot is the options (and the next slot the callback), a callable in the
+    ``args`` or ``options`` slot is the callback.  Where Node would silently
+    drop an argument because of that shifting, a ``TypeError`` is raised;
+    sync calls take no callback at all."""
+    if not sync:
+        callback, kwargs = _pop_callback(fn_name, callback, kwargs)
+    if args is None:
+        args = []
+    elif isinstance(args, Mapping):
+        if callback is not None or (sync and options is not None):
+            raise TypeError(f"{fn_name}() got options twice: as 'args' and as 'options'")
+        args, options, callback = [], args, options
+    elif callable(args) and not sync:
+        if options is not None or callback is not None:
+            raise TypeError(f"{fn_name}(): the callback must be the last argument")
+        args, callback = [], args
+    elif not _is_arg_sequence(args):
+        raise invalid_arg_type("args", "object", args)
+    if callable(options) and not isinstance(options, Mapping) and not sync:
+        if callback is not None:
+            raise TypeError(f"{fn_name}(): the callback must be the last argument")
+        options, callback = None, options
+    opts = _collect(fn_name, _options_arg(options), kwargs)
+    callback = _check_callback(callback)
+    if (argv0 := opts.get("argv0")) is not None:
+        _path(argv0, "options.argv0")
+    plan = _build(fn_name, _nonempty(_path(file, "file")), _argv_list(args, "args"), opts, sync=sync, kind="exec_file")
+    plan.callback = callback
+    return plan
+
+
+def normalize_exec(fn_name: str, command: Any, options: Any, callback: Any, kwargs: Mapping[str, Any], *,
+                   sync: bool) -> SpawnPlan:
+    """``exec(command, options=None, callback=None, /, **kw)`` and
+    ``exec_sync(command, options=None, /, **kw)``: the command runs through
+    the shell -- ``shell`` is kept when it is a str (or bytes/path), and is
+    ``True`` in every other case, ``shell=False`` included (Node)."""
+    cmd = _path(command, "command")
+    if not sync:
+        callback, kwargs = _pop_callback(fn_name, callback, kwargs)
+        if callable(options) and not isinstance(options, Mapping):
+            if callback is not None:
+                raise TypeError(f"{fn_name}(): the callback must be the last argument")
+            options, callback = None, options
+    opts = _collect(fn_name, _options_arg(options), kwargs)
+    callback = _check_callback(callback)
+    shell = opts.get("shell")
+    opts["shell"] = shell if isinstance(shell, (str, bytes, os.PathLike)) else True
+    plan = _build(fn_name, _nonempty(cmd), [], opts, sync=sync, kind="exec")
+    plan.callback = callback
+    return plan
+
+
+def normalize_fork(module_path: Any, args: Any, options: Any, kwargs: Mapping[str, Any]) -> SpawnPlan:
+    """``fork(module_path, args=None, options=None, /, **kwargs)``.
+
+    Runs ``exec_path`` (default :data:`sys.executable`) with
+    ``[*exec_argv, module_path, *args]``; ``exec_argv`` defaults to ``[]``.
+    stdio: a string ``s`` gives ``[s, s, s, 'ipc']`` (``'inherit'`` gives
+    ``[0, 1, 2, 'ipc']``), none gives ``silent``'s choice, a list must hold
+    ``'ipc'``.  ``NODE_CHANNEL_FD`` and ``NODE_CHANNEL_SERIALIZATION_MODE``
+    are appended to the environment (built from :data:`os.environ` when no
+    ``env`` is given).  ``shell`` is not an option of fork."""
+    module = _path(module_path, "modulePath", _PATH_TYPES, _PATH_NUL)
+    args, options = _shift("fork", args, options, "Array")
+    opts = _collect("fork", _options_arg(options), kwargs)
+    exec_path = opts.pop("exec_path", None) or sys.executable
+    if isinstance(exec_path, os.PathLike) or not isinstance(exec_path, (str, bytes)):
+        exec_path = _path(exec_path, "options.execPath")
+    elif ("\0" if isinstance(exec_path, str) else b"\0") in exec_path:
+        raise invalid_arg_value("options.execPath", exec_path, _NUL)
+    if (exec_argv := opts.pop("exec_argv", None)) is not None and not _is_arg_sequence(exec_argv):
+        raise invalid_arg_type("options.execArgv", "Array", exec_argv)
+    exec_argv = _argv_list(exec_argv or [], "options.execArgv")
+    silent = _bool(opts, "silent", "options.silent")
+    stdio = opts.get("stdio")
+    if stdio is None:
+        stdio = ["pipe", "pipe", "pipe", "ipc"] if silent else [0, 1, 2, "ipc"]
+    elif isinstance(stdio, str):
+        if stdio not in _SHORTCUTS:
+            raise invalid_arg_value("stdio", stdio)
+        stdio = [0, 1, 2, "ipc"] if stdio == "inherit" else [stdio, stdio, stdio, "ipc"]
+    elif not isinstance(stdio, (list, tuple)):
+        raise invalid_arg_value("stdio", stdio)  # Deliberate: Node falls back to `silent`
+    elif not any(isinstance(s, str) and s == "ipc" for s in stdio):
+        raise child_process_ipc_required("options.stdio")
+    # Node validates the joined list, so a NUL in args[0] is reported as args[len(execArgv) + 1].
+    argv = _argv_list([*exec_argv, module, *args], "args")
+    plan = _build("fork", exec_path, argv, opts, sync=False, kind="fork", stdio_value=stdio)
+    plan.exec_path = exec_path
+    plan.exec_argv = exec_argv
+    plan.command = module
+    plan.args = argv[len(exec_argv) + 1:]
+    return plan
