@@ -1,6 +1,7 @@
 /*
  * pipe_win32.c - pipes and the small helpers the Windows core shares:
- * Win32 error -> errno, WTF-8 -> UTF-16, and the stdio pipe pair.
+ * Win32 error -> errno, WTF-8 -> UTF-16, CRT fd -> HANDLE, the stdio pipe
+ * pair; and cp_pump, the fd-to-fd byte mover of childproc.h.
  *
  * Why named pipes: anonymous pipes (CreatePipe) cannot do overlapped I/O
  * ("Anonymous Pipe Operations" in Microsoft's docs), and the sync loop in
@@ -24,6 +25,8 @@
 #include <windows.h>
 
 #include <errno.h>
+#include <io.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -321,4 +324,235 @@ DWORD cp__cancel_io(HANDLE h, OVERLAPPED *ov)
     if (!GetOverlappedResult(h, ov, &n, TRUE))
         n = 0;
     return n;
+}
+
+#ifdef _MSC_VER
+/* The UCRT calls the invalid-parameter handler (by default: terminate the
+ * process) when _get_osfhandle is given a closed fd; an error return is what
+ * we want, so silence it around the call, for this thread only. */
+static void __cdecl ignore_invalid_parameter(const wchar_t *e,
+                                             const wchar_t *f,
+                                             const wchar_t *file,
+                                             unsigned int line, uintptr_t r)
+{
+    (void)e, (void)f, (void)file, (void)line, (void)r;
+}
+#endif
+
+/* The HANDLE behind a CRT fd, or INVALID_HANDLE_VALUE. */
+HANDLE cp__fd_handle(int fd)
+{
+    intptr_t h;
+    if (fd < 0)
+        return INVALID_HANDLE_VALUE;
+#ifdef _MSC_VER
+    _invalid_parameter_handler old =
+        _set_thread_local_invalid_parameter_handler(ignore_invalid_parameter);
+#endif
+    h = _get_osfhandle(fd);
+#ifdef _MSC_VER
+    _set_thread_local_invalid_parameter_handler(old);
+#endif
+    /* -2 is what the CRT holds for 0-2 when the process has no such std
+     * handle; DuplicateHandle would happily copy it (libuv's comment). */
+    if (h == -1 || h == -2 || h == 0)
+        return INVALID_HANDLE_VALUE;
+    return (HANDLE)h;
+}
+
+/* ---- cp_pump: fd to fd on a thread of its own ---------------------------
+ *
+ * Windows has no splice: the pump copies through one 64 KiB buffer, still
+ * in C, without the GIL and without a Python object per chunk.  Every read
+ * and write goes with an OVERLAPPED and its own event, which works for both
+ * kinds of handle: on our overlapped pipe ends the pump waits on the event
+ * and the cancel event together, so cp_pump_cancel stops it at once; on a
+ * synchronous handle (a console, a file, a pipe someone else made) the call
+ * blocks and cp_pump_cancel breaks it with CancelSynchronousIo.  Disk files
+ * are read and written at their current position, which is carried along in
+ * the OVERLAPPED (Windows then moves a synchronous file's pointer too). */
+
+#define CP_PUMP_CHUNK (64 * 1024)
+
+struct cp_pump {
+    HANDLE thread;
+    HANDLE in, out, wake; /* the caller's; the pump never closes them */
+    HANDLE io_ev;         /* completion of the pump's own operations   */
+    HANDLE cancel_ev;     /* set by cp_pump_cancel                     */
+    volatile LONG cancelled;
+    uint64_t moved;
+    int result;
+};
+
+typedef struct {
+    int disk;       /* a file: offsets matter                      */
+    int pipe;       /* a pipe: a zero-byte read is not EOF         */
+    ULONGLONG pos;
+} pump_end;
+
+static void end_init(HANDLE h, pump_end *e)
+{
+    DWORD type = GetFileType(h);
+    LARGE_INTEGER zero, pos;
+    e->disk = type == FILE_TYPE_DISK;
+    e->pipe = type == FILE_TYPE_PIPE;
+    e->pos = 0;
+    zero.QuadPart = 0;
+    if (e->disk && SetFilePointerEx(h, zero, &pos, FILE_CURRENT))
+        e->pos = (ULONGLONG)pos.QuadPart;
+}
+
+/* One read or write of up to `n` bytes.  0 and *got, or -errno; EOF of a
+ * read is 0 with *got == 0 (pipes: ERROR_BROKEN_PIPE). */
+static int pump_io(cp_pump *p, HANDLE h, pump_end *e, int writing, char *buf,
+                   DWORD n, DWORD *got)
+{
+    OVERLAPPED ov;
+    BOOL ok;
+    DWORD err;
+
+    *got = 0;
+    if (p->cancelled)
+        return -ECANCELED;
+    memset(&ov, 0, sizeof ov);
+    ov.hEvent = p->io_ev;
+    if (e->disk) {
+        ov.Offset = (DWORD)e->pos;
+        ov.OffsetHigh = (DWORD)(e->pos >> 32);
+    }
+    ok = writing ? WriteFile(h, buf, n, NULL, &ov)
+                 : ReadFile(h, buf, n, NULL, &ov);
+    if (!ok && (err = GetLastError()) != ERROR_IO_PENDING) {
+        if (!writing && (err == ERROR_BROKEN_PIPE || err == ERROR_HANDLE_EOF))
+            return 0;
+        if (err == ERROR_OPERATION_ABORTED && p->cancelled)
+            return -ECANCELED;
+        return cp__win_error(err);
+    }
+    if (!ok) {
+        HANDLE waits[2] = {p->io_ev, p->cancel_ev};
+        if (WaitForMultipleObjects(2, waits, FALSE, INFINITE) !=
+            WAIT_OBJECT_0)
+            CancelIoEx(h, &ov); /* cancelled: take it back, then report */
+    }
+    if (!GetOverlappedResult(h, &ov, got, TRUE)) {
+        err = GetLastError();
+        if (!writing && (err == ERROR_BROKEN_PIPE || err == ERROR_HANDLE_EOF))
+            return 0;
+        if (err == ERROR_OPERATION_ABORTED)
+            return -ECANCELED;
+        return cp__win_error(err);
+    }
+    e->pos += *got;
+    return 0;
+}
+
+static DWORD WINAPI pump_main(LPVOID arg)
+{
+    cp_pump *p = arg;
+    pump_end in, out;
+    char *buf = malloc(CP_PUMP_CHUNK);
+    int rc = buf ? 0 : -ENOMEM;
+
+    end_init(p->in, &in);
+    end_init(p->out, &out);
+    while (rc == 0) {
+        DWORD n, w;
+        rc = pump_io(p, p->in, &in, 0, buf, CP_PUMP_CHUNK, &n);
+        if (rc < 0)
+            break;
+        if (n == 0) {
+            if (in.pipe && !p->cancelled) {
+                /* A zero-byte write on the other end, or a real EOF that a
+                 * second read will report as ERROR_BROKEN_PIPE. */
+                DWORD avail = 0;
+                if (PeekNamedPipe(p->in, NULL, 0, NULL, &avail, NULL) ||
+                    GetLastError() != ERROR_BROKEN_PIPE)
+                    continue;
+            }
+            break; /* EOF */
+        }
+        for (DWORD off = 0; off < n && rc == 0; off += w) {
+            rc = pump_io(p, p->out, &out, 1, buf + off, n - off, &w);
+            p->moved += w;
+        }
+    }
+    if (rc == 0 && p->cancelled)
+        rc = -ECANCELED;
+    free(buf);
+    p->result = rc;
+
+    /* Tell the owner's loop; the byte's value does not matter. */
+    OVERLAPPED ov;
+    DWORD ignored;
+    memset(&ov, 0, sizeof ov);
+    ov.hEvent = p->io_ev;
+    if (WriteFile(p->wake, "p", 1, NULL, &ov) ||
+        GetLastError() == ERROR_IO_PENDING)
+        GetOverlappedResult(p->wake, &ov, &ignored, TRUE);
+    return 0;
+}
+
+int cp_pump_start(int in_fd, int out_fd, int wake_fd, cp_pump **pump)
+{
+    cp_pump *p = calloc(1, sizeof *p);
+    if (p == NULL)
+        return -ENOMEM;
+    p->in = cp__fd_handle(in_fd);
+    p->out = cp__fd_handle(out_fd);
+    p->wake = cp__fd_handle(wake_fd);
+    if (p->in == INVALID_HANDLE_VALUE || p->out == INVALID_HANDLE_VALUE ||
+        p->wake == INVALID_HANDLE_VALUE) {
+        free(p);
+        return -EBADF;
+    }
+    p->io_ev = CreateEventW(NULL, TRUE, FALSE, NULL);
+    p->cancel_ev = CreateEventW(NULL, TRUE, FALSE, NULL);
+    if (p->io_ev == NULL || p->cancel_ev == NULL) {
+        int rc = cp__win_error(GetLastError());
+        if (p->io_ev)
+            CloseHandle(p->io_ev);
+        if (p->cancel_ev)
+            CloseHandle(p->cancel_ev);
+        free(p);
+        return rc;
+    }
+    p->thread = CreateThread(NULL, 64 * 1024, pump_main, p,
+                             STACK_SIZE_PARAM_IS_A_RESERVATION, NULL);
+    if (p->thread == NULL) {
+        int rc = cp__win_error(GetLastError());
+        CloseHandle(p->io_ev);
+        CloseHandle(p->cancel_ev);
+        free(p);
+        return rc;
+    }
+    *pump = p;
+    return 0;
+}
+
+void cp_pump_cancel(cp_pump *pump)
+{
+    InterlockedExchange(&pump->cancelled, 1);
+    SetEvent(pump->cancel_ev);
+    /* A pump blocked in a synchronous handle's ReadFile/WriteFile sees
+     * neither: break that call.  Between two calls it checks `cancelled`
+     * before the next; only a cancel landing in the instant between that
+     * check and a synchronous call's start is missed, and then the call
+     * ends with its handle's next data or EOF as usual.  Our own pipe ends
+     * are overlapped and never have that window. */
+    CancelSynchronousIo(pump->thread);
+}
+
+int cp_pump_finish(cp_pump *pump, uint64_t *moved)
+{
+    int rc;
+    WaitForSingleObject(pump->thread, INFINITE);
+    rc = pump->result;
+    if (moved)
+        *moved = pump->moved;
+    CloseHandle(pump->thread);
+    CloseHandle(pump->io_ev);
+    CloseHandle(pump->cancel_ev);
+    free(pump);
+    return rc;
 }

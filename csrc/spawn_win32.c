@@ -60,15 +60,17 @@
 #include "childproc.h"
 
 /* Flags proposed for childproc.h (see the report that came with this file);
- * defined here until the header has them.  Delete these once it does. */
+ * defined here until the header has them.  Delete these once it does.
+ * CP_SPAWN_NONBLOCK (32) needs nothing here: our pipe ends are always
+ * overlapped, Windows' form of non-blocking, and the child's never are. */
 #ifndef CP_SPAWN_VERBATIM_ARGS
-#define CP_SPAWN_VERBATIM_ARGS 32 /* windowsVerbatimArguments: no quoting   */
+#define CP_SPAWN_VERBATIM_ARGS 64 /* windowsVerbatimArguments: no quoting   */
 #endif
 #ifndef CP_SPAWN_HIDE
-#define CP_SPAWN_HIDE 64 /* windowsHide: no console window, SW_HIDE          */
+#define CP_SPAWN_HIDE 128 /* windowsHide: no console window, SW_HIDE          */
 #endif
 #ifndef CP_SPAWN_DIE_WITH_PARENT
-#define CP_SPAWN_DIE_WITH_PARENT 128 /* the child dies with this process   */
+#define CP_SPAWN_DIE_WITH_PARENT 256 /* the child dies with this process   */
 #endif
 
 /* Node's signal numbers on Windows (libuv's, the POSIX values). */
@@ -82,6 +84,7 @@ int cp__win_error(DWORD err);
 int cp__utf8_to_utf16(const char *s, WCHAR **out, size_t *len);
 void cp__close_handle(HANDLE *h);
 int cp__pipe_pair(int child_reads, HANDLE *parent, HANDLE *child);
+HANDLE cp__fd_handle(int fd);
 
 /* Defined here, used by run_sync_win32.c. */
 int cp__spawn(cp_spawn_req *req, cp_child *child, HANDLE *process,
@@ -559,39 +562,6 @@ static void plan_free(stdio_plan *sp)
     memset(sp, 0, sizeof *sp);
 }
 
-#ifdef _MSC_VER
-/* The UCRT calls the invalid-parameter handler (by default: terminate the
- * process) when _get_osfhandle is given a closed fd; an error return is what
- * we want, so silence it around the call, for this thread only. */
-static void __cdecl ignore_invalid_parameter(const wchar_t *e,
-                                             const wchar_t *f,
-                                             const wchar_t *file,
-                                             unsigned int line, uintptr_t r)
-{
-    (void)e, (void)f, (void)file, (void)line, (void)r;
-}
-#endif
-
-static HANDLE fd_handle(int fd)
-{
-    intptr_t h;
-    if (fd < 0)
-        return INVALID_HANDLE_VALUE;
-#ifdef _MSC_VER
-    _invalid_parameter_handler old =
-        _set_thread_local_invalid_parameter_handler(ignore_invalid_parameter);
-#endif
-    h = _get_osfhandle(fd);
-#ifdef _MSC_VER
-    _set_thread_local_invalid_parameter_handler(old);
-#endif
-    /* -2 is what the CRT holds for 0-2 when the process has no such std
-     * handle; DuplicateHandle would happily copy it (libuv's comment). */
-    if (h == -1 || h == -2 || h == 0)
-        return INVALID_HANDLE_VALUE;
-    return (HANDLE)h;
-}
-
 static int nul_handle(int writable, HANDLE *out)
 {
     SECURITY_ATTRIBUTES sa;
@@ -650,7 +620,7 @@ static int make_stdio(const cp_spawn_req *req, stdio_plan *sp, int *stage)
             sp->crt[i] = CRT_FOPEN | CRT_FPIPE;
             break;
         case CP_STDIO_FD: {
-            HANDLE h = fd_handle(req->stdio[i].fd);
+            HANDLE h = cp__fd_handle(req->stdio[i].fd);
             if (h == INVALID_HANDLE_VALUE) {
                 /* libuv: a parent without a std handle passes none on. */
                 if (req->stdio[i].fd >= 0 && req->stdio[i].fd <= 2)

@@ -42,7 +42,7 @@
 #include "childproc.h"
 
 #ifndef CP_SPAWN_DIE_WITH_PARENT
-#define CP_SPAWN_DIE_WITH_PARENT 128
+#define CP_SPAWN_DIE_WITH_PARENT 256
 #endif
 
 static void out_bytes(DWORD which, const void *p, size_t n)

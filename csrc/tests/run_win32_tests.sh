@@ -51,6 +51,24 @@ mkdir -p "$build"
 cflags=(-O2 -g -Wall -Wextra -Wno-unused-parameter -I"$csrc" -static)
 core=("$csrc/spawn_win32.c" "$csrc/pipe_win32.c" "$csrc/run_sync_win32.c")
 
+# Every function childproc.h declares must exist in the Windows sources, or
+# the cffi module will not link on Windows: link a program that takes the
+# address of each (names read from the header, comments stripped).
+python3 - "$csrc/childproc.h" >"$build/linkcheck.c" <<'PY'
+import re, sys
+text = re.sub(r"/\*.*?\*/", "", open(sys.argv[1]).read(), flags=re.S)
+names = sorted(set(re.findall(r"\b(cp_\w+)\s*\(", text)))
+print('#include "childproc.h"\n#include <stdio.h>\nint main(void) {')
+for n in names:
+    print('    printf("%%p\\n", (void *)%s);' % n)
+print("    return 0;\n}")
+PY
+if ! "$cc" "${cflags[@]}" -o "$build/linkcheck.exe" "$build/linkcheck.c" "${core[@]}"; then
+    echo "error: a function declared in childproc.h is missing from the Windows sources" >&2
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+
 "$cc" "${cflags[@]}" -municode -o "$build/cp_testchild.exe" \
     "$here/cp_testchild.c" "${core[@]}"
 "$cc" "${cflags[@]}" -o "$build/test_win32.exe" \

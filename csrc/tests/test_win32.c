@@ -26,13 +26,13 @@
 #include "childproc.h"
 
 #ifndef CP_SPAWN_VERBATIM_ARGS
-#define CP_SPAWN_VERBATIM_ARGS 32
+#define CP_SPAWN_VERBATIM_ARGS 64
 #endif
 #ifndef CP_SPAWN_HIDE
-#define CP_SPAWN_HIDE 64
+#define CP_SPAWN_HIDE 128
 #endif
 #ifndef CP_SPAWN_DIE_WITH_PARENT
-#define CP_SPAWN_DIE_WITH_PARENT 128
+#define CP_SPAWN_DIE_WITH_PARENT 256
 #endif
 #define E_TIMEDOUT 10060 /* what Python's errno calls ETIMEDOUT on Windows */
 #define E_NOBUFS 10055
@@ -1114,10 +1114,13 @@ static void test_not_executable(void)
 
 static void test_flags(void)
 {
+    /* CP_SPAWN_NONBLOCK (32 in childproc.h) is accepted: our pipe ends are
+     * overlapped whatever the flag says. */
     static const int flags[] = {CP_SPAWN_SETSID, CP_SPAWN_SETPGROUP,
                                 CP_SPAWN_HIDE, CP_SPAWN_USE_CLONE,
-                                CP_SPAWN_DIE_WITH_PARENT};
-    for (int i = 0; i < 5; i++) {
+                                CP_SPAWN_DIE_WITH_PARENT, 32,
+                                CP_SPAWN_VERBATIM_ARGS | CP_SPAWN_HIDE};
+    for (int i = 0; i < 7; i++) {
         run_opts o = {0};
         run_result rr;
         SET_ARGS(o, "print", "flagged", "exit", "7");
@@ -1269,6 +1272,198 @@ static void test_no_handle_leak(void)
     CHECK(after <= before + 2, "handles %lu -> %lu", before, after);
 }
 
+/* ---- cp_pump ----------------------------------------------------------- */
+
+/* Spawn the test child with stdio [st0, PIPE_OUT, IGNORE] (or PIPE_IN at 0
+ * when `stdin_pipe`); the pipe fds come back in st. */
+static int spawn_piped(const char *const *args, int nargs, cp_child *ch,
+                       cp_stdio *st, int stdin_pipe)
+{
+    st[0].kind = stdin_pipe ? CP_STDIO_PIPE_IN : CP_STDIO_IGNORE;
+    st[1].kind = CP_STDIO_PIPE_OUT;
+    st[2].kind = CP_STDIO_IGNORE;
+    st[0].fd = st[1].fd = st[2].fd = -1;
+    return spawn_simple(args, nargs, 0, ch, st, 3);
+}
+
+/* Wait for the pump's wake-up byte on `wake_rd`, then finish it. */
+static int pump_end_wait(cp_pump *pump, int wake_rd, uint64_t *moved,
+                         double *secs)
+{
+    char b;
+    double t0 = now_s();
+    int n = _read(wake_rd, &b, 1);
+    CHECK(n == 1, "no wake-up byte (%d)", n);
+    int rc = cp_pump_finish(pump, moved);
+    if (secs)
+        *secs = now_s() - t0;
+    return rc;
+}
+
+static void test_pump_to_file(void)
+{
+    cp_child ch;
+    cp_stdio st[3];
+    int wake[2];
+    CHECK(_pipe(wake, 256, _O_BINARY) == 0, "_pipe");
+    int r = spawn_piped(ARGS("write", "3000000"), &ch, st, 0);
+    CHECK(r == 0, "spawn %d", r);
+    char p[MAX_PATH * 3];
+    snprintf(p, sizeof p, "%s\\pumped.bin", tmp_dir);
+    int fd = _open(p, _O_CREAT | _O_TRUNC | _O_RDWR | _O_BINARY,
+                   _S_IREAD | _S_IWRITE);
+    /* Something already in the file: the pump must append after it. */
+    _write(fd, "head", 4);
+    cp_pump *pump = NULL;
+    r = cp_pump_start(st[1].fd, fd, wake[1], &pump);
+    CHECK(r == 0, "pump_start %d", r);
+    uint64_t moved = 0;
+    if (r == 0) {
+        r = pump_end_wait(pump, wake[0], &moved, NULL);
+        CHECK(r == 0, "pump ended with %d", r);
+        CHECK(moved == 3000000, "moved %llu", (unsigned long long)moved);
+    }
+    CHECK(_lseeki64(fd, 0, SEEK_CUR) == 3000004, "file pointer at %lld",
+          (long long)_lseeki64(fd, 0, SEEK_CUR));
+    _close(fd);
+    _close(st[1].fd);
+    int status;
+    CHECK(cp_wait(&ch, &status) == 0 && status == 0, "status %d", status);
+    FILE *f = fopen(p, "rb");
+    char *buf = malloc(3000004);
+    size_t n = f ? fread(buf, 1, 3000004, f) : 0;
+    if (f)
+        fclose(f);
+    CHECK(n == 3000004 && !memcmp(buf, "head", 4) && is_pattern(buf + 4, n - 4),
+          "file has %zu bytes", n);
+    free(buf);
+    _close(wake[0]);
+    _close(wake[1]);
+}
+
+static void test_pump_pipeline(void)
+{
+    /* a | b: a's stdout pipe pumped into b's stdin pipe, both ours. */
+    cp_child a, b;
+    cp_stdio sa[3], sb[3];
+    int wake[2];
+    CHECK(_pipe(wake, 256, _O_BINARY) == 0, "_pipe");
+    int r = spawn_piped(ARGS("write", "5000000"), &a, sa, 0);
+    CHECK(r == 0, "spawn a %d", r);
+    r = spawn_piped(ARGS("count"), &b, sb, 1);
+    CHECK(r == 0, "spawn b %d", r);
+    cp_pump *pump = NULL;
+    r = cp_pump_start(sa[1].fd, sb[0].fd, wake[1], &pump);
+    CHECK(r == 0, "pump_start %d", r);
+    uint64_t moved = 0;
+    if (r == 0) {
+        r = pump_end_wait(pump, wake[0], &moved, NULL);
+        CHECK(r == 0 && moved == 5000000, "rc %d moved %llu", r,
+              (unsigned long long)moved);
+    }
+    _close(sa[1].fd);
+    _close(sb[0].fd); /* EOF for b */
+    char out[32] = {0};
+    int n, got = 0;
+    while ((n = _read(sb[1].fd, out + got, (unsigned)(sizeof out - 1 - got))) > 0)
+        got += n;
+    CHECK(!strcmp(out, "5000000"), "b counted [%s]", out);
+    _close(sb[1].fd);
+    int status;
+    CHECK(cp_wait(&a, &status) == 0 && status == 0, "a %d", status);
+    CHECK(cp_wait(&b, &status) == 0 && status == 0, "b %d", status);
+    _close(wake[0]);
+    _close(wake[1]);
+}
+
+static void test_pump_epipe(void)
+{
+    /* The reader goes away: the pump stops with EPIPE. */
+    cp_child a, b;
+    cp_stdio sa[3], sb[3];
+    int wake[2];
+    CHECK(_pipe(wake, 256, _O_BINARY) == 0, "_pipe");
+    int r = spawn_piped(ARGS("write", "50000000"), &a, sa, 0);
+    CHECK(r == 0, "spawn a %d", r);
+    r = spawn_piped(ARGS("exit", "0"), &b, sb, 1);
+    CHECK(r == 0, "spawn b %d", r);
+    int status;
+    cp_wait(&b, &status);
+    cp_pump *pump = NULL;
+    r = cp_pump_start(sa[1].fd, sb[0].fd, wake[1], &pump);
+    CHECK(r == 0, "pump_start %d", r);
+    if (r == 0) {
+        uint64_t moved;
+        r = pump_end_wait(pump, wake[0], &moved, NULL);
+        CHECK(r == -EPIPE, "rc %d", r);
+    }
+    cp_kill(&a, 9);
+    cp_wait(&a, &status);
+    _close(sa[1].fd);
+    _close(sb[0].fd);
+    _close(sb[1].fd);
+    _close(wake[0]);
+    _close(wake[1]);
+}
+
+static void test_pump_cancel(void)
+{
+    /* Cancel a pump waiting on our overlapped pipe end ... */
+    cp_child a;
+    cp_stdio sa[3];
+    int wake[2];
+    CHECK(_pipe(wake, 256, _O_BINARY) == 0, "_pipe");
+    int r = spawn_piped(ARGS("print", "x", "sleep", "20000"), &a, sa, 0);
+    CHECK(r == 0, "spawn %d", r);
+    char p[MAX_PATH * 3];
+    snprintf(p, sizeof p, "%s\\cancelled.bin", tmp_dir);
+    int fd = _open(p, _O_CREAT | _O_TRUNC | _O_WRONLY | _O_BINARY,
+                   _S_IREAD | _S_IWRITE);
+    cp_pump *pump = NULL;
+    r = cp_pump_start(sa[1].fd, fd, wake[1], &pump);
+    CHECK(r == 0, "pump_start %d", r);
+    if (r == 0) {
+        Sleep(300);
+        cp_pump_cancel(pump);
+        uint64_t moved = 0;
+        double secs;
+        r = pump_end_wait(pump, wake[0], &moved, &secs);
+        CHECK(r == -ECANCELED, "rc %d", r);
+        CHECK(moved == 1, "moved %llu", (unsigned long long)moved);
+        CHECK(secs < 3, "cancel took %.2fs", secs);
+    }
+    cp_kill(&a, 9);
+    int status;
+    cp_wait(&a, &status);
+    _close(sa[1].fd);
+    _close(fd);
+
+    /* ... and one blocked in a synchronous handle (an anonymous pipe). */
+    int sync[2];
+    CHECK(_pipe(sync, 4096, _O_BINARY) == 0, "_pipe");
+    fd = _open(p, _O_CREAT | _O_TRUNC | _O_WRONLY | _O_BINARY,
+               _S_IREAD | _S_IWRITE);
+    r = cp_pump_start(sync[0], fd, wake[1], &pump);
+    CHECK(r == 0, "pump_start %d", r);
+    if (r == 0) {
+        _write(sync[1], "abc", 3);
+        Sleep(300);
+        cp_pump_cancel(pump);
+        uint64_t moved = 0;
+        double secs;
+        r = pump_end_wait(pump, wake[0], &moved, &secs);
+        CHECK(r == -ECANCELED, "sync: rc %d", r);
+        CHECK(moved == 3, "sync: moved %llu", (unsigned long long)moved);
+        CHECK(secs < 3, "sync: cancel took %.2fs", secs);
+    }
+    _close(sync[0]);
+    _close(sync[1]);
+    _close(fd);
+    _close(wake[0]);
+    _close(wake[1]);
+    CHECK(cp_pump_start(999, 1, 2, &pump) == -EBADF, "bad fd");
+}
+
 /* ---- main ---------------------------------------------------------------- */
 
 typedef struct {
@@ -1313,6 +1508,10 @@ static const test_case tests[] = {
     {"e2big_and_bad_utf8", test_e2big_and_bad_utf8},
     {"threads", test_threads},
     {"no_handle_leak", test_no_handle_leak},
+    {"pump_to_file", test_pump_to_file},
+    {"pump_pipeline", test_pump_pipeline},
+    {"pump_epipe", test_pump_epipe},
+    {"pump_cancel", test_pump_cancel},
 };
 
 int main(int argc, char **argv)
