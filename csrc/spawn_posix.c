@@ -443,10 +443,27 @@ static int spawn_path(const char *path, const spawn_setup *s,
     return rc;
 }
 
+/* posix_spawn reports a failed chdir like a failed exec, so after a failed
+ * attempt the parent looks at the cwd itself: the child's errno for it is
+ * what Node reports (ENOTDIR for a file, not the search's ENOENT).  Only the
+ * failure path pays for this. */
+static int cwd_error(const char *cwd)
+{
+    struct stat st;
+    if (stat(cwd, &st) < 0)
+        return -errno;
+    if (!S_ISDIR(st.st_mode))
+        return -ENOTDIR;
+    if (access(cwd, X_OK) < 0)
+        return -errno;
+    return 0;
+}
+
 static int spawn_posix_spawn(const cp_spawn_req *req, exec_arrays *a,
                              const stdio_plan *plan, cp_child *child)
 {
     spawn_setup s;
+    int cwd_rc;
     int rc = spawn_setup_init(&s, req, plan);
     if (rc < 0) {
         spawn_setup_release(&s);
@@ -454,6 +471,10 @@ static int spawn_posix_spawn(const cp_spawn_req *req, exec_arrays *a,
     }
     if (strchr(req->file, '/')) {
         rc = spawn_path(req->file, &s, a, child);
+        if (rc < 0 && req->cwd && (cwd_rc = cwd_error(req->cwd)) < 0) {
+            child->stage = CP_STAGE_CHDIR;
+            rc = cwd_rc;
+        }
     } else {
         const char *list = req->path ? req->path : _PATH_DEFPATH;
         size_t flen = strlen(req->file);
@@ -474,6 +495,11 @@ static int spawn_posix_spawn(const cp_spawn_req *req, exec_arrays *a,
             }
             if (jr == 0) {
                 rc = spawn_path(buf, &s, a, child);
+                if (rc < 0 && req->cwd && (cwd_rc = cwd_error(req->cwd)) < 0) {
+                    child->stage = CP_STAGE_CHDIR;
+                    rc = cwd_rc;
+                    break;
+                }
                 if (rc == 0 || !search_goes_on(-rc))
                     break;
                 if (rc == -EACCES)
@@ -483,7 +509,7 @@ static int spawn_posix_spawn(const cp_spawn_req *req, exec_arrays *a,
                 break;
             p = end;
         }
-        if (rc < 0 && search_goes_on(-rc))
+        if (rc < 0 && child->stage != CP_STAGE_CHDIR && search_goes_on(-rc))
             rc = seen_eacces ? -EACCES : -ENOENT;
     }
     spawn_setup_release(&s);
@@ -764,7 +790,7 @@ int cp_spawn(cp_spawn_req *req, cp_child *child)
         rc = spawn_clone(req, &arrays, &plan, child);
     } else {
         rc = spawn_posix_spawn(req, &arrays, &plan, child);
-        if (rc < 0)
+        if (rc < 0 && child->stage == CP_STAGE_NONE)
             child->stage = rc == -EAGAIN || rc == -ENOMEM ? CP_STAGE_FORK : CP_STAGE_EXEC;
     }
     free(arrays.block);

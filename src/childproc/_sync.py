@@ -175,7 +175,7 @@ def exec_sync(
     result = _run(plan)
     if not plan.stdio_given:
         _copy_stderr(result.stderr)
-    _check(result, _display(command) if isinstance(command, (str, bytes)) else str(command))
+    _check(result, plan.command_line())
     return result.stdout
 
 
@@ -193,5 +193,5 @@ def exec_file_sync(
     if not plan.stdio_given:
         _copy_stderr(result.stderr)
     # Node: the message names [argv0 || file, ...args] joined by spaces.
-    _check(result, " ".join(_display(a) for a in plan.spawnargs))
+    _check(result, plan.command_line())
     return result.stdout
