@@ -678,7 +678,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true",
                     help="CI-sized run: 2 rounds, small batches, 256 MiB ballast (unless given)")
-    ap.add_argument("--rounds", type=int, help="rounds over all cells (default 7, quick 2)")
+    ap.add_argument("--rounds", type=int, help="rounds over all cells (default 5, quick 2)")
     ap.add_argument("--ops", type=int, help="max timed ops per batch (default 500, quick 20)")
     ap.add_argument("--batch-seconds", type=float,
                     help="a batch stops timing after this long (default 1.0, quick 0.15)")
@@ -694,7 +694,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--list", action="store_true", help="list workloads and peers, then exit")
     a = ap.parse_args(argv)
     q = a.quick
-    a.rounds = a.rounds or (2 if q else 7)
+    a.rounds = a.rounds or (2 if q else 5)
     a.ops = a.ops or (20 if q else 500)
     a.batch_seconds = a.batch_seconds if a.batch_seconds is not None else (0.15 if q else 1.0)
     a.warmup = a.warmup if a.warmup is not None else (2 if q else 10)

@@ -72,8 +72,8 @@ typedef struct {
     OVERLAPPED ov;
     int input;      /* 1: we write (the child reads)                     */
     int pending;    /* an operation on `ov` is in flight                 */
-    cp_output *out; /* output pipes: where the bytes go                  */
-    size_t cap;     /* allocated size of out->data                       */
+    cp_output *out; /* output pipes: where the bytes go (out->cap: the
+                       size allocated)                                   */
     const char *wbuf; /* input pipes: what is left to write              */
     size_t wleft;
 } sync_pipe;
@@ -145,16 +145,16 @@ static void kill_and_close(sync_run *run)
 static int grow(sync_pipe *p)
 {
     cp_output *o = p->out;
-    if (p->cap - o->len >= CP_READ_CHUNK)
+    if (o->cap - o->len >= CP_READ_CHUNK)
         return 0;
-    size_t cap = p->cap ? p->cap * 2 : CP_READ_CHUNK;
+    size_t cap = o->cap ? o->cap * 2 : CP_READ_CHUNK;
     while (cap - o->len < CP_READ_CHUNK)
         cap *= 2;
     char *d = realloc(o->data, cap);
     if (d == NULL)
         return -ENOMEM;
     o->data = d;
-    p->cap = cap;
+    o->cap = cap;
     return 0;
 }
 
@@ -182,7 +182,7 @@ static void start_io(sync_run *run, sync_pipe *p)
             kill_and_close(run);
             return;
         }
-        size_t room = p->cap - p->out->len;
+        size_t room = p->out->cap - p->out->len;
         size_t max = run->max_buffer ? CP_READ_CHUNK : CP_READ_MAX;
         want = (DWORD)(room < max ? room : max);
         ok = ReadFile(p->h, p->out->data + p->out->len, want, NULL, &p->ov);
@@ -264,6 +264,9 @@ int cp_run_sync(cp_spawn_req *req, const cp_sync_opts *opts,
     int64_t deadline = 0;
     int i, r, n = req->nstdio > 0 ? req->nstdio : 0;
 
+    static const cp_sync_opts no_opts; /* all zero: no input, no limits */
+    if (opts == NULL)
+        opts = &no_opts;
     memset(&run, 0, sizeof run);
     run.process = INVALID_HANDLE_VALUE;
     run.kill_signal = opts->kill_signal;
@@ -326,8 +329,12 @@ int cp_run_sync(cp_spawn_req *req, const cp_sync_opts *opts,
         start_io(&run, &run.pipes[i]);
 
     QueryPerformanceFrequency(&freq);
-    if (opts->timeout_ns > 0)
-        deadline = now_ns(freq) + opts->timeout_ns;
+    if (opts->timeout_ns > 0) {
+        int64_t now = now_ns(freq);
+        /* A timeout past the end of int64 time is no timeout. */
+        deadline = opts->timeout_ns < INT64_MAX - now ? now + opts->timeout_ns
+                                                      : 0;
+    }
 
     for (;;) {
         int nw = 0, left_out = 0;
@@ -419,5 +426,6 @@ void cp_sync_result_free(cp_sync_result *result, int nstdio)
         free(result->outputs[i].data);
         result->outputs[i].data = NULL;
         result->outputs[i].len = 0;
+        result->outputs[i].cap = 0;
     }
 }

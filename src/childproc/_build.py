@@ -8,6 +8,7 @@ and what C implements cannot drift apart.
 
 from __future__ import annotations
 
+import os
 import pathlib
 import re
 import sys
@@ -35,8 +36,10 @@ ffibuilder.cdef(_cdef_text())
 ffibuilder.set_source(
     "childproc._core",
     '#include "childproc.h"\n',
-    sources=[str(_CSRC / name) for name in _SOURCES],
-    include_dirs=[str(_CSRC)],
+    # setuptools insists on paths relative to setup.py's folder, which is the
+    # working directory when pip builds; running this file directly works too.
+    sources=[os.path.relpath(_CSRC / name) for name in _SOURCES],
+    include_dirs=[os.path.relpath(_CSRC)],
     libraries=_LIBS,
     define_macros=[("_GNU_SOURCE", "1")] if sys.platform.startswith("linux") else [],
     extra_compile_args=[] if sys.platform == "win32" else ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],

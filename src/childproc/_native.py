@@ -20,7 +20,7 @@ from ._core import ffi, lib
 if TYPE_CHECKING:
     from ._options import SpawnPlan
 
-__all__ = ["RawSyncResult", "run_sync", "STAGE_NAMES"]
+__all__ = ["RawChild", "RawSyncResult", "run_sync", "spawn", "STAGE_NAMES"]
 
 STAGE_NAMES = {
     lib.CP_STAGE_NONE: "none",
@@ -99,7 +99,11 @@ def build_request(plan: SpawnPlan, keep: list[object]) -> tuple[object, object]:
         elif kind == "ignore":
             stdio[i].kind = _IGNORE
             stdio[i].fd = -1
-        else:  # 'ipc' and 'stream' never reach the sync path (validated)
+        elif kind == "stream":
+            # Another child's stream: its fd itself goes to this child.
+            stdio[i].kind = _FD
+            stdio[i].fd = slot.source._childproc_fd()  # type: ignore[attr-defined]
+        else:  # 'ipc' is set up by the IPC layer before it gets here
             raise AssertionError(f"stdio kind {kind!r} cannot be used here")
     req.stdio = stdio
     req.nstdio = len(slots)
@@ -117,6 +121,33 @@ def build_request(plan: SpawnPlan, keep: list[object]) -> tuple[object, object]:
         req.gid = plan.gid & 0xFFFFFFFF
     req.flags = flags
     return req, stdio
+
+
+@dataclass(slots=True)
+class RawChild:
+    """What ``cp_spawn`` gives back: the pid, its pidfd (-1 without one) and
+    the parent's end of every pipe slot (-1 for the other slots), or the
+    positive errno and stage of a failure."""
+
+    pid: int
+    pidfd: int
+    fds: list[int]
+    error: int
+    stage: str
+
+
+def spawn(plan: SpawnPlan) -> RawChild:
+    """Create the child for the async API: pipes non-blocking on our side."""
+    keep: list[object] = []
+    req, stdio = build_request(plan, keep)
+    req.flags |= lib.CP_SPAWN_NONBLOCK
+    child = ffi.new("cp_child *")
+    rc = lib.cp_spawn(req, child)
+    n = len(plan.stdio)
+    if rc < 0:
+        return RawChild(0, -1, [-1] * n, -rc, STAGE_NAMES.get(child.stage, "unknown"))
+    fds = [stdio[i].fd if stdio[i].kind in (_PIPE_IN, _PIPE_OUT) else -1 for i in range(n)]
+    return RawChild(child.pid, child.pidfd, fds, 0, "none")
 
 
 def _timeout_ns(timeout: float | None) -> int:
