@@ -1,0 +1,326 @@
+"""Reliability bars (DESIGN §6) for the sync path: no fd / zombie / memory leak over
+10,000 spawns, fd isolation when spawning from many threads, E2BIG as an error
+result, EMFILE / EAGAIN as error results followed by recovery.
+
+No timing assertions: these only check what is left behind and what is returned.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import sys
+import textwrap
+import threading
+
+import pytest
+
+import childproc as cp
+
+pytestmark = [
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc"),
+    pytest.mark.reliability,
+]
+
+TRUE = "/bin/true" if os.path.exists("/bin/true") else "/usr/bin/true"
+IS_ROOT = os.geteuid() == 0
+
+
+def open_fds() -> dict[int, str]:
+    out = {}
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            out[int(name)] = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:  # the directory fd listdir used, already closed
+            pass
+    return out
+
+
+def zombies_of(pid: int) -> list[int]:
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        rest = data[data.rindex(b")") + 2:].split()
+        state, ppid = rest[0], int(rest[1])
+        if state == b"Z" and ppid == pid:
+            found.append(int(name))
+    return found
+
+
+def vm_rss_kib() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_10000_spawns_leak_nothing():
+    for _ in range(500):  # warm-up: caches, allocator arenas, lazy imports
+        cp.spawn_sync(TRUE)
+    gc.collect()
+    fds_before = open_fds()
+    rss_before = vm_rss_kib()
+    bad = []
+    for i in range(10_000):
+        r = cp.spawn_sync(TRUE)
+        if r.status != 0 or r.error is not None:
+            bad.append((i, r.status, r.signal, r.error))
+            if len(bad) > 5:
+                break
+    del r
+    gc.collect()
+    rss_after = vm_rss_kib()
+    fds_after = open_fds()
+    assert not bad, bad
+    assert fds_after == fds_before
+    assert zombies_of(os.getpid()) == []
+    assert rss_after - rss_before < 1024, f"RSS grew by {rss_after - rss_before} KiB over 10,000 spawns"
+
+
+def test_spawn_sync_with_all_features_leaks_no_fd(tmp_path):
+    # pipes at 0-3, input, encoding, a timeout that fires, max_buffer that fires, spawn errors
+    gc.collect()
+    before = open_fds()
+    for _ in range(20):
+        cp.spawn_sync("cat", input=b"x" * 70000, stdio=["pipe", "pipe", "pipe", "pipe"], encoding="utf8")
+        cp.spawn_sync("sh", ["-c", "printf 0123456789; exec sleep 5"], max_buffer=4)
+        cp.spawn_sync("nope-xyz-childproc")
+        cp.spawn_sync("ls", cwd=str(tmp_path / "missing"))
+        cp.spawn_sync(str(tmp_path))  # EACCES
+        with open(tmp_path / "f", "wb") as f:
+            cp.spawn_sync("echo", ["x"], stdio=["ignore", f, "ignore"])
+    for _ in range(3):
+        cp.spawn_sync("sleep", ["5"], timeout=0.05)
+    gc.collect()
+    assert open_fds() == before
+    assert zombies_of(os.getpid()) == []
+
+
+def test_exec_errors_leak_no_fd():
+    gc.collect()
+    before = open_fds()
+    for _ in range(50):
+        with pytest.raises(cp.ExecError):
+            cp.exec_sync("exit 3", stdio="pipe")
+        with pytest.raises(cp.SpawnError):
+            cp.exec_file_sync("nope-xyz-childproc")
+    gc.collect()
+    assert open_fds() == before
+    assert zombies_of(os.getpid()) == []
+
+
+_LIST_FDS = textwrap.dedent(
+    """
+    import os, json
+    d = '/proc/self/fd'
+    out = {}
+    for n in os.listdir(d):
+        try:
+            out[n] = os.readlink(d + '/' + n)
+        except OSError:
+            out[n] = None
+    print(json.dumps(out))
+    """
+)
+
+
+def test_16_threads_children_see_only_their_own_fds(tmp_path):
+    n_threads, py_runs, ls_runs = 16, 2, 20
+    # fds this process already lets children inherit (e.g. from whoever started pytest)
+    inheritable = {fd for fd in open_fds() if fd > 2 and _inheritable(fd)}
+    # `ls` opens the directory it lists with the lowest free number
+    listing_fd = min(set(range(4, 1000)) - inheritable)
+    allowed = {0, 1, 2, 3, listing_fd} | inheritable
+    barrier = threading.Barrier(n_threads)
+    problems: list = []
+
+    def work(i):
+        try:
+            path = str(tmp_path / f"thread-{i}.txt")
+            barrier.wait()
+            for k in range(py_runs + ls_runs):
+                with open(path, "wb") as f:
+                    if k < py_runs:  # names of the fds: fd 3 must be this thread's own file
+                        r = cp.spawn_sync(sys.executable, ["-I", "-S", "-c", _LIST_FDS],
+                                          stdio=["ignore", "pipe", "pipe", f], encoding="utf8")
+                    else:  # quick: numbers only
+                        r = cp.spawn_sync("ls", ["/proc/self/fd"], stdio=["ignore", "pipe", "pipe", f],
+                                          encoding="utf8")
+                if r.error is not None or r.status != 0:
+                    problems.append((i, k, r.status, r.error, r.stderr))
+                    continue
+                if k < py_runs:
+                    fds = {int(n): target for n, target in json.loads(r.stdout).items()}
+                    if fds.get(3) != path:
+                        problems.append((i, k, "fd 3 is not this thread's file", fds))
+                    listing = {fd for fd, t in fds.items() if t is None or t.startswith("/proc/")}
+                    unexpected = set(fds) - {0, 1, 2, 3} - inheritable - listing
+                    if unexpected or len(listing) != 1:
+                        problems.append((i, k, "unexpected fds", fds))
+                else:
+                    fds = {int(n) for n in r.stdout.split()}
+                    if fds - allowed or not {0, 1, 2, 3} <= fds:
+                        problems.append((i, k, "unexpected fds", sorted(fds), sorted(allowed)))
+        except BaseException as e:  # noqa: BLE001
+            problems.append((i, "raised", repr(e)))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(n_threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not problems, problems[:5]
+    assert zombies_of(os.getpid()) == []
+
+
+def _inheritable(fd: int) -> bool:
+    try:
+        return os.get_inheritable(fd)
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(["x" * 65536] * 64, id="total-4MiB"),
+        pytest.param(["y" * (256 * 1024)], id="one-arg-over-MAX_ARG_STRLEN"),
+    ],
+)
+def test_huge_argv_is_e2big_result(args):
+    r = cp.spawn_sync("/bin/echo", args)
+    assert r.error is not None, (r.status, r.signal)
+    assert r.error.code == "E2BIG"
+    assert r.error.errno == 7
+    assert r.error.syscall == "spawnSync /bin/echo"
+    assert str(r.error) == "spawnSync /bin/echo E2BIG"
+    assert r.pid == 0 and r.output is None and r.status is None and r.signal is None
+    # nothing else lost: the next call works
+    assert cp.spawn_sync("/bin/echo", ["ok"]).stdout == b"ok\n"
+
+
+def test_huge_env_is_e2big_result():
+    r = cp.spawn_sync("/bin/echo", ["x"], env={f"V{i}": "v" * 65536 for i in range(64)})
+    assert r.error is not None and r.error.code == "E2BIG"
+    assert r.pid == 0
+
+
+def test_huge_argv_exec_file_sync_raises_spawn_error():
+    with pytest.raises(cp.SpawnError) as ei:
+        cp.exec_file_sync("/bin/echo", ["x" * 65536] * 64)
+    assert ei.value.code == "E2BIG"
+
+
+_EMFILE_CHILD = textwrap.dedent(
+    """
+    import json, os, resource, errno
+    import childproc as cp
+
+    def free_slots():
+        # how many fds can still be opened (opens and closes them; needs no fd itself)
+        got = []
+        try:
+            while len(got) < 64:
+                got.append(os.open('/dev/null', os.O_RDONLY))
+        except OSError as e:
+            assert e.errno == errno.EMFILE, e
+        for fd in got:
+            os.close(fd)
+        return len(got)
+
+    cp.spawn_sync('/bin/true')  # warm-up (lazy imports, caches)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    highest = max(int(n) for n in os.listdir('/proc/self/fd'))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (highest + 40, hard))
+    fill = []
+    try:
+        while True:
+            fill.append(os.open('/dev/null', os.O_RDONLY))
+    except OSError as e:
+        assert e.errno == errno.EMFILE
+    seen = []
+    # leave 8, 7, ..., 0 descriptors free and spawn each time: every call must return
+    # a result (success or an EMFILE error), never raise, and leave no fd behind
+    for free in range(8, -1, -1):
+        while free_slots() > free:
+            fill.append(os.open('/dev/null', os.O_RDONLY))
+        while free_slots() < free:
+            os.close(fill.pop())
+        try:
+            r = cp.spawn_sync('/bin/echo', ['hi'], stdio=['pipe', 'pipe', 'pipe', 'pipe'])
+        except Exception as e:
+            seen.append({'free': free, 'raised': repr(e)})
+            continue
+        e = r.error
+        seen.append({'free': free, 'status': r.status, 'pid0': r.pid == 0, 'output_none': r.output is None,
+                     'code': e and e.code, 'errno': e and e.errno, 'syscall': e and e.syscall,
+                     'message': e and str(e), 'free_after': free_slots()})
+    for fd in fill:
+        os.close(fd)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    r = cp.spawn_sync('/bin/echo', ['recovered'])
+    print(json.dumps({'seen': seen, 'after': [r.status, r.stdout.decode(), repr(r.error)]}))
+    """
+)
+
+
+def test_emfile_is_an_error_result_and_library_recovers(py_helper):
+    p = py_helper(_EMFILE_CHILD)
+    assert p.returncode == 0, p.stderr
+    res = json.loads(p.stdout)
+    seen = res["seen"]
+    raised = [s for s in seen if "raised" in s]
+    assert not raised, raised
+    emfile = [s for s in seen if s["code"] == "EMFILE"]
+    assert emfile, seen
+    for s in emfile:
+        assert s["pid0"] and s["output_none"] and s["status"] is None
+        assert s["errno"] == 24
+        assert s["syscall"] == "spawnSync /bin/echo" and s["message"] == "spawnSync /bin/echo EMFILE"
+    others = [s for s in seen if s["code"] not in (None, "EMFILE")]
+    assert not others, others
+    leaks = [s for s in seen if "raised" not in s and s["free_after"] != s["free"]]
+    assert not leaks, leaks  # a call that failed half-way left descriptors open
+    assert res["after"] == [0, "recovered\n", "None"]
+
+
+_EAGAIN_CHILD = textwrap.dedent(
+    """
+    import json, os, resource
+    import childproc as cp
+    cp.spawn_sync('/bin/true', encoding='utf8')  # warm-up before losing access to /root
+    os.setgroups([]); os.setgid(65534); os.setuid(65534)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NPROC)
+    resource.setrlimit(resource.RLIMIT_NPROC, (0, hard))
+    try:
+        r = cp.spawn_sync('/bin/echo', ['x'])
+        e = r.error
+        first = {'status': r.status, 'pid0': r.pid == 0, 'output_none': r.output is None,
+                 'code': e and e.code, 'message': e and str(e)}
+    except Exception as e:
+        first = {'raised': repr(e)}
+    resource.setrlimit(resource.RLIMIT_NPROC, (soft, hard))
+    r = cp.spawn_sync('/bin/echo', ['recovered'])
+    print(json.dumps({'first': first, 'after': [r.status, r.stdout and r.stdout.decode(), repr(r.error)]}))
+    """
+)
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="needs root to switch to an unprivileged uid (RLIMIT_NPROC binds non-root)")
+def test_eagain_from_rlimit_nproc_and_recovery(py_helper):
+    p = py_helper(_EAGAIN_CHILD, cwd="/")
+    assert p.returncode == 0, p.stderr
+    res = json.loads(p.stdout)
+    assert res["first"] == {
+        "status": None, "pid0": True, "output_none": True, "code": "EAGAIN",
+        "message": "spawnSync /bin/echo EAGAIN",
+    }, res
+    assert res["after"] == [0, "recovered\n", "None"]
