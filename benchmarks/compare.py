@@ -450,6 +450,8 @@ def fmt_ratio(r: float | None) -> str:
         return "-"
     if r >= 100:
         return f"{r:.0f}x"
+    if r < 0.1:
+        return f"{r:.2g}x"
     return f"{r:.1f}x" if r >= 10 else f"{r:.2f}x"
 
 
@@ -486,6 +488,13 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
 
+def _loadavg() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
 def machine_meta(ctx: Context) -> dict:
     import platform
     import subprocess
@@ -520,6 +529,7 @@ def machine_meta(ctx: Context) -> dict:
         "cc": cmd_out([ctx.cc, "--version"]) if ctx.cc else None,
         "transparent_hugepage": read("/sys/kernel/mm/transparent_hugepage/enabled"),
         "git_commit": cmd_out(["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"]),
+        "loadavg_start": _loadavg(),
     }
     r = subprocess.run(
         [ctx.python, "-c", "import childproc,sys; print(getattr(childproc,'__version__','?'), childproc.__file__)"],
@@ -825,6 +835,7 @@ def main(argv: list[str]) -> int:
             for x, y in w.headline
         }
 
+    results["meta"]["loadavg_end"] = _loadavg()
     a.out.mkdir(parents=True, exist_ok=True)
     json_path = a.out / "compare.json"
     json_path.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n")
@@ -835,6 +846,12 @@ def main(argv: list[str]) -> int:
           f"{m['libc']}, THP {m['transparent_hugepage'] or '-'}")
     print(f"{a.rounds} rounds, interleaved and shuffled; each figure is the median of the per-batch medians; "
           f"took {time.monotonic() - t_start:.0f} s")
+    loads = [x[0] for x in (m["loadavg_start"], m["loadavg_end"]) if x]
+    if loads and m["cpus"] and max(loads) > m["cpus"]:
+        # The runner itself keeps about one CPU busy; more than that means
+        # something else was running.
+        print(f"WARNING: the machine was busy (1-minute load average up to {max(loads):.1f} on "
+              f"{m['cpus']} CPUs): the figures are noisy, compare them with care (see iqr)")
     for w in workloads:
         print()
         held = f"; '{fmt_mib(a.ballast_mib)}' = parent holding {fmt_mib(a.ballast_mib)} of touched memory" if a.ballast_mib else ""
