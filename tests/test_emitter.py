@@ -882,14 +882,15 @@ def py_argument_validation(t: Trace) -> None:
     # Node's RangeError is Python's ValueError; the codes are Node's.  on(event)
     # and once(event) without a function are the decorator forms, so None is
     # only tried with the other methods (see test_on_once_without_fn_decorate).
-    kind = {TypeError: "TypeError", ValueError: "RangeError"}
+    def kind(er: Exception) -> str:
+        return "TypeError" if isinstance(er, TypeError) else "RangeError"
 
     def rec(f: Callable[..., Any], *args: Any) -> None:
         try:
             f(*args)
             t.append("ok")
         except (TypeError, ValueError) as er:
-            t.append(f"{kind[type(er)]}:{getattr(er, 'code', None)}")
+            t.append(f"{kind(er)}:{getattr(er, 'code', None)}")
 
     e = EE()
     for v in (-1, math.nan, "5", None):

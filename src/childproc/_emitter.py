@@ -82,6 +82,8 @@ from collections.abc import Callable, Hashable
 from types import FrameType
 from typing import Any, TypeVar, overload
 
+from ._errors import ArgTypeError, ArgValueError
+
 __all__ = ["EventEmitter", "MaxListenersExceededWarning", "UnhandledErrorEvent"]
 
 Listener = Callable[..., Any]
@@ -184,8 +186,7 @@ def _describe(value: Any) -> str:
 
 def _check_listener(fn: Any) -> None:
     if not callable(fn):
-        err = TypeError(f'The "listener" argument must be of type function. {_describe(fn)}')
-        err.code = "ERR_INVALID_ARG_TYPE"  # type: ignore[attr-defined]
+        err = ArgTypeError(f'The "listener" argument must be of type function. {_describe(fn)}')
         raise err
 
 
@@ -458,12 +459,13 @@ class EventEmitter:
         negative number or NaN, with Node's messages.
         """
         if isinstance(n, bool) or not isinstance(n, (int, float)):
-            err: Exception = TypeError(f'The "set_max_listeners" argument must be of type number. {_describe(n)}')
-            err.code = "ERR_INVALID_ARG_TYPE"  # type: ignore[attr-defined]
+            err: Exception = ArgTypeError(f'The "set_max_listeners" argument must be of type number. {_describe(n)}')
             raise err
         if math.isnan(n) or n < 0:
-            err = ValueError(f'The value of "set_max_listeners" is out of range. It must be >= 0. Received {n!r}')
-            err.code = "ERR_OUT_OF_RANGE"  # type: ignore[attr-defined]
+            err = ArgValueError(
+                f'The value of "set_max_listeners" is out of range. It must be >= 0. Received {n!r}',
+                "ERR_OUT_OF_RANGE",
+            )
             raise err
         self._max_listeners = n
         return self
