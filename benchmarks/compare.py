@@ -371,13 +371,16 @@ def build_c(ctx: Context, names: set[str]) -> None:
             ctx.build_errors[name] = "no C compiler (`cc`) on PATH to build it"
             continue
         BUILD.mkdir(exist_ok=True)
-        cmd = [cc, "-O2", *flags, "-o", str(out), str(src_path)]
+        tmp = out.with_name(f"{name}.{os.getpid()}.tmp")
+        cmd = [cc, "-O2", *flags, "-o", str(tmp), str(src_path)]
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode == 0:
+            os.replace(tmp, out)  # a concurrent run never sees half a binary
             ctx.binaries[name] = out
             log(f"built {out.relative_to(HERE.parent)}: {' '.join(cmd[:-3])} ...")
         else:
             tail = " ".join(r.stderr.strip().splitlines()[-2:])
+            tmp.unlink(missing_ok=True)
             ctx.build_errors[name] = f"`{' '.join(cmd)}` failed: {tail}"
 
 
@@ -596,6 +599,11 @@ def render_table(w: Workload, res: dict, states: list[tuple[str, int]]) -> str:
         if pr.get("skipped"):
             out.append(f"SKIPPED {p.name}: {pr['skipped']}")
         for key, _ in states:
+            rss = pr.get("states", {}).get(key, {}).get("rss_kib") or []
+            mib = dict(states)[key]
+            if mib and rss and min(rss) < mib * 1024 * 0.95:
+                out.append(f"WARNING {p.name} [{key}]: RSS {min(rss) // 1024} MiB in a batch, "
+                           f"less than the {fmt_mib(mib)} ballast")
             errs = pr.get("states", {}).get(key, {}).get("failed_batches") or []
             if errs:
                 out.append(f"FAILED batches of {p.name} [{key}]: {len(errs)}, first: {errs[0]}")
