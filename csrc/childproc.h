@@ -37,8 +37,14 @@ enum {
     CP_SPAWN_SETGID = 8,      /* switch to `gid` (forces the clone path)     */
     CP_SPAWN_USE_CLONE = 16,  /* take the clone path even when posix_spawn
                                  could serve (tests exercise both paths)     */
-    CP_SPAWN_NONBLOCK = 32    /* the parent's pipe ends are O_NONBLOCK (the
-                                 child's ends always stay blocking)          */
+    CP_SPAWN_NONBLOCK = 32,   /* the parent's pipe ends are O_NONBLOCK (the
+                                 child's ends always stay blocking); Windows:
+                                 its pipe ends are always overlapped         */
+    CP_SPAWN_VERBATIM_ARGS = 64, /* Windows: argv joined without quoting
+                                    (Node's windowsVerbatimArguments)        */
+    CP_SPAWN_HIDE = 128,      /* Windows: no console window (windowsHide)    */
+    CP_SPAWN_DIE_WITH_PARENT = 256 /* the child dies with this process
+                                      (Windows: a kill-on-close job)         */
 };
 
 /* Where a failed spawn stopped; Python turns (errno, stage) into an error. */
@@ -72,7 +78,8 @@ typedef struct {
 
 typedef struct {
     int pid;   /* > 0 once spawned                                          */
-    int pidfd; /* a pidfd for the child, or -1 where the kernel has none    */
+    int pidfd; /* a pidfd for the child, or -1 where the kernel has none;
+                  Windows: the process HANDLE (fits in 32 bits by contract) */
     int stage; /* CP_STAGE_* of a failure, CP_STAGE_NONE on success         */
 } cp_child;
 
@@ -80,6 +87,10 @@ typedef struct {
  * and the child's ends are closed.  On failure nothing is left open, no
  * process is left behind, and child->stage says where it stopped. */
 int cp_spawn(cp_spawn_req *req, cp_child *child);
+
+/* Send `sig` to the child (0 tests).  Through the pidfd where there is one,
+ * so a recycled pid is never hit; -ESRCH once the child is gone. */
+int cp_kill(cp_child *child, int sig);
 
 /* Wait for the child to end, blocking; reaps it and closes its pidfd.
  * *status gets the raw wait status (WIFEXITED / WTERMSIG decode it). */

@@ -802,6 +802,21 @@ int cp_spawn(cp_spawn_req *req, cp_child *child)
     return 0;
 }
 
+int cp_kill(cp_child *child, int sig)
+{
+#if defined(__linux__) && defined(SYS_pidfd_send_signal)
+    if (child->pidfd >= 0) {
+        if (syscall(SYS_pidfd_send_signal, child->pidfd, sig, NULL, 0) == 0)
+            return 0;
+        if (errno != ENOSYS)
+            return -errno;
+    }
+#endif
+    if (child->pid <= 0)
+        return -ESRCH;
+    return kill(child->pid, sig) < 0 ? -errno : 0;
+}
+
 int cp_wait(cp_child *child, int *status)
 {
     int rc = 0;

@@ -59,19 +59,8 @@
 
 #include "childproc.h"
 
-/* Flags proposed for childproc.h (see the report that came with this file);
- * defined here until the header has them.  Delete these once it does.
- * CP_SPAWN_NONBLOCK (32) needs nothing here: our pipe ends are always
+/* CP_SPAWN_NONBLOCK needs nothing here: our pipe ends are always
  * overlapped, Windows' form of non-blocking, and the child's never are. */
-#ifndef CP_SPAWN_VERBATIM_ARGS
-#define CP_SPAWN_VERBATIM_ARGS 64 /* windowsVerbatimArguments: no quoting   */
-#endif
-#ifndef CP_SPAWN_HIDE
-#define CP_SPAWN_HIDE 128 /* windowsHide: no console window, SW_HIDE          */
-#endif
-#ifndef CP_SPAWN_DIE_WITH_PARENT
-#define CP_SPAWN_DIE_WITH_PARENT 256 /* the child dies with this process   */
-#endif
 
 /* Node's signal numbers on Windows (libuv's, the POSIX values). */
 #define CP_SIGINT 2
@@ -90,7 +79,6 @@ HANDLE cp__fd_handle(int fd);
 int cp__spawn(cp_spawn_req *req, cp_child *child, HANDLE *process,
               HANDLE *ends);
 int cp__kill_handle(HANDLE process, int sig);
-int cp_kill(cp_child *child, int sig);
 
 /* CreateProcessW's lpCommandLine limit, counting the terminating NUL. */
 #define CP_CMDLINE_MAX 32767
