@@ -19,8 +19,10 @@ Node is generic:
 Cases are plain dicts (keys of ``SyncCase``), so test modules need not import
 this file.
 
-This is a private helper; ``tests/nodecmp.py`` (owned elsewhere) may replace
-it later.
+``tests/nodecmp.py`` answers "what does this JS print"; this runner is separate
+because these cases also need Buffers/TypedArrays/fds passed in, node's own
+stdout and stderr captured apart from the result (stdio 'inherit', the stderr
+copy of execSync), and the result of one call encoded byte-exactly.
 """
 
 from __future__ import annotations
@@ -39,7 +41,10 @@ from typing import Any, Callable
 
 import pytest
 
-NODE = shutil.which("node")
+try:  # one notion of "is node here" for the whole suite (tests/nodecmp.py)
+    from nodecmp import NODE
+except ImportError:  # pragma: no cover - nodecmp.py is owned elsewhere
+    NODE = shutil.which("node")
 
 # Outputs bigger than this are compared by length and digest, not by content.
 _BIG = 64 * 1024

@@ -229,6 +229,8 @@ def test_parent_path_used_without_env(sync_compare, tmp_path, monkeypatch):
     non_ascii=case("sh", ["-c", 'printf "%s|%s" "$X" "$Y"'], env={"X": "héllo €", "Y": "日本語"}),
     equals_in_value=case("sh", ["-c", 'printf "%s" "$X"'], env={"X": "a=b=c"}),
     empty_value=case("sh", ["-c", 'printf "[%s]" "${X-unset}"'], env={"X": ""}),
+    newline_in_value=case("sh", ["-c", 'printf "[%s]" "$X"'], env={"X": "line1\nline2"}),
+    env_none_inherits=case("sh", ["-c", 'printf "%s" "${HOME:+home-set}"'], env=None),
     case_sensitive_dupes=case("sh", ["-c", 'printf "%s %s" "$dup" "$DUP"'], env={"dup": "lo", "DUP": "up"}),
 )
 def test_env(sync_compare, c):
@@ -262,6 +264,7 @@ def test_env_non_ascii_bytes_exact():
     bytes_=case("pwd", cwd=lambda t: os.fsencode(t)),
     pathlike=case("pwd", cwd=lambda t: t),
     none_means_none=case("pwd", cwd=None),
+    relative_to_parent_cwd=case("pwd", cwd=".."),
     relative_file_after_chdir=case("./hello.sh", cwd=lambda t: str(t),
                                    setup=lambda t: make_exe(t, "hello.sh", "#!/bin/sh\necho rel\n")),
     cwd_is_a_file=case("pwd", cwd=tmpfile("plain.txt"), setup=_noexec),
@@ -328,6 +331,7 @@ _FDCHECK = 'for i in 3 4 5; do if [ -e /proc/$$/fd/$i ]; then echo "$i open"; el
     none_at_3_is_closed=case("sh", ["-c", _FDCHECK], stdio=["pipe", "pipe", "pipe", None, "pipe"]),
     default_no_extra_fds=case("sh", ["-c", _FDCHECK]),
     ignore_stdin_is_devnull=case("sh", ["-c", "readlink /proc/$$/fd/0; cat; echo rc=$?"], stdio=["ignore", "pipe", "pipe"]),
+    ten_pipes=case("sh", ["-c", "echo nine >&9; echo five >&5"], stdio=["pipe"] * 10),
     extra_fd_file=case(
         "sh", ["-c", "echo via3 >&3"], stdio=["pipe", "pipe", "pipe", open_fd(tmpfile("three.txt"))],
         collect=lambda t: (t / "three.txt").read_text(),
@@ -369,7 +373,11 @@ def test_stdio_extra_output_python():
     str_with_utf8_encoding=case("cat", input="héllo", encoding="utf8"),
     empty_str_ignored=case("cat", input=""),
     input_wc=case("wc", ["-c"], input=b"x" * 100000),
-    input_not_read=case("sh", ["-c", "echo ignored stdin"], input=b"y" * 200000),
+    # the child exits / closes stdin while 5 MiB are still unwritten: Node reports EPIPE in result.error
+    child_exits_before_reading_input=case("head", ["-c", "1"], input=b"x" * (5 * 1024 * 1024)),
+    child_closes_stdin_keeps_running=case("sh", ["-c", "exec 0<&-; sleep 0.2; echo done"],
+                                          input=b"x" * (5 * 1024 * 1024)),
+    input_with_stdin_inherit=case("sh", ["-c", "echo x"], input="abc", stdio=["inherit", "pipe", "pipe"]),
     input_with_stdin_ignore=case("sh", ["-c", "cat; echo rc=$?"], input="x", stdio=["ignore", "pipe", "pipe"]),
     input_extra_stdio_list=case("cat", input="abc", stdio=["pipe", "pipe", "pipe", "pipe"]),
 )
@@ -389,6 +397,32 @@ def test_large_input_and_output_no_deadlock():
     assert r.error is None, r.error
     assert r.status == 0
     assert len(r.stdout) == len(data) and r.stdout == data
+
+
+def test_large_stdout_and_stderr_at_once_no_deadlock():
+    code = (
+        "import sys, threading\n"
+        "def err():\n"
+        "    sys.stderr.buffer.write(b'e' * (3 << 20)); sys.stderr.flush()\n"
+        "t = threading.Thread(target=err); t.start()\n"
+        "sys.stdout.buffer.write(b'o' * (3 << 20)); sys.stdout.flush()\n"
+        "t.join()\n"
+    )
+    r = cp.spawn_sync(PY, ["-c", code], max_buffer=0)
+    assert r.error is None, r.error
+    assert r.stdout == b"o" * (3 << 20) and r.stderr == b"e" * (3 << 20)
+
+
+def test_stdio_socket_object():
+    import socket
+
+    a, b = socket.socketpair()
+    with a, b:
+        r = cp.spawn_sync("echo", ["via socket"], stdio=["ignore", a, "pipe"])
+        assert r.error is None, r.error
+        assert r.output == [None, None, b""]
+        b.settimeout(5)
+        assert b.recv(100) == b"via socket\n"
 
 
 def test_large_input_with_stderr_traffic():

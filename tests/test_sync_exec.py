@@ -74,6 +74,11 @@ def params(**cases):
     cwd_missing=ex("pwd", cwd="/nonexistent-childproc-dir"),
     env=ex('printf "%s" "$X"', env={"X": "value é", "PATH": "/usr/bin:/bin"}),
     argv0=ex("echo $0", argv0="custom0"),
+    stdio_given_stdin_only_differs=ex("echo out; echo err >&2", stdio=["inherit", "pipe", "pipe"]),
+    stderr_invalid_utf8_copied=ex(r"echo ok; printf 'bad \377\376\n' >&2"),
+    failure_message_invalid_utf8=ex(r"printf 'bad \377\n' >&2; exit 3"),
+    failure_message_utf8=ex("printf 'érr\n' >&2; exit 3"),
+    epipe_large_input_unread=ex("head -c 1", input=b"x" * (5 * 1024 * 1024)),
 )
 def test_exec_sync(sync_compare, c):
     sync_compare.check(c)
@@ -104,6 +109,8 @@ def test_exec_sync(sync_compare, c):
     input=exf("cat", [], input=bytearray(b"abc")),
     detached=exf(PY, ["-c", "import os; print(os.getsid(0) == os.getpid())"], detached=True),
     missing_cwd=exf("ls", [], cwd="/nonexistent-childproc-dir"),
+    epipe_large_input_unread=exf("head", ["-c", "1"], input=b"x" * (5 * 1024 * 1024)),
+    args_tuple=exf("echo", ("a", "b")),
 )
 def test_exec_file_sync(sync_compare, c):
     sync_compare.check(c)
