@@ -110,6 +110,9 @@ typedef struct {
     int64_t timeout_ns;  /* <= 0: none                                   */
     int kill_signal;     /* sent on timeout or max_buffer                */
     uint64_t max_buffer; /* all output pipes together; 0: unlimited      */
+    int kill_group;      /* kill_tree: signal the child's process group  */
+    int64_t force_kill_after_ns; /* > 0: SIGKILL if kill_signal did not
+                                    end the child within this time       */
 } cp_sync_opts;
 
 typedef struct {

@@ -47,6 +47,7 @@ typedef struct {
     int wstatus;
     int64_t deadline;
     int no_pidfd_sleep_ms; /* the fallback's current poll interval */
+    int killed;            /* we signalled it (timeout, max_buffer)  */
 } sync_state;
 
 static void record_status(sync_state *st, int wstatus)
@@ -73,13 +74,40 @@ static void try_reap(sync_state *st)
         record_status(st, 0);
 }
 
-static void kill_child(sync_state *st, int sig)
+static void kill_child(sync_state *st, const cp_sync_opts *opts, int sig)
 {
     if (st->exited)
         return;
-    /* Not yet reaped, so the pid cannot have been reused. */
-    if (kill(st->child.pid, sig) < 0 && errno != ESRCH)
-        kill(st->child.pid, SIGKILL); /* Node falls back the same way */
+    /* Not yet reaped, so the pid cannot have been reused.  With kill_tree
+     * the child leads its own group, and the whole group gets the signal. */
+    pid_t target = opts->kill_group ? -st->child.pid : st->child.pid;
+    if (kill(target, sig) < 0 && errno != ESRCH)
+        kill(target, SIGKILL); /* Node falls back the same way */
+    st->killed = 1;
+}
+
+/* After a kill: wait for the exit, sending SIGKILL once force_kill_after
+ * has passed (if asked to). */
+static void reap_after_kill(sync_state *st, const cp_sync_opts *opts)
+{
+    if (st->exited || !st->killed || opts->force_kill_after_ns <= 0)
+        return;
+    int64_t deadline = now_ns() + opts->force_kill_after_ns;
+    while (!st->exited) {
+        int64_t left = deadline - now_ns();
+        if (left <= 0) {
+            kill_child(st, opts, SIGKILL);
+            return;
+        }
+        if (st->child.pidfd >= 0) {
+            struct pollfd pfd = {st->child.pidfd, POLLIN, 0};
+            poll(&pfd, 1, (int)((left + 999999) / 1000000));
+        } else {
+            struct timespec ts = {0, 1000000}; /* 1 ms steps without a pidfd */
+            nanosleep(&ts, NULL);
+        }
+        try_reap(st);
+    }
 }
 
 static void close_pipes(cp_spawn_req *req)
@@ -188,13 +216,13 @@ int cp_run_sync(cp_spawn_req *req, const cp_sync_opts *opts,
             if (errno == EINTR)
                 continue;
             res->error = -errno;
-            kill_child(&st, SIGKILL);
+            kill_child(&st, opts, SIGKILL);
             close_pipes(req);
             break;
         }
         if (st.deadline != NO_DEADLINE && now_ns() >= st.deadline) {
             res->error = -ETIMEDOUT;
-            kill_child(&st, opts->kill_signal);
+            kill_child(&st, opts, opts->kill_signal);
             close_pipes(req);
             break;
         }
@@ -238,12 +266,13 @@ int cp_run_sync(cp_spawn_req *req, const cp_sync_opts *opts,
             }
         }
         if (res->error == -ENOBUFS || res->error == -ENOMEM) {
-            kill_child(&st, res->error == -ENOMEM ? SIGKILL : opts->kill_signal);
+            kill_child(&st, opts, res->error == -ENOMEM ? SIGKILL : opts->kill_signal);
             close_pipes(req);
             break;
         }
     }
 
+    reap_after_kill(&st, opts);
     if (!st.exited) {
         int wstatus = 0;
         if (cp_wait(&st.child, &wstatus) == 0)

@@ -43,6 +43,7 @@
 #include <dlfcn.h>
 #include <sched.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #endif
 
@@ -529,6 +530,7 @@ typedef struct {
     volatile int err;
     volatile int stage;
     int max_fd; /* fallback bound for closing inherited fds */
+    pid_t parent_pid; /* for the die_with_parent race check */
 #ifndef __linux__
     int errpipe; /* without CLONE_VM the child reports through a pipe */
 #endif
@@ -638,6 +640,19 @@ static int child_main(void *arg)
 #endif
     }
 
+    /* 5b. die_with_parent: the kernel sends SIGKILL when the thread that
+     *     created us exits (Python runs these spawns on a thread that lives
+     *     as long as the process).  If the parent died before prctl took
+     *     effect we were reparented already: go now. */
+#ifdef __linux__
+    if (req->flags & CP_SPAWN_DIE_WITH_PARENT) {
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+            child_fail(c, CP_STAGE_SESSION, errno);
+        if (getppid() != c->parent_pid)
+            _exit(127);
+    }
+#endif
+
     /* 6. An empty mask for the new program; signals pending now are
      *    delivered with default dispositions. */
     sigemptyset(&none);
@@ -676,6 +691,7 @@ static int spawn_clone(const cp_spawn_req *req, exec_arrays *a,
                        const stdio_plan *plan, cp_child *child)
 {
     child_args c = {.req = req, .arrays = a, .plan = plan, .err = 0, .stage = 0};
+    c.parent_pid = getpid();
     long open_max = sysconf(_SC_OPEN_MAX);
     c.max_fd = open_max < 0 || open_max > 65536 ? 65536 : (int)open_max;
     sigset_t all, old;
@@ -784,7 +800,8 @@ int cp_spawn(cp_spawn_req *req, cp_child *child)
         return rc;
     }
 
-    int use_clone = (req->flags & (CP_SPAWN_SETUID | CP_SPAWN_SETGID | CP_SPAWN_USE_CLONE)) ||
+    int use_clone = (req->flags & (CP_SPAWN_SETUID | CP_SPAWN_SETGID | CP_SPAWN_USE_CLONE |
+                                   CP_SPAWN_DIE_WITH_PARENT)) ||
                     !posix_spawn_serves(req);
     if (use_clone) {
         rc = spawn_clone(req, &arrays, &plan, child);

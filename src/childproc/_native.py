@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import errno as _errno
 import math
+import queue
+import sys
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -119,6 +123,12 @@ def build_request(plan: SpawnPlan, keep: list[object]) -> tuple[object, object]:
     if plan.gid is not None:
         flags |= lib.CP_SPAWN_SETGID
         req.gid = plan.gid & 0xFFFFFFFF
+    if plan.die_with_parent:
+        flags |= lib.CP_SPAWN_DIE_WITH_PARENT
+    if plan.windows_verbatim_arguments:
+        flags |= lib.CP_SPAWN_VERBATIM_ARGS
+    if plan.windows_hide:
+        flags |= lib.CP_SPAWN_HIDE
     req.flags = flags
     return req, stdio
 
@@ -142,12 +152,49 @@ def spawn(plan: SpawnPlan) -> RawChild:
     req, stdio = build_request(plan, keep)
     req.flags |= lib.CP_SPAWN_NONBLOCK
     child = ffi.new("cp_child *")
-    rc = lib.cp_spawn(req, child)
+    if plan.die_with_parent and sys.platform.startswith("linux"):
+        rc = _on_spawner_thread(lambda: lib.cp_spawn(req, child))
+    else:
+        rc = lib.cp_spawn(req, child)
     n = len(plan.stdio)
     if rc < 0:
         return RawChild(0, -1, [-1] * n, -rc, STAGE_NAMES.get(child.stage, "unknown"))
     fds = [stdio[i].fd if stdio[i].kind in (_PIPE_IN, _PIPE_OUT) else -1 for i in range(n)]
     return RawChild(child.pid, child.pidfd, fds, 0, "none")
+
+
+# PR_SET_PDEATHSIG fires when the *thread* that created the child exits, not
+# the process (prctl(2)).  A child spawned by a short-lived worker thread
+# would die with that thread, so die_with_parent children are created by one
+# daemon thread that lives as long as the process.  (The sync forms need no
+# such thread: the calling thread waits for the child, so it cannot exit
+# first.)
+_spawner_lock = threading.Lock()
+_spawner_queue: queue.SimpleQueue[tuple[Callable[[], int], list[int], threading.Event]] | None = None
+
+
+def _spawner_main(jobs: queue.SimpleQueue[tuple[Callable[[], int], list[int], threading.Event]]) -> None:
+    while True:
+        job, out, done = jobs.get()
+        try:
+            out.append(job())
+        finally:
+            done.set()
+
+
+def _on_spawner_thread(job: Callable[[], int]) -> int:
+    global _spawner_queue
+    with _spawner_lock:
+        if _spawner_queue is None:
+            _spawner_queue = queue.SimpleQueue()
+            threading.Thread(
+                target=_spawner_main, args=(_spawner_queue,), name="childproc-spawner", daemon=True
+            ).start()
+    out: list[int] = []
+    done = threading.Event()
+    _spawner_queue.put((job, out, done))
+    done.wait()
+    return out[0]
 
 
 def _timeout_ns(timeout: float | None) -> int:
@@ -177,6 +224,8 @@ def run_sync(plan: SpawnPlan) -> RawSyncResult:
     opts.timeout_ns = _timeout_ns(plan.timeout)
     opts.kill_signal = plan.kill_signal
     opts.max_buffer = _max_buffer(plan.max_buffer)
+    opts.kill_group = 1 if plan.kill_tree else 0
+    opts.force_kill_after_ns = _timeout_ns(plan.force_kill_after)
 
     n = len(plan.stdio)
     outputs = ffi.new("cp_output[]", n)
