@@ -1,0 +1,632 @@
+"""The read side of a child's pipes (``child.stdout``, ``child.stderr``): Node's Readable.
+
+The stream owns one non-blocking pipe fd and follows Node's core rules:
+
+* **Paused until consumed.**  It reads ahead at once, but only until
+  ``high_water_mark`` bytes are buffered; then it stops reading, the pipe
+  fills and the child blocks in ``write()`` -- backpressure, never unbounded
+  memory.  A ``'data'`` listener (unless ``pause()`` was called explicitly),
+  ``pipe()`` or ``resume()`` switches it to flowing mode.
+* **Events** ``'data'``, ``'end'`` (only once every buffered byte was
+  consumed), ``'close'`` (after the fd is closed), ``'error'``, ``'pause'``,
+  ``'resume'``; ``'end'`` comes even in paused mode when EOF arrives with
+  nothing buffered, as in Node.
+
+Reading is the hot path (DESIGN.md §5: ``'data'`` callbacks at 0.9x a shell
+pipe).  Each wake-up reads in a loop while reads come back full, each read
+asks for the pipe's whole capacity so one ``read(2)`` empties it, and the
+bytes object ``os.read`` returns is the chunk itself: one copy, kernel to
+``bytes``, no intermediate buffer.  When reads keep coming back full the
+producer is faster than the pipe lets it be, and the pipe is grown once to
+1 MiB (``F_SETPIPE_SZ``): fewer wake-ups on both sides.  Only then, because
+the per-user pipe quota (``pipe-user-pages-soft``) is shared by every
+process of the user; EPERM/EBUSY simply leave the pipe as it is.
+
+``pipe(dest)`` between two fds does not go through Python at all: a C thread
+moves the bytes with ``splice(2)`` (:func:`cp_pump_start`) and wakes the loop
+when it is done.  See :meth:`Readable.pipe`.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from typing import TYPE_CHECKING, Any
+
+from ._emitter import EventEmitter
+from ._writable import premature_close, stream_destroyed, system_error, to_bytes
+
+if TYPE_CHECKING:
+    from ._loop import Reactor
+    from ._streams import LineIterator
+
+__all__ = ["Readable"]
+
+try:
+    import fcntl
+
+    _F_SETPIPE_SZ: int | None = getattr(fcntl, "F_SETPIPE_SZ", None)
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
+    _F_SETPIPE_SZ = None
+
+_DEFAULT_READ = 64 * 1024  # Linux's default pipe capacity: one read empties it
+_BIG_PIPE = 1 << 20  # /proc/sys/fs/pipe-max-size's default, allowed to anyone
+_FULL_READS_BEFORE_GROW = 4  # consecutive full reads that prove a fast producer
+_MAX_READS_PER_WAKE = 16  # so that one busy pipe cannot starve other callbacks
+
+Chunk = bytes | str
+Decoder = Callable[[bytes, bool], str]  # (data, final) -> text
+
+
+class Readable(EventEmitter):
+    """A child's stdout, stderr or extra output pipe, with Node's stream contract.
+
+    ``fd`` must be non-blocking; the stream owns it and closes it at the end,
+    at ``destroy()`` or when it is handed to another child.  A live stream
+    keeps the loop alive (one reactor ref) until ``'close'``; ``unref()``
+    opts out.
+    """
+
+    def __init__(self, fd: int, reactor: Reactor, *, high_water_mark: int = 64 * 1024) -> None:
+        super().__init__()
+        self._fd = fd
+        self._reactor = reactor
+        self._hwm = high_water_mark
+        self._buffer: deque[Chunk] = deque()
+        self._length = 0
+        self._flowing: bool | None = None  # Node's tri-state: None = never decided
+        self._paused_flag: bool | None = None  # Node's kPaused: pause() was called
+        self._reading = False
+        self._eof = False
+        self._end_scheduled = False
+        self._end_emitted = False
+        self._resume_scheduled = False
+        self._destroyed = False
+        self._closed = False
+        self._errored: BaseException | None = None
+        self._decoder: Decoder | None = None
+        self._encoding: str | None = None
+        self._read_size = _DEFAULT_READ
+        self._full_reads = 0
+        self._grow_tried = _F_SETPIPE_SZ is None
+        self._pipes: list[Any] = []  # _PipeState for Node-style pipes
+        self._pump: Any = None  # a _Pump while bytes move in C
+        self._waiters: list[Any] = []  # asyncio futures of iterators waiting for a change
+        self._consumers = 0  # iterators and read() calls in progress
+        self._ref_wanted = True
+        self._holding_ref = True
+        self.used_as_stdio = False
+        self._lent = False  # the fd went blocking for a spawn (see _childproc_fd)
+        reactor.ref()
+        self._start_reading()
+
+    # -- properties (Node's names in snake_case) ----------------------------
+
+    @property
+    def readable(self) -> bool:
+        """True while ``'end'`` has not come and the stream is not destroyed."""
+        return not (self._destroyed or self._end_emitted)
+
+    @property
+    def readable_ended(self) -> bool:
+        """``'end'`` has been emitted."""
+        return self._end_emitted
+
+    @property
+    def readable_length(self) -> int:
+        """Bytes (characters, once an encoding is set) buffered and not yet consumed."""
+        return self._length
+
+    @property
+    def readable_flowing(self) -> bool | None:
+        """None until a consumer decided, then True (flowing) or False (paused)."""
+        return self._flowing
+
+    @property
+    def readable_high_water_mark(self) -> int:
+        return self._hwm
+
+    @property
+    def readable_encoding(self) -> str | None:
+        return self._encoding
+
+    @property
+    def destroyed(self) -> bool:
+        return self._destroyed
+
+    @property
+    def closed(self) -> bool:
+        """``'close'`` has been emitted."""
+        return self._closed
+
+    @property
+    def errored(self) -> BaseException | None:
+        return self._errored
+
+    def fileno(self) -> int:
+        """The pipe fd (-1 once closed)."""
+        return self._fd
+
+    # -- keep-alive ----------------------------------------------------------
+
+    def ref(self) -> Readable:
+        """Keep the loop (and the interpreter at exit) alive until ``'close'`` (the default)."""
+        self._ref_wanted = True
+        self._update_ref()
+        return self
+
+    def unref(self) -> Readable:
+        """Let the loop finish even though this stream is still open."""
+        self._ref_wanted = False
+        self._update_ref()
+        return self
+
+    def _update_ref(self) -> None:
+        want = self._ref_wanted and not self._closed
+        if want != self._holding_ref:
+            self._holding_ref = want
+            self._reactor.ref() if want else self._reactor.unref()
+
+    def __del__(self) -> None:
+        # A paused stream nobody holds any more is not referenced by the
+        # reactor either: give back its fd and its keep-alive ref.
+        try:
+            if self._pump is None and self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+            if self._holding_ref:
+                self._holding_ref = False
+                self._reactor.unref()
+        except Exception:  # noqa: BLE001, S110 - interpreter shutdown: nothing to report to
+            pass
+
+    # -- reading -------------------------------------------------------------
+
+    def _start_reading(self) -> None:
+        if not self._reading and self._fd >= 0 and not self._eof and self._pump is None and not self._destroyed:
+            self._reading = True
+            self._reactor.add_reader(self._fd, self._on_readable)
+
+    def _stop_reading(self) -> None:
+        if self._reading:
+            self._reading = False
+            self._reactor.remove_reader(self._fd)
+
+    def _on_readable(self) -> None:
+        """The pipe has data: read it in pipe-sized chunks while they come back full."""
+        if self._lent:  # lent to a spawn that failed: ours again
+            self._lent = False
+            os.set_blocking(self._fd, False)
+        fd = self._fd
+        size = self._read_size
+        read = os.read
+        for _ in range(_MAX_READS_PER_WAKE):
+            try:
+                data = read(fd, size)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                self.destroy(system_error(exc.errno or _errno.EIO, "read"))
+                return
+            n = len(data)
+            if not n:
+                self._on_eof()
+                return
+            if self._decoder is None:
+                self._push(data)
+            else:
+                text = self._decoder(data, False)
+                if text:  # else only part of a character so far
+                    self._push(text)
+            if n < size:
+                # The pipe is empty now: back to the loop without paying for
+                # an EAGAIN read; epoll says when more comes.
+                self._full_reads = 0
+                return
+            self._full_reads += 1
+            if self._full_reads >= _FULL_READS_BEFORE_GROW and not self._grow_tried:
+                size = self._grow_pipe()
+            if not self._reading:  # paused at the mark, destroyed or piped by a listener
+                return
+
+    def _grow_pipe(self) -> int:
+        """Raise the pipe's capacity to 1 MiB, once; keep it if the quota says no."""
+        self._grow_tried = True
+        try:
+            size = fcntl.fcntl(self._fd, _F_SETPIPE_SZ, _BIG_PIPE)  # type: ignore[arg-type]
+        except OSError:  # EPERM: over the per-user quota; EBUSY; not a pipe
+            return self._read_size
+        self._read_size = max(size, self._read_size)
+        return self._read_size
+
+    def _push(self, data: Chunk) -> None:
+        if self._flowing and not self._buffer:
+            self.emit("data", data)
+            return
+        self._buffer.append(data)
+        self._length += len(data)
+        if self._waiters:
+            self._wake()
+        if self._flowing:
+            self._flow()
+        elif self._length >= self._hwm:
+            self._stop_reading()  # backpressure: the child blocks once the pipe is full
+
+    def _flow(self) -> None:
+        """Emit buffered chunks while flowing (Node's ``flow()``)."""
+        buffer = self._buffer
+        while self._flowing and buffer:
+            chunk = buffer.popleft()
+            self._length -= len(chunk)
+            self.emit("data", chunk)
+        self._after_consume()
+
+    def _after_consume(self) -> None:
+        if self._eof:
+            self._maybe_end()
+        elif self._flowing or self._length < self._hwm:
+            self._start_reading()
+
+    def _on_eof(self) -> None:
+        self._eof = True
+        self._stop_reading()
+        if self._decoder is not None:
+            tail = self._decoder(b"", True)  # an incomplete character: U+FFFD
+            if tail:
+                self._push(tail)
+        self._maybe_end()
+        if self._waiters:
+            self._wake()
+
+    def _maybe_end(self) -> None:
+        if self._eof and not self._buffer and not self._end_scheduled and not self._end_emitted and not self._destroyed:
+            self._end_scheduled = True
+            self._reactor.call_soon(self._emit_end)
+
+    def _emit_end(self) -> None:
+        self._end_scheduled = False
+        if self._end_emitted or self._destroyed or self._buffer:
+            return
+        self._end_emitted = True
+        self._wake()
+        try:
+            self.emit("end")
+        finally:
+            self.destroy()  # Node's autoDestroy: close the fd, then 'close'
+
+    # -- flow control (Node's API) ---------------------------------------------
+
+    def on(self, event: Any, fn: Any = None) -> Any:
+        """As :meth:`EventEmitter.on`; a ``'data'`` listener starts flowing mode
+        unless ``pause()`` was called explicitly (Node's rule)."""
+        result = super().on(event, fn)
+        if event == "data" and fn is not None and self._flowing is not False:
+            self.resume()
+        return result
+
+    def pause(self) -> Readable:
+        """Stop emitting ``'data'``; reading continues only up to ``high_water_mark``."""
+        if self._flowing is not False:
+            self._flowing = False
+            self.emit("pause")
+        self._paused_flag = True
+        if self._length >= self._hwm:
+            self._stop_reading()
+        return self
+
+    def resume(self) -> Readable:
+        """Switch to flowing mode: buffered data, then new data, goes to ``'data'``
+        (and is lost if nobody listens -- Node's rule)."""
+        if not self._flowing:
+            # An iterator in progress is Node's 'readable' listener: it keeps
+            # the stream in paused mode.
+            self._flowing = self._consumers == 0
+            if not self._resume_scheduled:
+                self._resume_scheduled = True
+                self._reactor.call_soon(self._resume_tick)
+        self._paused_flag = False
+        return self
+
+    def _resume_tick(self) -> None:
+        self._resume_scheduled = False
+        if self._destroyed:
+            return
+        self.emit("resume")
+        self._flow()
+
+    def is_paused(self) -> bool:
+        """True after an explicit ``pause()`` (a fresh stream is not "paused")."""
+        return self._paused_flag is True or self._flowing is False
+
+    def set_encoding(self, encoding: str | None) -> Readable:
+        """Emit ``str`` decoded incrementally (a character split across reads is
+        held back).  Node's names (``'utf8'``, ``'latin1'``, ``'hex'``,
+        ``'base64'`` ...) and Python codec names; None or ``'buffer'`` for bytes."""
+        from ._options import normalize_encoding
+        from ._streams import make_decoder
+
+        resolved = normalize_encoding(encoding, "encoding")
+        if resolved is None:
+            self._decoder = None
+            self._encoding = None
+            return self
+        decoder = make_decoder(resolved)
+        # What is already buffered is decoded now, as Node does.
+        raw = b"".join(c if isinstance(c, bytes) else c.encode("utf-8") for c in self._buffer)
+        text = decoder(raw, False) if raw else ""
+        self._buffer.clear()
+        if text:
+            self._buffer.append(text)
+        self._length = len(text)
+        self._decoder = decoder
+        self._encoding = resolved
+        return self
+
+    # -- ending ----------------------------------------------------------------
+
+    def destroy(self, err: BaseException | None = None) -> Readable:
+        """Close the fd now, drop buffered data; ``'error'`` (if ``err``) then ``'close'``."""
+        if self._destroyed:
+            return self
+        self._destroyed = True
+        if err is not None:
+            self._errored = err
+        self._stop_reading()
+        self._buffer.clear()
+        self._length = 0
+        if self._pump is not None:
+            self._pump.cancel()  # the fd is closed and 'close' emitted when it stops
+        else:
+            self._close_fd()
+            self._reactor.call_soon(self._emit_close, err)
+        self._wake()
+        return self
+
+    def _close_fd(self) -> None:
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            os.close(fd)
+
+    def _emit_close(self, err: BaseException | None) -> None:
+        self._closed = True
+        self._update_ref()
+        self._wake()
+        if err is None:
+            self.emit("close")
+            return
+        try:
+            self.emit("error", err)
+        finally:
+            self.emit("close")
+
+    # -- pipe ------------------------------------------------------------------
+
+    def pipe(self, dest: Any, end: bool = True) -> Any:
+        """Send everything this stream produces to ``dest``; return ``dest``.
+
+        When both ends are fds -- ``dest`` a childproc :class:`Writable` or
+        any object with a working ``fileno()`` (an open file, a socket,
+        ``sys.stdout``) -- and this stream has no ``'data'`` listener, the
+        bytes move in C (``splice(2)``), never through Python objects; see
+        :class:`childproc._streams` for the exact rules.  Otherwise it is
+        Node's pipe: ``dest.write()`` per chunk, pausing while ``dest.write``
+        returns False until ``dest`` emits ``'drain'``.  With ``end`` (the
+        default) ``dest.end()`` is called at the end; a raw file object is
+        left open (and is not flushed or closed: it is yours).
+        """
+        from ._streams import PipeState, Pump, dest_fd, pump_available
+
+        fd = dest_fd(dest)
+        if (
+            fd is not None
+            and pump_available()
+            and self._fd >= 0
+            and not self._eof
+            and not self._destroyed
+            and self._pump is None
+            and not self._pipes
+            and self._consumers == 0
+            and self.listener_count("data") == 0
+        ):
+            Pump(self, dest, fd, end).start()
+            return dest
+        PipeState(self, dest, end).attach()
+        return dest
+
+    def unpipe(self, dest: Any = None) -> Readable:
+        """Stop piping to ``dest`` (or to every destination); the stream pauses.
+
+        A C pump is asked to stop and does so within a moment; bytes already
+        moved stay moved, and the stream then reads ahead in paused mode as usual.
+        """
+        if self._pump is not None and (dest is None or dest is self._pump.dest):
+            self._pump.cancel()
+            return self
+        states = [s for s in self._pipes if dest is None or s.dest is dest]
+        if not states:
+            return self
+        for state in states:
+            self._pipes.remove(state)
+        if not self._pipes:
+            self.pause()
+        for state in states:
+            state.detach()
+        return self
+
+    def _cancel_pump(self) -> None:
+        if self._pump is not None:
+            self._pump.cancel()
+
+    # -- handing the fd to another child ---------------------------------------
+
+    def _childproc_fd(self) -> int:
+        """The fd to place in another child's stdio (``stdio=[child_a.stdout, ...]``).
+
+        The pipe is switched to blocking mode first: O_NONBLOCK belongs to the
+        open file description, which the new child shares, and most programs
+        fail on EAGAIN from their stdin (libuv clears it for the same reason).
+        Should the spawn fail, the next read here restores non-blocking mode.
+        """
+        if self._fd < 0 or self._destroyed or self._pump is not None:
+            raise stream_destroyed("spawn")
+        os.set_blocking(self._fd, True)
+        self._lent = True
+        return self._fd
+
+    def _handed_over(self) -> None:
+        """That spawn succeeded: stop reading and close the parent's copy.
+
+        Closing (Node keeps its copy open and never emits ``'close'``) lets
+        the writer get EPIPE/SIGPIPE when the new reader dies, and lets the
+        ChildProcess's ``'close'`` count this stream.  Bytes already read
+        ahead into this stream's buffer are dropped.
+        """
+        self.used_as_stdio = True
+        self.destroy()
+
+    # -- Python additions: iteration, lines(), read() ---------------------------
+
+    def _take(self) -> Chunk | None:
+        """One buffered chunk for an iterator (Node's ``read()``), or None."""
+        if not self._buffer:
+            return None
+        chunk = self._buffer.popleft()
+        self._length -= len(chunk)
+        self._after_consume()
+        return chunk
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
+
+    def _consumer_error(self, err: BaseException) -> None:
+        pass  # kept in self._errored by destroy(); the iterator raises it
+
+    def _begin_consume(self) -> None:
+        self._consumers += 1
+        if self._consumers == 1:
+            self.on("error", self._consumer_error)
+        # Node's async iterator listens to 'readable', which turns flowing off.
+        self._flowing = False
+
+    def _end_consume(self) -> None:
+        self._consumers -= 1
+        if self._consumers == 0:
+            self.off("error", self._consumer_error)
+
+    def _poll(self) -> tuple[int, Chunk | None]:
+        """(0, chunk) | (1, None) end reached | (2, None) failed | (3, None) wait."""
+        chunk = self._take()
+        if chunk is not None:
+            return 0, chunk
+        if self._errored is not None:
+            return 2, None
+        if self._end_emitted or (self._eof and not self._destroyed):
+            return 1, None
+        if self._destroyed:
+            return 2, None
+        self._start_reading()  # an explicitly paused stream reads for its iterator
+        return 3, None
+
+    def _failure(self) -> BaseException:
+        return self._errored if self._errored is not None else premature_close()
+
+    def __iter__(self) -> Iterator[Chunk]:
+        """``for chunk in stream``: chunks until EOF, driving this thread's loop.
+
+        The stream is in paused mode meanwhile (backpressure still applies).
+        Leaving the loop early leaves the stream paused and usable (Node's
+        async iterator would destroy it).  An ``'error'`` is raised here
+        rather than as an unhandled event.
+        """
+        self._begin_consume()
+        reactor = self._reactor
+        try:
+            while True:
+                state, chunk = self._poll()
+                if state == 0:
+                    yield chunk  # type: ignore[misc]
+                elif state == 3:
+                    reactor.run_until(lambda: bool(self._buffer) or self._eof or self._destroyed)
+                else:
+                    # Let 'end'/'error' and 'close' fire before returning.
+                    reactor.run_until(lambda: self._closed)
+                    if state == 2:
+                        raise self._failure()
+                    return
+        finally:
+            self._end_consume()
+
+    def __aiter__(self) -> AsyncIterator[Chunk]:
+        """``async for chunk in stream`` on the asyncio loop the stream belongs to."""
+        return self._aiter()
+
+    async def _aiter(self) -> AsyncIterator[Chunk]:
+        loop = self._asyncio_loop()
+        self._begin_consume()
+        try:
+            while True:
+                state, chunk = self._poll()
+                if state == 0:
+                    yield chunk  # type: ignore[misc]
+                    continue
+                if state != 3 and self._closed:
+                    if state == 2:
+                        raise self._failure()
+                    return
+                fut = loop.create_future()
+                self._waiters.append(fut)
+                await fut
+        finally:
+            self._end_consume()
+
+    def _asyncio_loop(self) -> Any:
+        loop = getattr(self._reactor, "loop", None)
+        if loop is None:
+            raise RuntimeError(
+                "this stream belongs to a thread's private childproc loop (it was created "
+                "outside asyncio): iterate it with 'for', not 'async for'"
+            )
+        return loop
+
+    def lines(self, max_line: int = 1 << 20) -> LineIterator:
+        """Lines with their ``\\n`` (the last may lack it), for ``for`` and ``async for``.
+
+        ``bytes`` lines, or ``str`` once an encoding is set.  A line longer than
+        ``max_line`` bytes/characters (not counting its ``\\n``) raises
+        :class:`LineTooLongError`: never a silent cut, never a hidden limit.
+        """
+        from ._streams import LineIterator
+
+        return LineIterator(self, max_line)
+
+    def read(self) -> Chunk | Coroutine[Any, Any, Chunk]:
+        """Everything up to EOF, as ``bytes`` (or ``str`` with an encoding).
+
+        In plain code it drives the loop and returns the data:
+        ``data = child.stdout.read()``.  On an asyncio loop it returns an
+        awaitable instead: ``data = await child.stdout.read()``.
+        """
+        if getattr(self._reactor, "loop", None) is not None:
+            return self._read_async()
+        return self._join(list(self))
+
+    async def _read_async(self) -> Chunk:
+        return self._join([chunk async for chunk in self])
+
+    def _join(self, chunks: list[Chunk]) -> Chunk:
+        if len(chunks) == 1:
+            return chunks[0]
+        if self._decoder is not None:
+            return "".join(chunks)  # type: ignore[arg-type]
+        return b"".join(chunks)  # type: ignore[arg-type]
+
+
+def encode_chunk(chunk: Chunk) -> bytes | memoryview:
+    """A chunk as bytes for an fd (a decoded one goes back as UTF-8, as Node writes strings)."""
+    return to_bytes(chunk)

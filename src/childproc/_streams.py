@@ -1,0 +1,492 @@
+"""childproc's streams: Node's Readable/Writable on pipe fds, plus Python iteration.
+
+:class:`Readable` (``child.stdout``, ``child.stderr``, extra output pipes,
+in :mod:`childproc._readable`) and :class:`Writable` (``child.stdin``, in
+:mod:`childproc._writable`) carry Node's core contract -- paused mode until
+consumed, ``'data'``/``'end'``/``'close'``/``'error'``, ``pause()``/``resume()``,
+``set_encoding()``, ``pipe()``/``unpipe()``, ``write()`` returning False at the
+high-water mark, ``'drain'``, ``end()``/``'finish'``, EPIPE as ``'error'`` --
+and the Python additions ``for chunk in stream``, ``async for``, ``lines()``
+and ``read()``.  This module holds the machinery behind ``pipe()`` and
+``lines()`` and re-exports the public names.
+
+``readable.pipe(dest)`` takes one of two roads:
+
+* **The C pump** when ``dest`` is fd-backed (a childproc ``Writable``, or any
+  object with a working ``fileno()``: an open file, a socket, ``sys.stdout``)
+  and the source has no ``'data'`` listener, no other pipe and no iterator.
+  The source stops reading; bytes it had already read ahead are written to
+  ``dest`` first; then a C thread moves the rest with ``splice(2)`` (a
+  read/write loop where splice cannot serve) and wakes the loop through a
+  close-on-exec, non-blocking wake pipe when it is done.  Then, as Node:
+  ``'end'`` and ``'close'`` on the source and, with ``end=True``, ``end()`` on a
+  ``Writable`` destination.  Raw file objects are flushed once *before* the
+  pump starts (so what you wrote through them comes first) and never
+  flushed, ended or closed afterwards: the fd is written directly, the object
+  stays yours.  A write failure (EPIPE ...) destroys a ``Writable``
+  destination with that error, or, for a raw destination, the source.
+  While the pump runs, writes to a ``Writable`` destination are queued and
+  go out after it.  ``unpipe()``/``destroy()`` cancel it within a moment.
+* **Node's pipe** otherwise: ``dest.write(chunk)`` per ``'data'``; when it
+  returns False the source pauses until ``dest`` emits ``'drain'``; ``dest``
+  gets ``'pipe'``/``'unpipe'``; an ``'error'``, ``'close'`` or ``'finish'`` of
+  ``dest`` unpipes.  Destinations without events (``io.BytesIO``) are written
+  to synchronously and never ended (they have no ``end()``).
+"""
+
+from __future__ import annotations
+
+import codecs
+import errno as _errno
+import os
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any
+
+from ._readable import Chunk, Decoder, Readable, encode_chunk
+from ._writable import (
+    LineTooLongError,
+    StreamError,
+    StreamSystemError,
+    Writable,
+    system_error,
+)
+
+if TYPE_CHECKING:
+    from ._loop import Reactor
+
+__all__ = [
+    "LineIterator",
+    "LineTooLongError",
+    "Readable",
+    "StreamError",
+    "StreamSystemError",
+    "Writable",
+    "system_error",
+]
+
+def make_decoder(encoding: str) -> Decoder:
+    """An incremental decoder with Node's ``StringDecoder`` results.
+
+    Multi-byte characters split across reads are held back until complete;
+    invalid UTF-8 becomes U+FFFD per maximal invalid subsequence (what Python's
+    incremental decoder with ``'replace'`` does, and what Node does).
+    """
+    if encoding == "hex":
+
+        def decode_hex(data: bytes, final: bool = False) -> str:
+            return data.hex()
+
+        return decode_hex
+    if encoding in ("base64", "base64url"):
+        import base64
+
+        encode = base64.b64encode if encoding == "base64" else base64.urlsafe_b64encode
+        strip = encoding == "base64url"  # Node's base64url has no padding
+        held = b""
+
+        def decode_b64(data: bytes, final: bool = False) -> str:
+            nonlocal held
+            data = held + data
+            cut = len(data) if final else len(data) - len(data) % 3  # whole 3-byte groups only
+            held = data[cut:]
+            text = encode(data[:cut]).decode("ascii")
+            return text.rstrip("=") if strip else text
+
+        return decode_b64
+    if encoding in ("latin-1", "ascii"):
+        # Node's ascii drops the top bit; latin-1 maps bytes to U+0000-U+00FF.
+        mask = bytes(range(128)) * 2 if encoding == "ascii" else None
+
+        def decode_8bit(data: bytes, final: bool = False) -> str:
+            return (data.translate(mask) if mask else data).decode("latin-1")
+
+        return decode_8bit
+    errors = "surrogatepass" if encoding == "utf-16-le" else "replace"
+    incremental = codecs.getincrementaldecoder(encoding)(errors)
+
+    def decode(data: bytes, final: bool = False) -> str:
+        try:
+            return incremental.decode(data, final)
+        except UnicodeDecodeError:  # a dangling odd byte of UTF-16: Node drops it
+            incremental.reset()
+            return ""
+
+    return decode
+
+
+def dest_fd(dest: Any) -> int | None:
+    """The fd behind a ``pipe()`` destination, or None to pipe through Python."""
+    if isinstance(dest, Writable):
+        if not dest.writable or dest._pump_owner is not None or dest._fd < 0:
+            return None
+        return dest._fd
+    if isinstance(dest, Readable) or not hasattr(dest, "fileno"):
+        return None
+    try:
+        fd = dest.fileno()
+    except (OSError, ValueError, AttributeError):  # io.BytesIO, a closed file ...
+        return None
+    return fd if isinstance(fd, int) and fd >= 0 else None
+
+
+_pump_lib: Any = None
+
+
+def pump_available() -> bool:
+    """Whether the C core has the fd-to-fd pump (POSIX builds do)."""
+    global _pump_lib
+    if _pump_lib is None:
+        try:
+            from ._core import ffi, lib
+
+            _pump_lib = (ffi, lib) if hasattr(lib, "cp_pump_start") and hasattr(os, "pipe2") else False
+        except ImportError:
+            _pump_lib = False
+    return bool(_pump_lib)
+
+
+def _is_emitter(obj: Any) -> bool:
+    return all(callable(getattr(obj, name, None)) for name in ("on", "off", "emit", "listener_count"))
+
+
+class Pump:
+    """One ``pipe()`` served by the C pump (see the module docstring)."""
+
+    def __init__(self, src: Readable, dest: Any, fd: int, end: bool) -> None:
+        self.src = src
+        self.dest = dest
+        self.fd = fd
+        self.end = end
+        self.to_writable = isinstance(dest, Writable)
+        self.emitter = _is_emitter(dest)
+        self.reactor: Reactor = src._reactor
+        self.handle: Any = None  # the C cp_pump*, while its thread runs
+        self.wake_r = self.wake_w = -1
+        self.cancelled = False
+        self.finished = False
+        self.moved = 0  # bytes the C thread moved (not counting the read-ahead)
+        self.pending: memoryview | None = None  # read-ahead still to write to a raw fd
+        self.feeding = False
+
+    def start(self) -> None:
+        src = self.src
+        src._pump = self
+        src._stop_reading()
+        src._flowing = True  # the stream is being consumed (Node's pipe resumes it)
+        src._paused_flag = False
+        prefix = [encode_chunk(c) for c in src._buffer]
+        src._buffer.clear()
+        src._length = 0
+        self.reactor.call_soon(self._emit_resume)
+        if self.emitter:
+            self.dest.emit("pipe", src)
+        if self.to_writable:
+            dest: Writable = self.dest
+            dest._pump_owner = src  # from now on dest.destroy() cancels us
+            for chunk in prefix:
+                dest.write(chunk)
+            dest._when_flushed(self._launch)
+            return
+        flush = getattr(self.dest, "flush", None)
+        if callable(flush):
+            try:
+                flush()  # what was written through the file object goes first
+            except (OSError, ValueError):
+                pass
+        if prefix:
+            self.pending = memoryview(b"".join(prefix))
+            self._feed()
+        else:
+            self._launch()
+
+    def _emit_resume(self) -> None:
+        if not self.src._destroyed:
+            self.src.emit("resume")
+
+    def _feed(self) -> None:
+        """Write the read-ahead to a raw fd before the pump takes over."""
+        while self.pending and not self.cancelled:
+            try:
+                n = os.write(self.fd, self.pending)
+            except BlockingIOError:
+                if not self.feeding:
+                    self.feeding = True
+                    self.reactor.add_writer(self.fd, self._feed)
+                return
+            except OSError as exc:
+                self._stop_feeding()
+                self._done(-(exc.errno or _errno.EIO))
+                return
+            self.pending = self.pending[n:]
+        self._stop_feeding()
+        if not self.cancelled:
+            self._launch()
+
+    def _stop_feeding(self) -> None:
+        if self.feeding:
+            self.feeding = False
+            self.reactor.remove_writer(self.fd)
+
+    def _launch(self) -> None:
+        if self.cancelled or self.finished:
+            return
+        ffi, lib = _pump_lib
+        if self.to_writable:
+            if self.dest._destroyed:  # it went away while its queue drained
+                self._done(-_errno.ECANCELED)
+                return
+            self.dest._held = True
+            self.dest._unwatch()
+        self.wake_r, self.wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        out = ffi.new("cp_pump **")
+        rc = lib.cp_pump_start(self.src._fd, self.fd, self.wake_w, out)
+        if rc < 0:
+            self._close_wake()
+            self._done(rc)
+            return
+        self.handle = out[0]
+        self.reactor.add_reader(self.wake_r, self._on_wake)
+
+    def cancel(self) -> None:
+        """Stop early (unpipe, destroy of either end); the rest happens in ``_done``."""
+        if self.cancelled or self.finished:
+            return
+        self.cancelled = True
+        if self.handle is not None:
+            _pump_lib[1].cp_pump_cancel(self.handle)  # the thread wakes us as it stops
+        else:
+            self._stop_feeding()
+            self.reactor.call_soon(self._done, -_errno.ECANCELED)
+
+    def _on_wake(self) -> None:
+        ffi, lib = _pump_lib
+        self.reactor.remove_reader(self.wake_r)
+        moved = ffi.new("uint64_t *")
+        rc = lib.cp_pump_finish(self.handle, moved)  # joins a thread that has already finished
+        self.handle = None
+        self.moved = int(moved[0])
+        self._close_wake()
+        self._done(rc)
+
+    def _close_wake(self) -> None:
+        for fd in (self.wake_r, self.wake_w):
+            if fd >= 0:
+                os.close(fd)
+        self.wake_r = self.wake_w = -1
+
+    def _done(self, rc: int) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        src, dest = self.src, self.dest
+        src._pump = None
+        if self.to_writable:
+            dest._detach_pump()
+        if src._destroyed:
+            # destroy() waited for the thread to let go of the fd.
+            src._close_fd()
+            self.reactor.call_soon(src._emit_close, src._errored)
+        elif rc == 0:
+            src._eof = True  # EOF: 'end' then 'close', as after the last 'data'
+            src._maybe_end()
+            if self.end and self.to_writable:
+                dest.end()
+        elif rc == -_errno.ECANCELED:
+            src.pause()  # unpiped: back to paused mode, reading ahead again
+            src._start_reading()
+        else:
+            err = system_error(-rc, "write")
+            if self.to_writable:
+                dest.destroy(err)
+                src.pause()
+                src._start_reading()
+            else:
+                src.destroy(err)  # nobody else could report it
+        if self.emitter:
+            dest.emit("unpipe", src)
+
+
+class PipeState:
+    """One Node-style ``pipe()``: the listeners on both ends and their removal."""
+
+    def __init__(self, src: Readable, dest: Any, end: bool) -> None:
+        self.src = src
+        self.dest = dest
+        self.end = end
+        self.emitter = _is_emitter(dest)
+        self.awaiting_drain = False
+        self.drain_listening = False
+        self.cleaned = False
+
+    def attach(self) -> None:
+        src, dest = self.src, self.dest
+        src._pipes.append(self)
+        src.on("data", self.ondata)
+        end_fn = self.onend if self.end else self.unpipe
+        if src._end_emitted:
+            src._reactor.call_soon(end_fn)
+        else:
+            src.once("end", end_fn)
+        if self.emitter:
+            dest.on("unpipe", self.onunpipe)
+            prepend = getattr(dest, "prepend_listener", None)
+            (prepend if callable(prepend) else dest.on)("error", self.onerror)
+            dest.once("close", self.onclose)
+            dest.once("finish", self.onfinish)
+            dest.emit("pipe", src)
+        if getattr(dest, "writable_need_drain", False) is True:
+            src.pause()
+        elif not src._flowing:
+            src.resume()
+
+    def ondata(self, chunk: Chunk) -> None:
+        if self.dest.write(chunk) is False:
+            self.awaiting_drain = True
+            if self.emitter and not self.drain_listening:
+                self.drain_listening = True
+                self.dest.on("drain", self.ondrain)
+            self.src.pause()
+
+    def ondrain(self) -> None:
+        self.awaiting_drain = False
+        src = self.src
+        if not any(s.awaiting_drain for s in src._pipes) and src.listener_count("data"):
+            src.resume()
+
+    def onend(self) -> None:
+        end = getattr(self.dest, "end", None)
+        if callable(end):
+            end()
+
+    def unpipe(self, *_: Any) -> None:
+        self.src.unpipe(self.dest)
+
+    def onunpipe(self, readable: Any = None, *_: Any) -> None:
+        if readable is self.src:
+            self.cleanup()
+
+    def onerror(self, err: BaseException) -> None:
+        self.unpipe()
+        self.dest.off("error", self.onerror)
+        if self.dest.listener_count("error") == 0:
+            raise err  # nobody else handles it: Node throws too
+
+    def onclose(self) -> None:
+        self.dest.off("finish", self.onfinish)
+        self.unpipe()
+
+    def onfinish(self) -> None:
+        self.dest.off("close", self.onclose)
+        self.unpipe()
+
+    def detach(self) -> None:
+        """``src.unpipe()`` removed us: tell ``dest``, drop every listener."""
+        if self.emitter:
+            self.dest.emit("unpipe", self.src)
+        self.cleanup()
+
+    def cleanup(self) -> None:
+        if self.cleaned:
+            return
+        self.cleaned = True
+        src, dest = self.src, self.dest
+        src.off("data", self.ondata)
+        src.off("end", self.onend)
+        src.off("end", self.unpipe)
+        if self.emitter:
+            dest.off("unpipe", self.onunpipe)
+            dest.off("error", self.onerror)
+            dest.off("close", self.onclose)
+            dest.off("finish", self.onfinish)
+            if self.drain_listening:
+                dest.off("drain", self.ondrain)
+
+
+class _LineSplitter:
+    """Cuts chunks into lines, holding at most ``max_line`` of an unfinished one."""
+
+    def __init__(self, max_line: int) -> None:
+        self.max_line = max_line
+        self.pending: list[Chunk] = []
+        self.pending_len = 0
+
+    def feed(self, chunk: Chunk) -> tuple[list[Chunk], LineTooLongError | None]:
+        nl: Any = b"\n" if isinstance(chunk, bytes) else "\n"
+        limit = self.max_line
+        if nl not in chunk:
+            self.pending.append(chunk)
+            self.pending_len += len(chunk)
+            if self.pending_len > limit:
+                return [], LineTooLongError(limit, nl[:0].join(self.pending))
+            return [], None
+        parts = chunk.split(nl)
+        last = parts.pop()
+        if self.pending:
+            self.pending.append(parts[0])
+            parts[0] = nl[:0].join(self.pending)
+        self.pending = []
+        self.pending_len = 0
+        if len(parts[0]) <= limit and len(chunk) <= limit:
+            lines = [part + nl for part in parts]  # no line can be too long
+        else:
+            lines = []
+            for part in parts:
+                if len(part) > limit:
+                    return lines, LineTooLongError(limit, part)
+                lines.append(part + nl)
+        if last:
+            self.pending = [last]
+            self.pending_len = len(last)
+            if len(last) > limit:
+                return lines, LineTooLongError(limit, last)
+        return lines, None
+
+    def tail(self) -> Chunk | None:
+        if not self.pending:
+            return None
+        pending, self.pending = self.pending, []
+        if isinstance(pending[0], bytes):
+            return b"".join(pending)  # type: ignore[arg-type]
+        return "".join(pending)  # type: ignore[arg-type]
+
+
+class LineIterator:
+    """What ``Readable.lines()`` returns: iterate it with ``for`` or ``async for``.
+
+    Each line keeps its ``\\n``; the last one may lack it.  A line longer than
+    ``max_line`` (bytes, or characters with an encoding; the ``\\n`` not
+    counted) stops the iteration with :class:`LineTooLongError` after the
+    complete lines before it were yielded.
+    """
+
+    def __init__(self, stream: Readable, max_line: int = 1 << 20) -> None:
+        if isinstance(max_line, bool) or not isinstance(max_line, int) or max_line < 1:
+            raise ValueError(f"max_line must be a positive int, not {max_line!r}")
+        self.stream = stream
+        self.max_line = max_line
+
+    def __iter__(self) -> Iterator[Chunk]:
+        splitter = _LineSplitter(self.max_line)
+        for chunk in self.stream:
+            lines, err = splitter.feed(chunk)
+            yield from lines
+            if err is not None:
+                raise err
+        tail = splitter.tail()
+        if tail:
+            yield tail
+
+    async def _aiter(self) -> AsyncIterator[Chunk]:
+        splitter = _LineSplitter(self.max_line)
+        async for chunk in self.stream:
+            lines, err = splitter.feed(chunk)
+            for line in lines:
+                yield line
+            if err is not None:
+                raise err
+        tail = splitter.tail()
+        if tail:
+            yield tail
+
+    def __aiter__(self) -> AsyncIterator[Chunk]:
+        return self._aiter()

@@ -1,0 +1,544 @@
+"""The write side of a child's pipes (``child.stdin``), and the errors streams raise.
+
+A :class:`Writable` owns one non-blocking pipe fd.  ``write()`` tries the
+kernel at once when nothing is queued -- a child that keeps up never costs a
+queue entry or a loop round -- and queues only what the pipe did not take,
+waiting for writability through the reactor.  Node's contract is kept:
+``write()`` returns False once the queue holds ``high_water_mark`` bytes (a
+chunk that alone reaches the mark counts, as in Node, even when the kernel
+took all of it), ``'drain'`` follows when the queue empties, callbacks run on
+a later tick with ``None`` or the error, ``end()`` flushes, closes the fd and
+emits ``'finish'`` then ``'close'``.
+
+Errors follow Node's split between what is an ``'error'`` *event* and what
+only reaches a callback (measured against node v20's ``child.stdin``):
+
+* write after ``end()``: ``ERR_STREAM_WRITE_AFTER_END`` to the callback *and*
+  as ``'error'``, then ``'close'`` (the stream is destroyed);
+* write after ``destroy()``: ``ERR_STREAM_DESTROYED`` to the callback only;
+* the child closed its stdin: ``'error'`` with an ``OSError`` whose ``code``
+  is ``'EPIPE'``, ``syscall`` ``'write'`` and message ``write EPIPE``; every
+  pending callback gets it too; then ``'close'``.
+
+The shared pieces of the stream modules (the error classes, the system-error
+factory) live here because :mod:`childproc._readable` builds on this module.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ._emitter import EventEmitter
+
+if TYPE_CHECKING:
+    from ._loop import Reactor
+
+__all__ = ["LineTooLongError", "StreamError", "StreamSystemError", "Writable", "system_error"]
+
+WriteCallback = Callable[[BaseException | None], Any]
+
+# How many queued chunks one writev() may carry (POSIX guarantees 16; Linux 1024).
+_IOV_MAX = min(os.sysconf("SC_IOV_MAX"), 1024) if hasattr(os, "sysconf") else 16
+
+
+class StreamError(Exception):
+    """A stream used in a state that forbids it, with Node's ``code`` and message.
+
+    Codes: ``ERR_STREAM_WRITE_AFTER_END`` (``write after end``),
+    ``ERR_STREAM_DESTROYED`` (``Cannot call write after a stream was
+    destroyed``), ``ERR_STREAM_ALREADY_FINISHED``, ``ERR_STREAM_PREMATURE_CLOSE``
+    (``Premature close``: a stream being iterated or read closed before its
+    end).
+    """
+
+    code: str
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.args[0], self.code), self.__dict__)
+
+
+def write_after_end() -> StreamError:
+    return StreamError("write after end", "ERR_STREAM_WRITE_AFTER_END")
+
+
+def stream_destroyed(method: str) -> StreamError:
+    return StreamError(f"Cannot call {method} after a stream was destroyed", "ERR_STREAM_DESTROYED")
+
+
+def already_finished(method: str) -> StreamError:
+    return StreamError(f"Cannot call {method} after a stream was finished", "ERR_STREAM_ALREADY_FINISHED")
+
+
+def premature_close() -> StreamError:
+    return StreamError("Premature close", "ERR_STREAM_PREMATURE_CLOSE")
+
+
+class StreamSystemError(OSError):
+    """An I/O failure on a stream's fd, shaped like Node's ``ErrnoException``.
+
+    ``errno`` is positive (Python's convention), ``code`` the symbolic name
+    (``'EPIPE'``), ``syscall`` the failing call (``'write'``, ``'read'``), and
+    ``str(err)`` Node's message, ``write EPIPE``.  Instances made by
+    :func:`system_error` also derive from the builtin subclass for the errno
+    (EPIPE gives ``BrokenPipeError``), so ``except BrokenPipeError`` works.
+    """
+
+    code: str
+    syscall: str
+
+    def __init__(self, errno: int, syscall: str) -> None:
+        errno = abs(errno)
+        super().__init__(errno, os.strerror(errno))
+        self.code = _errno.errorcode.get(errno) or f"Unknown system error -{errno}"
+        self.syscall = syscall
+
+    def __str__(self) -> str:
+        return f"{self.syscall} {self.code}"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (system_error, (self.errno, self.syscall), self.__dict__)
+
+
+_SYSTEM_ERRORS: dict[type[OSError], type[StreamSystemError]] = {}
+
+
+def system_error(errno: int, syscall: str) -> StreamSystemError:
+    """A :class:`StreamSystemError` that is also the builtin OSError subclass
+    Python itself would raise for ``errno`` (``BrokenPipeError`` for EPIPE)."""
+    errno = abs(errno)
+    builtin = type(OSError(errno, ""))  # CPython maps errno -> subclass here
+    cls = _SYSTEM_ERRORS.get(builtin)
+    if cls is None:
+        if builtin is OSError:
+            cls = StreamSystemError
+        else:
+            cls = type(f"Stream{builtin.__name__}", (StreamSystemError, builtin), {"__module__": __name__})
+        _SYSTEM_ERRORS[builtin] = cls
+    return cls(errno, syscall)
+
+
+class LineTooLongError(ValueError):
+    """A line read by ``Readable.lines()`` grew past ``max_line``.
+
+    Nothing is truncated silently: the iteration stops with this error.
+    ``max_line`` is the limit, ``partial`` the start of the offending line
+    (what had been read of it, at least ``max_line + 1`` bytes or characters).
+    """
+
+    def __init__(self, max_line: int, partial: bytes | str) -> None:
+        super().__init__(
+            f"line longer than max_line={max_line} {'bytes' if isinstance(partial, bytes) else 'characters'} "
+            f"(raise max_line in lines() to accept longer lines)"
+        )
+        self.max_line = max_line
+        self.partial = partial
+
+
+def _chunk_type_error(data: Any) -> TypeError:
+    from ._errors import invalid_arg_type  # lazily: _errors is large and rarely needed here
+
+    return invalid_arg_type("chunk", ["string", "Buffer", "Uint8Array"], data)
+
+
+def to_bytes(data: Any) -> bytes | memoryview:
+    """``str`` as UTF-8 (lone surrogates as U+FFFD, like Node), bytes as they
+    are, any other buffer as a byte view (not copied)."""
+    if type(data) is bytes:
+        return data
+    if isinstance(data, str):
+        try:
+            return data.encode("utf-8")
+        except UnicodeEncodeError:
+            return data.encode("utf-8", "replace")
+    try:
+        view = memoryview(data)
+    except TypeError:
+        raise _chunk_type_error(data) from None
+    return view if view.format == "B" and view.ndim == 1 else view.cast("B")
+
+
+class Writable(EventEmitter):
+    """A child's stdin (or any pipe fd the parent writes to), with Node's stream contract.
+
+    ``fd`` must be non-blocking; the stream owns it and closes it at
+    ``end()``/``destroy()``.  Events: ``'drain'``, ``'finish'``, ``'close'``,
+    ``'error'``, ``'pipe'(src)``, ``'unpipe'(src)``.  The stream keeps the
+    loop alive (a reactor ref) only while it has bytes waiting for the pipe,
+    as a libuv handle with a pending write does; ``unref()`` opts out.
+    """
+
+    def __init__(self, fd: int, reactor: Reactor, *, high_water_mark: int = 64 * 1024) -> None:
+        super().__init__()
+        self._fd = fd
+        self._reactor = reactor
+        self._hwm = high_water_mark
+        # [view, callback] pairs; the head's view shrinks as it is written.
+        self._queue: deque[list[Any]] = deque()
+        self._length = 0
+        self._need_drain = False
+        self._ending = False  # end() was called
+        self._finished = False
+        self._finish_scheduled = False
+        self._errored: BaseException | None = None
+        self._destroyed = False
+        self._closed = False
+        self._waiting = False  # registered for writability
+        self._end_callbacks: list[WriteCallback] = []
+        self._flush_waiters: list[Callable[[], Any]] = []
+        self._held = False  # a C pump writes to our fd: keep off it
+        self._pump_owner: Any = None  # the Readable whose pump writes here
+        self._ref_wanted = True
+        self._holding_ref = False
+        self.used_as_stdio = False
+        self._lent = False  # the fd went blocking for a spawn (see _childproc_fd)
+
+    # -- properties (Node's names in snake_case) ----------------------------
+
+    @property
+    def writable(self) -> bool:
+        """True until ``end()`` is called or the stream is destroyed."""
+        return not (self._ending or self._destroyed)
+
+    @property
+    def writable_length(self) -> int:
+        """Bytes queued and not yet taken by the kernel."""
+        return self._length
+
+    @property
+    def writable_high_water_mark(self) -> int:
+        return self._hwm
+
+    @property
+    def writable_need_drain(self) -> bool:
+        return self._need_drain
+
+    @property
+    def writable_ended(self) -> bool:
+        """``end()`` has been called."""
+        return self._ending
+
+    @property
+    def writable_finished(self) -> bool:
+        """Everything was flushed after ``end()`` (``'finish'`` is due or done)."""
+        return self._finished
+
+    @property
+    def destroyed(self) -> bool:
+        return self._destroyed
+
+    @property
+    def closed(self) -> bool:
+        """``'close'`` has been emitted."""
+        return self._closed
+
+    def fileno(self) -> int:
+        """The pipe fd (-1 once closed)."""
+        return self._fd
+
+    # -- keep-alive ----------------------------------------------------------
+
+    def ref(self) -> Writable:
+        """Let pending writes keep the loop alive again (the default)."""
+        self._ref_wanted = True
+        self._update_ref()
+        return self
+
+    def unref(self) -> Writable:
+        """Pending writes no longer keep the loop (or the interpreter at exit) alive."""
+        self._ref_wanted = False
+        self._update_ref()
+        return self
+
+    def _update_ref(self) -> None:
+        want = self._ref_wanted and self._waiting and not self._closed
+        if want != self._holding_ref:
+            self._holding_ref = want
+            self._reactor.ref() if want else self._reactor.unref()
+
+    # -- writing -------------------------------------------------------------
+
+    def write(self, data: Any, callback: WriteCallback | None = None) -> bool:
+        """Write ``data`` (bytes-like, or str as UTF-8); False once ``high_water_mark`` is queued.
+
+        ``callback(None)`` runs on a later tick once this chunk is in the pipe,
+        ``callback(err)`` if it never gets there.  After False, wait for
+        ``'drain'`` before writing more, or memory grows without bound.
+        """
+        if callback is not None and not callable(callback):
+            from ._errors import invalid_arg_type
+
+            raise invalid_arg_type("cb", "function", callback)
+        view = to_bytes(data)  # type errors are thrown, as Node does
+        if self._ending:
+            err: BaseException = write_after_end()
+            if callback is not None:
+                self._reactor.call_soon(callback, err)
+            self.destroy(err)
+            return False
+        if self._destroyed:
+            if callback is not None:
+                self._reactor.call_soon(callback, stream_destroyed("write"))
+            return False
+        if self._lent:
+            self._reclaim()
+        size = len(view)
+        # Node computes the answer before trying the write: a chunk that
+        # alone reaches the mark says "wait for drain" even if the kernel
+        # takes it whole.
+        ok = self._length + size < self._hwm
+        if not ok:
+            self._need_drain = True
+        written = 0
+        if not self._queue and not self._held:
+            try:
+                written = os.write(self._fd, view) if size else 0
+            except BlockingIOError:
+                pass
+            except OSError as exc:
+                # EPIPE: the child closed its stdin.  One error object for the
+                # callback and the 'error' event, as in Node.
+                err = system_error(exc.errno or _errno.EIO, "write")
+                if callback is not None:
+                    self._reactor.call_soon(callback, err)
+                self.destroy(err)
+                return False
+            if written == size:
+                if callback is not None:
+                    self._reactor.call_soon(callback, None)
+                if self._need_drain:
+                    self._reactor.call_soon(self._maybe_drain)
+                return ok
+            size -= written
+        if type(view) is bytes:
+            view = memoryview(view)[written:]  # slicing a view never copies
+        else:
+            # The caller may reuse its buffer once write() returns: keep a copy.
+            view = memoryview(bytes(view[written:]))
+        self._queue.append([view, callback])
+        self._length += size
+        self._watch()
+        return ok
+
+    def _watch(self) -> None:
+        if not self._waiting and not self._held and self._fd >= 0:
+            self._waiting = True
+            self._reactor.add_writer(self._fd, self._on_writable)
+            self._update_ref()
+
+    def _unwatch(self) -> None:
+        if self._waiting:
+            self._waiting = False
+            if self._fd >= 0:
+                self._reactor.remove_writer(self._fd)
+            self._update_ref()
+
+    def _on_writable(self) -> None:
+        """The pipe has room: write as much of the queue as it takes."""
+        queue = self._queue
+        reactor = self._reactor
+        while queue:
+            try:
+                if len(queue) == 1:
+                    written = os.write(self._fd, queue[0][0])
+                else:
+                    # Several small chunks: one writev instead of a syscall each.
+                    written = os.writev(self._fd, [entry[0] for entry in queue if entry[0]][:_IOV_MAX])
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                self.destroy(system_error(exc.errno or _errno.EIO, "write"))
+                return
+            self._length -= written
+            while queue and written >= len(queue[0][0]):
+                view, callback = queue.popleft()
+                written -= len(view)
+                if callback is not None:
+                    reactor.call_soon(callback, None)
+            if written:
+                queue[0][0] = queue[0][0][written:]
+                return  # a short write: the pipe is full again
+        self._unwatch()
+        if self._need_drain:
+            reactor.call_soon(self._maybe_drain)
+        if self._flush_waiters:
+            waiters, self._flush_waiters = self._flush_waiters, []
+            for waiter in waiters:
+                waiter()
+        self._maybe_finish()
+
+    def _maybe_drain(self) -> None:
+        if self._need_drain and not self._queue and not self._destroyed:
+            self._need_drain = False
+            self.emit("drain")
+
+    # -- ending --------------------------------------------------------------
+
+    def end(self, data: Any = None, callback: WriteCallback | None = None) -> Writable:
+        """Write ``data`` if given, then flush, close the fd, emit ``'finish'`` and ``'close'``.
+
+        ``callback(None)`` runs just before the ``'finish'`` listeners; if the
+        stream is destroyed first it gets the error instead (or
+        ``ERR_STREAM_DESTROYED``).  After ``'finish'`` it gets
+        ``ERR_STREAM_ALREADY_FINISHED``.
+        """
+        err: BaseException | None = None
+        if data is not None:
+            # As write() would, but the error goes to this callback.
+            if self._ending:
+                err = write_after_end()
+                self.destroy(err)
+            elif self._destroyed:
+                err = stream_destroyed("write")
+            else:
+                self.write(data)
+        if err is None:
+            if not self._ending and not self._destroyed:
+                self._ending = True
+                if callback is not None:
+                    self._end_callbacks.append(callback)
+                self._maybe_finish()
+                return self
+            if self._finished:
+                err = already_finished("end")
+            elif self._destroyed:
+                # (Node never calls back here when destroyed without an
+                # error; a callback that never runs helps nobody.)
+                err = self._errored or stream_destroyed("end")
+        if callback is not None:
+            if err is not None:
+                self._reactor.call_soon(callback, err)
+            else:
+                self._end_callbacks.append(callback)  # ending: runs at 'finish'
+        return self
+
+    def _maybe_finish(self) -> None:
+        if (
+            self._ending
+            and not self._queue
+            and not self._held
+            and not self._finish_scheduled
+            and not self._finished
+            and not self._destroyed
+        ):
+            # A later tick, as in Node: a write() right after end() still
+            # finds the stream unfinished (and fails as write-after-end).
+            self._finish_scheduled = True
+            self._reactor.call_soon(self._finish)
+
+    def _finish(self) -> None:
+        self._finish_scheduled = False
+        if self._destroyed or self._finished:
+            return
+        self._finished = True
+        self._close_fd()  # the child sees EOF before anyone hears 'finish'
+        callbacks, self._end_callbacks = self._end_callbacks, []
+        try:
+            for callback in callbacks:
+                callback(None)
+            self.emit("finish")
+        finally:
+            self._destroyed = True  # Node's autoDestroy
+            self._reactor.call_soon(self._emit_error_close, None)
+
+    def _close_fd(self) -> None:
+        self._unwatch()
+        if self._fd >= 0 and self._pump_owner is None:
+            fd, self._fd = self._fd, -1
+            os.close(fd)
+
+    def destroy(self, err: BaseException | None = None) -> Writable:
+        """Close now: queued bytes are dropped, their callbacks get ``err`` (or
+        ``ERR_STREAM_DESTROYED``); then ``'error'`` (if ``err``) and ``'close'``."""
+        if self._destroyed:
+            return self
+        self._destroyed = True
+        if err is not None:
+            self._errored = err
+        if self._pump_owner is not None:
+            self._pump_owner._cancel_pump()  # the fd is closed once the pump lets go
+        self._close_fd()
+        self._reactor.call_soon(self._destroy_tick, err)
+        return self
+
+    def _destroy_tick(self, err: BaseException | None) -> None:
+        queue, self._queue = self._queue, deque()
+        self._length = 0
+        try:
+            for _view, callback in queue:
+                if callback is not None:
+                    callback(err or stream_destroyed("write"))
+            callbacks, self._end_callbacks = self._end_callbacks, []
+            for callback in callbacks:
+                callback(err or stream_destroyed("end"))
+        finally:
+            # 'error' and 'close' one tick later, as Node's (whose handle
+            # closes asynchronously): a write() callback issued right after
+            # destroy() still runs before 'close'.
+            self._reactor.call_soon(self._emit_error_close, err)
+
+    def _emit_error_close(self, err: BaseException | None) -> None:
+        self._closed = True
+        self._update_ref()
+        if err is None:
+            self.emit("close")
+            return
+        try:
+            self.emit("error", err)
+        finally:
+            self.emit("close")
+
+    # -- the C pump and stdio hand-over ---------------------------------------
+
+    def _when_flushed(self, callback: Callable[[], Any]) -> None:
+        """Call ``callback`` once the queue is empty (now if it already is)."""
+        if not self._queue:
+            callback()
+        else:
+            self._flush_waiters.append(callback)
+
+    def _attach_pump(self, owner: Any) -> None:
+        """A Readable's C pump writes to our fd from now on: stay off it."""
+        self._pump_owner = owner
+        self._held = True
+        self._unwatch()
+
+    def _detach_pump(self) -> None:
+        """The pump is done: flush what was written meanwhile, close if asked to."""
+        self._pump_owner = None
+        self._held = False
+        if self._destroyed:
+            self._close_fd()
+        elif self._queue:
+            self._watch()
+        else:
+            self._maybe_finish()
+
+    def _childproc_fd(self) -> int:
+        """The fd to place in another child's stdio (see ``_handed_over``).
+
+        Switched to blocking mode for the child, as in ``Readable._childproc_fd``;
+        the next write here restores non-blocking mode if the spawn failed.
+        """
+        if self._fd < 0 or self._destroyed:
+            raise stream_destroyed("spawn")
+        os.set_blocking(self._fd, True)
+        self._lent = True
+        return self._fd
+
+    def _reclaim(self) -> None:
+        self._lent = False
+        if self._fd >= 0:
+            os.set_blocking(self._fd, False)
+
+    def _handed_over(self) -> None:
+        """The fd now belongs to another child: close our copy, emit ``'close'``."""
+        self.used_as_stdio = True
+        self.destroy()
