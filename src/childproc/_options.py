@@ -24,72 +24,43 @@ Node's positional shifting would silently drop are refused; a stale
 Speed: ``spawn_sync('/bin/true')`` must stay within a few percent of a C
 ``posix_spawn`` loop, so the default call shape takes a fast path (a few
 type checks, one encode, shared stdio slots; tables built at import).
+
+This module owns the options and the positional arguments and builds the
+plan; the pieces with rules of their own live next to it: :mod:`._stdio`
+(the ``stdio`` slots), :mod:`._env` (the env blob and its PATH) and
+:mod:`._encoding` (Node's encoding names, ``input``, OS strings).
 """
 
 from __future__ import annotations
 
-import base64
-import codecs
 import importlib
 import math
 import os
-import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ._errors import (
-    ArgValueError, child_process_ipc_required, invalid_arg_type, invalid_arg_value,
-    ipc_one_pipe, ipc_sync_fork, out_of_range, unknown_encoding,
+from ._encoding import (
+    FS_ENCODING, FS_ERRORS, NUL_MESSAGE, decode_output, encode_input, fs_bytes, fs_text, input_bytes,
+    normalize_encoding,
 )
+from ._env import env_block, environ_path
+from ._errors import ArgValueError, invalid_arg_type, invalid_arg_value, out_of_range
 from ._signals import SIGTERM, signal_number
+from ._stdio import DEFAULT_STDIO as _DEFAULT_STDIO, StdioSlot, fork_stdio, normalize_stdio
 
+# StdioSlot (from _stdio) and normalize_encoding, decode_output and
+# encode_input (from _encoding) are re-exported for existing imports.
 __all__ = ["StdioSlot", "SpawnPlan", "MAX_BUFFER", "normalize_spawn", "normalize_exec",
            "normalize_exec_file", "normalize_fork", "normalize_encoding", "decode_output",
            "encode_input"]
 
 MAX_BUFFER = 1024 * 1024
-_WIN = sys.platform == "win32"
+_WIN = sys.platform == "win32"  # the platform switch, passed on to _env (the tests flip it)
 _ANDROID = hasattr(sys, "getandroidapilevel")
-_FSENC = sys.getfilesystemencoding()
-_FSERR = sys.getfilesystemencodeerrors()
-_NUL = "must be a string without null bytes"
 _PATH_NUL = "must be a string, Uint8Array, or URL without null bytes"
 _PATH_TYPES = ("string", "Buffer", "URL")
-_INPUT_TYPES = ("Buffer", "TypedArray", "DataView", "string")
-_CHANNEL_KEYS = frozenset({"NODE_CHANNEL_FD", "NODE_CHANNEL_SERIALIZATION_MODE",
-                           b"NODE_CHANNEL_FD", b"NODE_CHANNEL_SERIALIZATION_MODE"})
-
-
-@dataclass(slots=True, frozen=True)
-class StdioSlot:
-    """What goes at one stdio index of the child.
-
-    ``kind`` is ``'pipe'`` (index 0 is the child's input, every other pipe
-    an output, as in Node), ``'ignore'`` (``/dev/null`` for 0-2, closed
-    above), ``'fd'`` (the parent's descriptor ``fd``, dup'd into place;
-    ``'inherit'`` is ``'fd'`` with ``fd == index``), ``'ipc'`` (the message
-    channel) or ``'stream'`` (a childproc stream object, ``source``, whose
-    ``_childproc_fd()`` hands over its descriptor at spawn time).  ``source``
-    is what the user gave, for messages.  Frozen because the default slots
-    are shared between plans.
-    """
-
-    kind: str
-    fd: int = -1
-    source: object = None
-
-
-_PIPE = StdioSlot("pipe", -1, "pipe")
-_OVERLAPPED = StdioSlot("pipe", -1, "overlapped")
-_IGNORE = StdioSlot("ignore", -1, "ignore")
-_IPC = StdioSlot("ipc", -1, "ipc")
-_INHERIT = (StdioSlot("fd", 0, "inherit"), StdioSlot("fd", 1, "inherit"), StdioSlot("fd", 2, "inherit"))
-_SHORTCUTS: dict[str, tuple[StdioSlot, ...]] = {
-    "pipe": (_PIPE,) * 3, "overlapped": (_OVERLAPPED,) * 3, "ignore": (_IGNORE,) * 3, "inherit": _INHERIT,
-}
-_DEFAULT_STDIO = _SHORTCUTS["pipe"]
 
 
 @dataclass(slots=True)
@@ -153,17 +124,9 @@ class SpawnPlan:
         ``exec``/``exec_sync``; ``[argv0 || file, ...args].join(' ')`` for
         ``exec_file_sync``; ``file`` plus the arguments otherwise."""
         if self.fn_name in ("exec", "exec_sync"):
-            return _text(self.command)
+            return fs_text(self.command)
         head = self.argv0 if self.fn_name == "exec_file_sync" and self.argv0 else self.command
-        return " ".join(_text(part) for part in (head, *(self.args or ())))
-
-
-def _text(value: str | bytes) -> str:
-    return value if isinstance(value, str) else os.fsdecode(value)
-
-
-def _encode(value: str | bytes) -> bytes:
-    return value.encode(_FSENC, _FSERR) if isinstance(value, str) else value
+        return " ".join(fs_text(part) for part in (head, *(self.args or ())))
 
 
 # ---------------------------------------------------------------- options
@@ -264,7 +227,7 @@ def _int32(value: Any, name: str) -> int:
 
 # ------------------------------------------------------------ path checks
 
-def _path(value: Any, name: str, expected: Any = "string", nul: str = _NUL) -> str | bytes:
+def _path(value: Any, name: str, expected: Any = "string", nul: str = NUL_MESSAGE) -> str | bytes:
     """A str, bytes or os.PathLike without NUL, returned as str or bytes."""
     if not isinstance(value, (str, bytes)):
         if not isinstance(value, os.PathLike):
@@ -279,7 +242,7 @@ def _argv_item(value: Any, name: str) -> str | bytes:
     cls = type(value)
     if cls is str:
         if "\0" in value:
-            raise invalid_arg_value(name, value, _NUL)
+            raise invalid_arg_value(name, value, NUL_MESSAGE)
         return value
     if cls is int or cls is float:
         return str(value)  # Node stringifies numbers: spawn('echo', [1, 2])
@@ -298,232 +261,6 @@ def _is_arg_sequence(value: Any) -> bool:
         return True
     return (not isinstance(value, (str, bytes, bytearray, memoryview, Mapping)) and not callable(value)
             and hasattr(value, "__iter__"))
-
-
-# -------------------------------------------------------------- encodings
-
-_NODE_ENCODINGS = {"utf8": "utf-8", "utf-8": "utf-8", "latin1": "latin-1", "binary": "latin-1",
-                   "ascii": "ascii", "ucs2": "utf-16-le", "ucs-2": "utf-16-le", "utf16le": "utf-16-le",
-                   "utf-16le": "utf-16-le", "hex": "hex", "base64": "base64", "base64url": "base64url"}
-_ENCODINGS: dict[str, str] = {**_NODE_ENCODINGS, "latin-1": "latin-1", "utf-16-le": "utf-16-le"}
-_ASCII_MASK = bytes(range(128)) * 2
-_DECODERS: dict[str, Callable[[bytes], str]] = {
-    "utf-8": lambda d: d.decode("utf-8", "replace"),
-    "latin-1": lambda d: d.decode("latin-1"),
-    "hex": bytes.hex,
-    "base64": lambda d: base64.b64encode(d).decode("ascii"),
-    "base64url": lambda d: base64.urlsafe_b64encode(d).rstrip(b"=").decode("ascii"),
-    "ascii": lambda d: d.translate(_ASCII_MASK).decode("ascii"),
-    "utf-16-le": lambda d: d[: len(d) & ~1].decode("utf-16-le", "surrogatepass"),
-}
-_HEX_PAIRS = re.compile(r"(?:[0-9a-fA-F]{2})*")
-_NOT_BASE64 = re.compile(r"[^A-Za-z0-9+/]")
-
-
-def normalize_encoding(encoding: Any, name: str = "options.encoding") -> str | None:
-    """Resolve an ``encoding`` option: None/``'buffer'`` -> None (bytes),
-    Node's names (any case) -> their meaning, any Python *text* codec ->
-    its canonical name.  Unknown names raise ``ERR_UNKNOWN_ENCODING``."""
-    if encoding is None:
-        return None
-    resolved = _ENCODINGS.get(encoding) if type(encoding) is str else None
-    if resolved is not None:
-        return resolved
-    if not isinstance(encoding, str):
-        raise invalid_arg_type(name, "string", encoding)
-    lowered = encoding.lower()
-    if lowered == "buffer":
-        return None
-    resolved = _NODE_ENCODINGS.get(lowered)
-    if resolved is None:
-        try:
-            info = codecs.lookup(encoding)
-        except LookupError:
-            raise unknown_encoding(encoding) from None
-        if not getattr(info, "_is_text_encoding", True):  # zlib, rot13, ... are not text codecs
-            raise unknown_encoding(encoding)
-        resolved = info.name
-    _ENCODINGS[encoding] = resolved
-    return resolved
-
-
-def decode_output(data: bytes, encoding: str | None) -> str | bytes:
-    """Decode captured output as Node's ``buf.toString(encoding)`` does:
-    invalid UTF-8 becomes U+FFFD, ``'hex'``/``'base64'``/``'base64url'``
-    give those texts (base64url unpadded), ``'ascii'`` drops the top bit,
-    ``'ucs2'`` ignores a trailing odd byte.  None gives the bytes back."""
-    if encoding == "utf-8":
-        return data.decode("utf-8", "replace")
-    if encoding is None or (encoding := normalize_encoding(encoding)) is None:
-        return data
-    special = _DECODERS.get(encoding)
-    return special(data) if special is not None else data.decode(encoding, "replace")
-
-
-def encode_input(text: str, encoding: str | None) -> bytes:
-    """Encode a str ``input`` as Node's ``Buffer.from(text, encoding)``.
-
-    UTF-8 (the default, also for ``'buffer'``) maps surrogate-escaped
-    characters back to their original bytes, as :func:`os.fsencode` does,
-    so text read from the OS round-trips; other lone surrogates become
-    U+FFFD as in Node.  ``latin1``/``ascii`` keep the low byte of each
-    character, ``hex`` and ``base64`` decode leniently (Node stops at the
-    first bad hex pair and skips foreign base64 characters)."""
-    if encoding is None or encoding == "utf-8":
-        try:
-            return text.encode("utf-8", "surrogateescape")
-        except UnicodeEncodeError:
-            return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode("utf-8")
-    if encoding in ("latin-1", "ascii"):
-        try:
-            return text.encode("latin-1")
-        except UnicodeEncodeError:
-            return bytes(ord(c) & 0xFF for c in text)
-    if encoding == "utf-16-le":
-        return text.encode("utf-16-le", "surrogatepass")
-    if encoding == "hex":
-        return bytes.fromhex(_HEX_PAIRS.match(text).group())  # type: ignore[union-attr]
-    if encoding in ("base64", "base64url"):
-        cleaned = _NOT_BASE64.sub("", text.split("=")[0].replace("-", "+").replace("_", "/"))
-        cleaned = cleaned[: len(cleaned) - (len(cleaned) % 4 == 1)]  # a dangling char: Node drops it
-        return base64.b64decode(cleaned + "=" * (-len(cleaned) % 4))
-    return text.encode(encoding)
-
-
-def _input(value: Any, encoding: str | None) -> bytes | None:
-    if isinstance(value, str):
-        return encode_input(value, encoding) if value else None
-    if isinstance(value, bytes):
-        return bytes(value) if value else None
-    try:
-        view = memoryview(value)
-    except TypeError:
-        raise invalid_arg_type("options.stdio[0]", _INPUT_TYPES, value) from None
-    return view.tobytes() if view.nbytes else None  # a copy: C reads it without the GIL
-
-
-# ------------------------------------------------------------------ stdio
-
-def _stdio_item(item: Any, index: int, sync: bool) -> StdioSlot:
-    if item is None:
-        return _PIPE if index < 3 else _IGNORE
-    if isinstance(item, str):
-        if item == "pipe":
-            return _PIPE
-        if item == "ignore":
-            return _IGNORE
-        if item == "inherit":
-            return _INHERIT[index] if index < 3 else StdioSlot("fd", index, "inherit")
-        if item == "overlapped":  # Windows overlapped I/O; a plain pipe elsewhere
-            return _OVERLAPPED
-        # Deliberate: sync Node silently drops unknown strings (shifting later
-        # indexes) and async Node says ERR_INVALID_SYNC_FORK_INPUT.
-        raise invalid_arg_value("stdio", item)
-    if isinstance(item, int) and not isinstance(item, bool):
-        return _PIPE if item < 0 else StdioSlot("fd", int(item), item)
-    if hasattr(item, "_childproc_fd"):
-        if sync:  # Node aborts the whole process on a stream in spawnSync
-            raise invalid_arg_value("stdio", item, "cannot use a stream in a synchronous call")
-        return StdioSlot("stream", -1, item)
-    fileno = getattr(item, "fileno", None)
-    if callable(fileno):
-        try:
-            fd = fileno()
-        except (OSError, ValueError):  # io.UnsupportedOperation is both; closed files raise ValueError
-            raise invalid_arg_value("stdio", item) from None
-        if isinstance(fd, int) and fd >= 0:
-            return StdioSlot("fd", fd, item)
-    raise invalid_arg_value("stdio", item)
-
-
-def _stdio(value: Any, sync: bool) -> tuple[list[StdioSlot], int]:
-    """Node's ``getValidStdio``: the slots and the IPC index (or -1)."""
-    if isinstance(value, str):
-        shortcut = _SHORTCUTS.get(value)
-        if shortcut is None:
-            raise invalid_arg_value("stdio", value)
-        return list(shortcut), -1
-    if not isinstance(value, (list, tuple)):
-        raise invalid_arg_value("stdio", value)
-    slots: list[StdioSlot] = []
-    ipc_fd = -1
-    for index, item in enumerate(value):
-        if isinstance(item, str) and item == "ipc":
-            if sync:
-                raise ipc_sync_fork()
-            if ipc_fd >= 0:
-                raise ipc_one_pipe()
-            ipc_fd = index
-            slots.append(_IPC)
-        else:
-            slots.append(_stdio_item(item, index, sync))
-    while len(slots) < 3:
-        slots.append(_PIPE)
-    return slots, ipc_fd
-
-
-# -------------------------------------------------------------------- env
-
-def _environ_path() -> bytes | None:
-    if _WIN:
-        path = os.environ.get("PATH")
-        return None if path is None else _encode(path)
-    return os.environb.get(b"PATH")
-
-
-def _env_items(env: Any) -> list[tuple[Any, Any]]:
-    if not isinstance(env, Mapping):
-        # Deliberate: Node iterates any object (env: 5 gives an empty env).
-        raise invalid_arg_type("options.env", "object", env)
-    items = list(env.items())
-    if _WIN:  # keys are case-insensitive: keep the first in sorted order, as Node does
-        by_upper: dict[str, tuple[Any, Any]] = {}
-        for key, value in sorted(items, key=lambda kv: _key_text(kv[0])):
-            by_upper.setdefault(_key_text(key).upper(), (key, value))
-        items = list(by_upper.values())
-    return items
-
-
-def _key_text(key: Any) -> str:
-    return _text(key) if isinstance(key, (str, bytes)) else str(key)
-
-
-def _env_pairs(env: Any, drop_channel: bool) -> tuple[list[bytes], bytes | None]:
-    """``KEY=VALUE`` entries for ``env`` plus the PATH among them.
-
-    ``None`` values are skipped; other non-str/bytes values are stringified
-    (``42`` -> ``'42'``), as Node does.  NUL bytes in keys or values raise
-    Node's ``options.env['KEY']`` errors."""
-    pairs: list[bytes] = []
-    path: bytes | None = None
-    for key, value in _env_items(env):
-        if value is None:
-            continue
-        if not isinstance(key, (str, bytes)):
-            key = str(key)
-        name = f"options.env['{_text(key)}']"
-        if ("\0" if isinstance(key, str) else b"\0") in key:
-            raise invalid_arg_value(name, key, _NUL)
-        if not isinstance(value, (str, bytes)):
-            value = os.fspath(value) if isinstance(value, os.PathLike) else str(value)
-        if ("\0" if isinstance(value, str) else b"\0") in value:
-            raise invalid_arg_value(name, value, _NUL)
-        if drop_channel and key in _CHANNEL_KEYS:
-            continue
-        kb = _encode(key)
-        vb = _encode(value)
-        if kb == b"PATH" or (_WIN and kb.upper() == b"PATH"):
-            path = vb
-        pairs.append(kb + b"=" + vb)
-    return pairs, path
-
-
-def _environ_pairs() -> tuple[list[bytes], bytes | None]:
-    """The parent's environment minus the channel variables, unchecked."""
-    if _WIN:
-        return _env_pairs(dict(os.environ), True)
-    pairs = [k + b"=" + v for k, v in os.environb.items() if k not in _CHANNEL_KEYS]
-    return pairs, os.environb.get(b"PATH")
 
 
 # ------------------------------------------------------------ AbortSignal
@@ -557,7 +294,7 @@ def _check_abort_signal(value: Any) -> Any:
 def _join_command(parts: list[str | bytes]) -> str | bytes:
     if all(isinstance(p, str) for p in parts):
         return " ".join(parts)  # type: ignore[arg-type]
-    return b" ".join(_encode(p) for p in parts)
+    return b" ".join(fs_bytes(p) for p in parts)
 
 
 def _shell_rewrite(file: str | bytes, args: list[str | bytes], shell: Any) -> tuple[Any, list[Any], bool]:
@@ -566,7 +303,7 @@ def _shell_rewrite(file: str | bytes, args: list[str | bytes], shell: Any) -> tu
     command = _join_command([file, *args])
     if _WIN:
         file = shell if isinstance(shell, (str, bytes)) else (os.environ.get("comspec") or "cmd.exe")
-        base = _text(file).rsplit("\\", 1)[-1].lower()  # /^(?:.*\\)?cmd(?:\.exe)?$/i
+        base = fs_text(file).rsplit("\\", 1)[-1].lower()  # /^(?:.*\\)?cmd(?:\.exe)?$/i
         if base in ("cmd", "cmd.exe"):
             quoted = f'"{command}"' if isinstance(command, str) else b'"' + command + b'"'
             return file, ["/d", "/s", "/c", quoted], True
@@ -584,7 +321,7 @@ def _build(fn_name: str, file: str | bytes, args: list[str | bytes], opts: dict[
     get = opts.get
     if (cwd := get("cwd")) is not None:
         cwd = _path(cwd, "options.cwd", _PATH_TYPES, _PATH_NUL)
-        cwd = _encode(cwd) if cwd else None  # '' means "do not chdir", as in Node
+        cwd = fs_bytes(cwd) if cwd else None  # '' means "do not chdir", as in Node
     detached = _bool(opts, "detached", "options.detached")
     uid = None if (uid := get("uid")) is None else _int32(uid, "options.uid")
     gid = None if (gid := get("gid")) is None else _int32(gid, "options.gid")
@@ -615,12 +352,7 @@ def _build(fn_name: str, file: str | bytes, args: list[str | bytes], opts: dict[
     kill_signal = SIGTERM if kill_signal is None else signal_number(kill_signal, "options.killSignal")
     signal = None if (signal := get("signal")) is None else _check_abort_signal(signal)
 
-    if stdio_value is None:
-        stdio_value = get("stdio")
-    if stdio_value is None:
-        stdio, ipc_fd = list(_DEFAULT_STDIO), -1
-    else:
-        stdio, ipc_fd = _stdio(stdio_value, sync)
+    stdio, ipc_fd = normalize_stdio(get("stdio") if stdio_value is None else stdio_value, sync)
     if (serialization := get("serialization")) is None:
         serialization = "json"
     elif serialization == "advanced" and isinstance(serialization, str):
@@ -630,7 +362,7 @@ def _build(fn_name: str, file: str | bytes, args: list[str | bytes], opts: dict[
         raise invalid_arg_value("options.serialization", serialization, "must be one of: None, 'json', 'pickle'")
 
     encoding = normalize_encoding(get("encoding", "utf-8" if kind in ("exec", "exec_file") and not sync else None))
-    data = None if (data := get("input")) is None else _input(data, encoding)
+    data = None if (data := get("input")) is None else input_bytes(data, encoding)
 
     kill_tree = _bool(opts, "kill_tree", "options.kill_tree")
     die_with_parent = _bool(opts, "die_with_parent", "options.die_with_parent")
@@ -639,22 +371,11 @@ def _build(fn_name: str, file: str | bytes, args: list[str | bytes], opts: dict[
         # 0 is meaningful here (SIGKILL right after kill_signal); inf means never.
         force_kill_after = None if _non_negative(force_kill_after, name, name) == math.inf else float(force_kill_after)
 
-    env = get("env")
-    env_blob = None
-    if env is None and ipc_fd < 0:
-        path = _environ_path()  # the fast path: C uses environ as it is
-        envc = 0
-    else:
-        pairs, path = _environ_pairs() if env is None else _env_pairs(env, ipc_fd >= 0)
-        if ipc_fd >= 0:
-            pairs.append(b"NODE_CHANNEL_FD=%d" % ipc_fd)
-            pairs.append(b"NODE_CHANNEL_SERIALIZATION_MODE=" + serialization.encode())
-        envc = len(pairs)
-        env_blob = b"\0".join(pairs) + b"\0" if pairs else b""
+    env_blob, envc, path = env_block(get("env"), ipc_fd, serialization, _WIN)
 
-    encoded = [_encode(a) for a in spawnargs]
+    encoded = [fs_bytes(a) for a in spawnargs]
     return SpawnPlan(
-        fn_name, file, spawnargs, _encode(file), b"\0".join(encoded) + b"\0", len(encoded), stdio,
+        fn_name, file, spawnargs, fs_bytes(file), b"\0".join(encoded) + b"\0", len(encoded), stdio,
         path, env_blob, envc, cwd, ipc_fd, "stdio" in opts, detached, uid, gid, timeout,
         kill_signal, max_buffer, encoding, data, shell, windows_hide, verbatim, serialization,
         signal, kill_tree, force_kill_after, die_with_parent,
@@ -672,9 +393,9 @@ def normalize_spawn(fn_name: str, command: Any, args: Any, options: Any, kwargs:
             args is None or (type(args) in (tuple, list) and not args)) and command and "\0" not in command:
         # The default call shape (spawn_sync('/bin/true')): nothing to merge,
         # no env to build, shared default stdio slots.
-        fb = command.encode(_FSENC, _FSERR)
+        fb = command.encode(FS_ENCODING, FS_ERRORS)
         return SpawnPlan(fn_name, command, [command], fb, fb + b"\0", 1, list(_DEFAULT_STDIO),
-                         _environ_path(), command=command, args=[])
+                         environ_path(_WIN), command=command, args=[])
     file = _nonempty(_path(command, "file"))
     args, options = _shift(fn_name, args, options, "object")
     opts = _collect(fn_name, _options_arg(options), kwargs)
@@ -791,22 +512,12 @@ def normalize_fork(module_path: Any, args: Any, options: Any, kwargs: Mapping[st
     if isinstance(exec_path, os.PathLike) or not isinstance(exec_path, (str, bytes)):
         exec_path = _path(exec_path, "options.execPath")
     elif ("\0" if isinstance(exec_path, str) else b"\0") in exec_path:
-        raise invalid_arg_value("options.execPath", exec_path, _NUL)
+        raise invalid_arg_value("options.execPath", exec_path, NUL_MESSAGE)
     if (exec_argv := opts.pop("exec_argv", None)) is not None and not _is_arg_sequence(exec_argv):
         raise invalid_arg_type("options.execArgv", "Array", exec_argv)
     exec_argv = _argv_list(exec_argv or [], "options.execArgv")
     silent = _bool(opts, "silent", "options.silent")
-    stdio = opts.get("stdio")
-    if stdio is None:
-        stdio = ["pipe", "pipe", "pipe", "ipc"] if silent else [0, 1, 2, "ipc"]
-    elif isinstance(stdio, str):
-        if stdio not in _SHORTCUTS:
-            raise invalid_arg_value("stdio", stdio)
-        stdio = [0, 1, 2, "ipc"] if stdio == "inherit" else [stdio, stdio, stdio, "ipc"]
-    elif not isinstance(stdio, (list, tuple)):
-        raise invalid_arg_value("stdio", stdio)  # Deliberate: Node falls back to `silent`
-    elif not any(isinstance(s, str) and s == "ipc" for s in stdio):
-        raise child_process_ipc_required("options.stdio")
+    stdio = fork_stdio(opts.get("stdio"), silent)
     # Node validates the joined list, so a NUL in args[0] is reported as args[len(execArgv) + 1].
     argv = _argv_list([*exec_argv, module, *args], "args")
     plan = _build("fork", exec_path, argv, opts, sync=False, kind="fork", stdio_value=stdio)
