@@ -620,19 +620,24 @@ def draw_chart(path: Path, results: dict, states: list[tuple[str, int]]) -> str 
     except ImportError as e:
         return f"no chart: matplotlib not importable ({e})"
 
+    import textwrap
+
     wls = [(name, r) for name, r in results["workloads"].items()]
-    fig, axes = plt.subplots(len(wls), 2, figsize=(14, 5.5 * len(wls)), squeeze=False)
+    npeers = max((sum(not pr.get("skipped") for pr in r["peers"].values()) for _, r in wls), default=1)
+    # One row per panel (medians, then ratios), wide enough for the peers.
+    fig, axes = plt.subplots(2 * len(wls), 1, figsize=(max(10, 1.5 * npeers + 2), 5.2 * 2 * len(wls)),
+                             squeeze=False)
     colors = ["#4C72B0", "#DD8452"]
     for row, (name, r) in enumerate(wls):
         w = WORKLOADS[name]
         peers = [p for p in w.peers if not r["peers"][p.name].get("skipped")]
-        labels = [f"{p.name}\n({p.stdio})" for p in peers]
+        labels = [textwrap.fill(p.name, 22, break_long_words=False) + f"\n({p.stdio})" for p in peers]
         for col, (metric, ylabel, title) in enumerate([
             ("median_us", f"{w.unit} (median, log scale)", f"{w.title}: median time"),
             ("x_same_stdio_floor", "x C floor with the same stdio (log scale)",
              f"{w.title}: ratio to the C floor"),
         ]):
-            ax = axes[row][col]
+            ax = axes[2 * row + col][0]
             n = len(states)
             width = 0.8 / n
             for si, (key, mib) in enumerate(states):
@@ -647,7 +652,7 @@ def draw_chart(path: Path, results: dict, states: list[tuple[str, int]]) -> str 
                     if v:
                         txt = fmt_ratio(v) if metric.startswith("x_") else fmt_us(v)
                         ax.annotate(txt, (b.get_x() + b.get_width() / 2, v), ha="center",
-                                    va="bottom", fontsize=8, xytext=(0, 2), textcoords="offset points")
+                                    va="bottom", fontsize=7.5, xytext=(0, 2), textcoords="offset points")
             if not any(r["peers"][p.name]["states"].get(k, {}).get(metric) for p in peers for k, _ in states):
                 ax.text(0.5, 0.5, "no figures (C floor skipped?)", ha="center", transform=ax.transAxes)
                 ax.set_title(title, fontsize=11)
@@ -666,7 +671,7 @@ def draw_chart(path: Path, results: dict, states: list[tuple[str, int]]) -> str 
             if metric.startswith("x_"):
                 ax.axhline(1.0, color="black", linewidth=0.8)
             ax.set_xticks(range(len(peers)))
-            ax.set_xticklabels(labels, rotation=25, ha="right", fontsize=8)
+            ax.set_xticklabels(labels, fontsize=8)
             ax.set_ylabel(ylabel)
             ax.set_title(title, fontsize=11)
             ax.legend(fontsize=8)
