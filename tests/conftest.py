@@ -302,27 +302,7 @@ _RUNNER_JS = r"""
 'use strict';
 const cp = require('child_process');
 const fs = require('fs');
-const [caseFile, resultFile] = process.argv.slice(2);
-const c = JSON.parse(fs.readFileSync(caseFile, 'utf8'));
-const opened = [];
-function revive(v) {
-  if (Array.isArray(v)) return v.map(revive);
-  if (v && typeof v === 'object') {
-    if ('$buf' in v) {
-      const b = Buffer.from(v.$buf, 'base64');
-      if (v.kind === 'Uint8Array') return new Uint8Array(b.buffer, b.byteOffset, b.length);
-      if (v.kind === 'DataView') return new DataView(b.buffer, b.byteOffset, b.length);
-      return b;
-    }
-    if ('$inf' in v) return Infinity;
-    if ('$openfd' in v) { const fd = fs.openSync(v.$openfd, v.flags); opened.push(fd); return fd; }
-    if ('$openobj' in v) { const fd = fs.openSync(v.$openobj, v.flags); opened.push(fd); return {fd}; }
-    const o = {};
-    for (const k of Object.keys(v)) o[k] = revive(v[k]);
-    return o;
-  }
-  return v;
-}
+
 function enc(x) {
   if (x === null) return null;
   if (x === undefined) return {$undef: 1};
@@ -340,42 +320,155 @@ function encErr(e) {
   }
   return o;
 }
-let res;
-try {
-  const fn = cp[c.fn];
-  const args = c.args === null ? [] : [revive(c.args)];
-  const opts = revive(c.opts);
-  let r;
-  if (c.fn === 'execSync') r = fn(c.file, opts);
-  else if (c.args === null) r = fn(c.file, opts);
-  else r = fn(c.file, args[0], opts);
-  if (c.fn === 'spawnSync') {
-    res = {kind: 'returned', status: r.status, signal: r.signal, pid: r.pid,
-           output: r.output ? r.output.map(enc) : r.output,
-           stdout: enc(r.stdout), stderr: enc(r.stderr),
-           error: r.error ? encErr(r.error) : null};
-  } else {
-    res = {kind: 'returned', value: enc(r)};
+
+function runCase(c) {
+  const opened = [];
+  function revive(v) {
+    if (Array.isArray(v)) return v.map(revive);
+    if (v && typeof v === 'object') {
+      if ('$buf' in v) {
+        const b = Buffer.from(v.$buf, 'base64');
+        if (v.kind === 'Uint8Array') return new Uint8Array(b.buffer, b.byteOffset, b.length);
+        if (v.kind === 'DataView') return new DataView(b.buffer, b.byteOffset, b.length);
+        return b;
+      }
+      if ('$inf' in v) return Infinity;
+      if ('$openfd' in v) { const fd = fs.openSync(v.$openfd, v.flags); opened.push(fd); return fd; }
+      if ('$openobj' in v) { const fd = fs.openSync(v.$openobj, v.flags); opened.push(fd); return {fd}; }
+      const o = {};
+      for (const k of Object.keys(v)) o[k] = revive(v[k]);
+      return o;
+    }
+    return v;
   }
-} catch (e) {
-  res = {kind: 'thrown', err: encErr(e)};
+  let res;
+  try {
+    const fn = cp[c.fn];
+    const opts = revive(c.opts);
+    let r;
+    if (c.fn === 'execSync' || c.args === null) r = fn(c.file, opts);
+    else r = fn(c.file, revive(c.args), opts);
+    if (c.fn === 'spawnSync') {
+      res = {kind: 'returned', status: r.status, signal: r.signal, pid: r.pid,
+             output: r.output ? r.output.map(enc) : r.output,
+             stdout: enc(r.stdout), stderr: enc(r.stderr),
+             error: r.error ? encErr(r.error) : null};
+    } else {
+      res = {kind: 'returned', value: enc(r)};
+    }
+  } catch (e) {
+    res = {kind: 'thrown', err: encErr(e)};
+  }
+  for (const fd of opened) fs.closeSync(fd);
+  return res;
 }
-for (const fd of opened) fs.closeSync(fd);
-fs.writeFileSync(resultFile, JSON.stringify(res));
+
+if (process.argv[2] === '--worker') {
+  // one case per line on stdin: {case, env, cwd, result}; answers 'done' per case
+  const rl = require('readline').createInterface({input: process.stdin});
+  rl.on('line', (line) => {
+    const m = JSON.parse(line);
+    for (const k of Object.keys(process.env)) if (!(k in m.env)) delete process.env[k];
+    Object.assign(process.env, m.env);
+    process.chdir(m.cwd);
+    fs.writeFileSync(m.result, JSON.stringify(runCase(m.case)));
+    process.stdout.write('done\n');
+  });
+} else {
+  const [caseFile, resultFile] = process.argv.slice(2);
+  fs.writeFileSync(resultFile, JSON.stringify(runCase(JSON.parse(fs.readFileSync(caseFile, 'utf8')))));
+}
 """
+
+
+class _NodeWorker:
+    """One long-lived node running cases that cannot touch node's own stdio.
+
+    Saves a node start-up (~60-100 ms) per case.  Cases whose child may write to
+    the parent's stdout/stderr (stdio 'inherit' or fds 0-2) or read its stdin,
+    and exec_* without `stdio` (node copies stderr to its own), run in a node
+    of their own instead so that its stdout/stderr can be captured.
+    """
+
+    def __init__(self, runner: str, errlog: str):
+        self.errlog = errlog
+        self._err = open(errlog, "wb")
+        self.proc = subprocess.Popen(
+            [NODE, runner, "--worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._err,
+        )
+
+    def run(self, payload: dict, result: str, timeout: float = 120) -> None:
+        import select
+
+        msg = {"case": payload, "env": dict(os.environ), "cwd": os.getcwd(), "result": result}
+        self.proc.stdin.write(json.dumps(msg).encode() + b"\n")
+        self.proc.stdin.flush()
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        line = self.proc.stdout.readline() if ready else b""
+        if line != b"done\n":
+            self.close()
+            with open(self.errlog, "rb") as f:
+                err = f.read().decode("utf-8", "replace")
+            raise AssertionError(f"node worker failed or hung: {line!r}\n{err}")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()
+                self.proc.wait(timeout=10)
+            except Exception:  # noqa: BLE001
+                self.proc.kill()
+                self.proc.wait()
+        self._err.close()
+
+
+def _needs_own_node(case, opts: dict) -> bool:
+    if case.fn != "spawn_sync" and "stdio" not in opts:
+        return True  # execSync/execFileSync copy stderr to node's stderr
+    stdio = opts.get("stdio", "pipe")
+    if stdio == "inherit":
+        return True
+    if isinstance(stdio, (list, tuple)):
+        for v in stdio:
+            if v == "inherit" or (type(v) is int and v in (0, 1, 2)):
+                return True
+    return False
+
+
+@pytest.fixture(scope="session")
+def _sync_node_worker(tmp_path_factory):
+    if NODE is None:
+        yield None
+        return
+    d = tmp_path_factory.mktemp("nodeworker")
+    (d / "runner.js").write_text(_RUNNER_JS)
+    holder = {"dir": d, "worker": None}
+    yield holder
+    if holder["worker"] is not None:
+        holder["worker"].close()
 
 
 class SyncComparer:
     """Runs a SyncCase through node and childproc and returns both normalised."""
 
-    def __init__(self, tmp_path, capfd, monkeypatch):
+    def __init__(self, tmp_path, capfd, worker_holder):
         self.tmp = tmp_path
         self.capfd = capfd
-        self.monkeypatch = monkeypatch
+        self.holder = worker_holder
         self.work = tmp_path / "_nodecmp"
         self.work.mkdir(exist_ok=True)
         self.runner = self.work / "runner.js"
         self.runner.write_text(_RUNNER_JS)
+
+    def _worker(self) -> _NodeWorker:
+        w = self.holder["worker"]
+        if w is None or not w.alive():
+            d = self.holder["dir"]
+            w = self.holder["worker"] = _NodeWorker(str(d / "runner.js"), str(d / "worker.err"))
+        return w
 
     # -- node --------------------------------------------------------------
     def node(self, case) -> dict:
@@ -401,20 +494,25 @@ class SyncComparer:
         rfile = self.work / "result.json"
         if rfile.exists():
             rfile.unlink()
-        cfile.write_text(json.dumps(payload))
-        env = dict(os.environ)
-        proc = subprocess.run(
-            [NODE, str(self.runner), str(cfile), str(rfile)],
-            capture_output=True,
-            env=env,
-            timeout=120,
-        )
-        assert rfile.exists(), f"node runner failed: {proc.returncode} {proc.stderr!r}"
+        if _needs_own_node(case, opts) or self.holder is None:
+            cfile.write_text(json.dumps(payload))
+            proc = subprocess.run(
+                [NODE, str(self.runner), str(cfile), str(rfile)],
+                capture_output=True,
+                env=dict(os.environ),
+                timeout=120,
+            )
+            assert rfile.exists(), f"node runner failed: {proc.returncode} {proc.stderr!r}"
+            parent_out = proc.stdout.decode("utf-8", "replace")
+            parent_err = proc.stderr.decode("utf-8", "replace")
+        else:
+            # the child cannot reach node's stdio here: nothing can show up there
+            self._worker().run(payload, str(rfile))
+            parent_out = parent_err = ""
         raw = json.loads(rfile.read_text())
-        # payload files would otherwise be visible to cases listing tmp
         out = self._normalise_node(case, raw)
-        out["parent_out"] = proc.stdout.decode("utf-8", "replace")
-        out["parent_err"] = proc.stderr.decode("utf-8", "replace")
+        out["parent_out"] = parent_out
+        out["parent_err"] = parent_err
         if case.collect:
             out["collected"] = case.collect(self.tmp)
         for k in case.ignore:
@@ -515,8 +613,8 @@ def _diff_text(n, p):
 
 
 @pytest.fixture
-def sync_compare(tmp_path, capfd, monkeypatch):
-    return SyncComparer(tmp_path, capfd, monkeypatch)
+def sync_compare(tmp_path, capfd, _sync_node_worker):
+    return SyncComparer(tmp_path, capfd, _sync_node_worker)
 
 
 @pytest.fixture(scope="session")
