@@ -324,3 +324,30 @@ def test_eagain_from_rlimit_nproc_and_recovery(py_helper):
         "message": "spawnSync /bin/echo EAGAIN",
     }, res
     assert res["after"] == [0, "recovered\n", "None"]
+
+
+def test_signals_arriving_during_spawn_sync_lose_nothing():
+    # a Python signal handler firing every 2 ms (EINTR for every blocking call in
+    # the sync loop) must not cut output short, fail the call or leave anything behind
+    import signal
+
+    hits = []
+    old = signal.signal(signal.SIGALRM, lambda *a: hits.append(1))
+    gc.collect()
+    before = open_fds()
+    signal.setitimer(signal.ITIMER_REAL, 0.002, 0.002)
+    try:
+        data = os.urandom(3 * 1024 * 1024)
+        r1 = cp.spawn_sync("cat", input=data, max_buffer=0)
+        r2 = cp.spawn_sync("sh", ["-c", "sleep 0.3; echo ok"])
+        r3 = cp.spawn_sync("sleep", ["5"], timeout=0.3)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert hits  # the handler did run
+    assert r1.error is None and r1.status == 0 and r1.stdout == data
+    assert r2.error is None and r2.status == 0 and r2.stdout == b"ok\n"
+    assert r3.error is not None and r3.error.code == "ETIMEDOUT" and r3.signal == "SIGTERM"
+    gc.collect()
+    assert open_fds() == before
+    assert zombies_of(os.getpid()) == []

@@ -63,6 +63,8 @@ def make_exe(tmp, rel, text, mode=0o755):
     exit0=case("sh", ["-c", "exit 0"]),
     exit1=case("sh", ["-c", "exit 1"]),
     exit255=case("sh", ["-c", "exit 255"]),
+    exit200=case("sh", ["-c", "exit 200"]),
+    windows_hide_ignored=case("echo", ["x"], windows_hide=True),
     true_no_args=case("true"),
     false_no_args=case("false"),
     echo_args=case("echo", ["a", "b c", "", "$HOME", "*"]),
@@ -102,6 +104,15 @@ def test_bytes_and_pathlike_args():
     r = cp.spawn_sync(b"printf", [b"%s|%s", b"\xff\xfe", pathlib.Path("/a/b")])
     assert r.error is None, r.error
     assert r.stdout == b"\xff\xfe|/a/b"
+    r = cp.spawn_sync(pathlib.Path("/bin/echo"), ("tuple", "args"))
+    assert r.stdout == b"tuple args\n"
+    assert cp.exec_file_sync(pathlib.Path("/bin/echo"), [b"raw\xff"]) == b"raw\xff\n"
+
+
+def test_argv0_bytes():
+    r = cp.spawn_sync("sh", ["-c", 'printf "%s" "$0"'], argv0=b"arg0-\xff")
+    assert r.error is None, r.error
+    assert r.stdout == b"arg0-\xff"
 
 
 # ---------------------------------------------------------------- signals
@@ -379,6 +390,10 @@ def test_stdio_extra_output_python():
                                           input=b"x" * (5 * 1024 * 1024)),
     input_with_stdin_inherit=case("sh", ["-c", "echo x"], input="abc", stdio=["inherit", "pipe", "pipe"]),
     input_with_stdin_ignore=case("sh", ["-c", "cat; echo rc=$?"], input="x", stdio=["ignore", "pipe", "pipe"]),
+    input_ignored_when_stdin_is_a_file=case(
+        "cat", input="abc", stdio=[open_fd(tmpfile("in.txt"), "r"), "pipe", "pipe"],
+        setup=lambda t: (t / "in.txt").write_text("file content\n"),
+    ),
     input_extra_stdio_list=case("cat", input="abc", stdio=["pipe", "pipe", "pipe", "pipe"]),
 )
 def test_input(sync_compare, c):
@@ -484,6 +499,8 @@ def test_encoding_python_types():
                                           "print('ready', flush=True); time.sleep(5)"],
                                   timeout=1.0, kill_signal="SIGKILL"),
     not_reached=case("sh", ["-c", "echo fast"], timeout=5),
+    child_traps_term_and_exits_7=case("sh", ["-c", 'trap "exit 7" TERM; sleep 5 & wait'], timeout=0.3),
+    fractional_seconds=case("sh", ["-c", "echo x; exec sleep 5"], timeout=0.25),
     zero_means_none=case("sh", ["-c", "sleep 0.2; echo done"], timeout=0),
     none_means_none=case("sh", ["-c", "echo done"], timeout=None),
     grandchild_holds_pipe=case("sh", ["-c", "sleep 2 & echo hi"], timeout=0.3),
@@ -553,6 +570,7 @@ _WRITE_AND_SLEEP = (
     inf=case("head", ["-c", "1500000", "/dev/zero"], max_buffer=float("inf")),
     already_exited_keeps_status=case("sh", ["-c", "(sleep 0.3; printf 0123456789) &"], max_buffer=4),
     kill_signal_used=case("sh", ["-c", "printf 0123456789; exec sleep 5"], max_buffer=4, kill_signal="SIGKILL"),
+    with_encoding=case("sh", ["-c", "printf 'é€0123'; exec sleep 5"], max_buffer=4, encoding="utf8"),
     extra_slot_counts=case(PY, ["-c", "import os, time; os.write(3, b'abcdef'); time.sleep(5)"],
                            stdio=["pipe", "pipe", "pipe", "pipe"], max_buffer=4),
 )
