@@ -21,13 +21,15 @@ enum {
     CP_STDIO_IGNORE = 0,   /* 0-2: /dev/null; 3 and up: left closed (Node)  */
     CP_STDIO_PIPE_IN = 1,  /* a pipe the child reads; the parent writes      */
     CP_STDIO_PIPE_OUT = 2, /* a pipe the child writes; the parent reads      */
-    CP_STDIO_FD = 3        /* the parent's descriptor `fd`, dup'd to index i */
+    CP_STDIO_FD = 3,       /* the parent's descriptor `fd`, dup'd to index i */
+    CP_STDIO_IPC = 4       /* one end of an AF_UNIX SOCK_STREAM socketpair:
+                              the message channel (SCM_RIGHTS needs a socket) */
 };
 
 typedef struct {
     int kind; /* CP_STDIO_* */
-    int fd;   /* CP_STDIO_FD: the parent's fd.  Pipes: cp_spawn stores the
-                 parent's end here (close-on-exec, blocking).  Else -1.     */
+    int fd;   /* CP_STDIO_FD: the parent's fd.  Pipes and IPC: cp_spawn stores
+                 the parent's end here (close-on-exec).  Else -1.           */
 } cp_stdio;
 
 enum {

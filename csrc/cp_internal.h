@@ -14,6 +14,7 @@
 
 /* pipe_posix.c */
 int cp__pipe(int fds[2]);                  /* close-on-exec from birth   */
+int cp__socketpair(int fds[2]);            /* AF_UNIX stream, likewise   */
 int cp__set_nonblock(int fd, int on);
 void cp__close(int *fd);                   /* close and mark -1, keeps errno */
 /* Read one chunk of at most CP_READ_CHUNK bytes from fd, appending to out.

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "cp_internal.h"
@@ -31,6 +32,27 @@ int cp__pipe(int fds[2])
      * these fds; POSIX_SPAWN_CLOEXEC_DEFAULT (used by spawn_posix.c on
      * Apple) is what closes that window there. */
     if (pipe(fds) < 0)
+        return -errno;
+    for (int i = 0; i < 2; i++) {
+        if (fcntl(fds[i], F_SETFD, FD_CLOEXEC) < 0) {
+            int err = errno;
+            close(fds[0]);
+            close(fds[1]);
+            return -err;
+        }
+    }
+    return 0;
+#endif
+}
+
+int cp__socketpair(int fds[2])
+{
+#ifdef SOCK_CLOEXEC
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0)
+        return -errno;
+    return 0;
+#else
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds) < 0)
         return -errno;
     for (int i = 0; i < 2; i++) {
         if (fcntl(fds[i], F_SETFD, FD_CLOEXEC) < 0) {

@@ -128,7 +128,7 @@ int cp_run_sync(cp_spawn_req *req, const cp_sync_opts *opts,
     struct pollfd small[8], *pfds = small;
     int slot_small[8], *slot = slot_small;
     size_t input_off = 0, total = 0;
-    int rc;
+    int rc, over_limit = 0;
 
     res->pid = 0;
     res->stage = CP_STAGE_NONE;
@@ -242,11 +242,17 @@ int cp_run_sync(cp_spawn_req *req, const cp_sync_opts *opts,
                                   opts->input_len - input_off);
                 if (w > 0)
                     input_off += (size_t)w;
-                /* EPIPE: the child does not want more; that is no error
-                 * for spawnSync.  EAGAIN: try again on the next POLLOUT. */
-                if ((w < 0 && errno != EAGAIN && errno != EINTR) ||
-                    input_off == opts->input_len)
+                /* EAGAIN: try again on the next POLLOUT.  Any other failure
+                 * (EPIPE: the child closed its stdin or exited with input
+                 * unread) is reported, as Node's spawnSync does, but the run
+                 * goes on: output is still collected and the child reaped. */
+                if (w < 0 && errno != EAGAIN && errno != EINTR) {
+                    if (res->error == 0)
+                        res->error = -errno;
                     cp__close(&s->fd);
+                } else if (input_off == opts->input_len) {
+                    cp__close(&s->fd);
+                }
                 continue;
             }
             long got = cp__read_append(s->fd, &res->outputs[slot[k]]);
@@ -261,12 +267,14 @@ int cp_run_sync(cp_spawn_req *req, const cp_sync_opts *opts,
             }
             total += (size_t)got;
             if (opts->max_buffer > 0 && total > opts->max_buffer) {
-                res->error = -ENOBUFS;
+                over_limit = 1;
+                if (res->error == 0) /* Node keeps the first error */
+                    res->error = -ENOBUFS;
                 break;
             }
         }
-        if (res->error == -ENOBUFS || res->error == -ENOMEM) {
-            kill_child(&st, opts, res->error == -ENOMEM ? SIGKILL : opts->kill_signal);
+        if (over_limit || res->error == -ENOMEM) {
+            kill_child(&st, opts, over_limit ? opts->kill_signal : SIGKILL);
             close_pipes(req);
             break;
         }

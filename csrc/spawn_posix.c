@@ -135,7 +135,8 @@ static void stdio_plan_abort(stdio_plan *plan, cp_spawn_req *req)
 {
     for (int i = 0; i < req->nstdio; i++) {
         cp_stdio *s = &req->stdio[i];
-        if (s->kind == CP_STDIO_PIPE_IN || s->kind == CP_STDIO_PIPE_OUT)
+        if (s->kind == CP_STDIO_PIPE_IN || s->kind == CP_STDIO_PIPE_OUT ||
+            s->kind == CP_STDIO_IPC)
             cp__close(&s->fd);
     }
     stdio_plan_release(plan);
@@ -169,6 +170,16 @@ static int stdio_plan_init(stdio_plan *plan, cp_spawn_req *req)
             plan->owned[plan->nowned++] = plan->src[i];
             /* O_NONBLOCK lives on the open file description, so only the
              * parent's end may get it: the child's stays blocking. */
+            if ((req->flags & CP_SPAWN_NONBLOCK) && (rc = cp__set_nonblock(s->fd, 1)) < 0)
+                return rc;
+            break;
+        case CP_STDIO_IPC:
+            s->fd = -1;
+            if ((rc = cp__socketpair(fds)) < 0)
+                return rc;
+            s->fd = fds[0];
+            plan->src[i] = fds[1];
+            plan->owned[plan->nowned++] = fds[1];
             if ((req->flags & CP_SPAWN_NONBLOCK) && (rc = cp__set_nonblock(s->fd, 1)) < 0)
                 return rc;
             break;

@@ -201,6 +201,10 @@ class PrivateLoop(Reactor):
     def refs(self) -> int:
         return self._refs
 
+    def has_work(self) -> bool:
+        """Ref'd handles remain, or callbacks are queued (which may ref more)."""
+        return self._refs > 0 or bool(self._ready)
+
     # -- running -----------------------------------------------------------
 
     def _run_ready(self, done: Callable[[], bool]) -> bool:
@@ -356,5 +360,5 @@ def _run_main_loop_at_exit() -> None:
     # Node keeps its process alive while ref'd handles remain; so does the
     # main thread's private loop, at interpreter exit.
     loop = _main_loop
-    if loop is not None and loop.refs > 0:
+    if loop is not None and loop.has_work():
         loop.run_while_referenced()

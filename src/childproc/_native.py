@@ -43,6 +43,7 @@ _PIPE_IN = lib.CP_STDIO_PIPE_IN
 _PIPE_OUT = lib.CP_STDIO_PIPE_OUT
 _IGNORE = lib.CP_STDIO_IGNORE
 _FD = lib.CP_STDIO_FD
+_IPC = lib.CP_STDIO_IPC
 _INT64_MAX = 2**63 - 1
 _UINT64_MAX = 2**64 - 1
 
@@ -103,11 +104,14 @@ def build_request(plan: SpawnPlan, keep: list[object]) -> tuple[object, object]:
         elif kind == "ignore":
             stdio[i].kind = _IGNORE
             stdio[i].fd = -1
+        elif kind == "ipc":
+            stdio[i].kind = _IPC
+            stdio[i].fd = -1
         elif kind == "stream":
             # Another child's stream: its fd itself goes to this child.
             stdio[i].kind = _FD
             stdio[i].fd = slot.source._childproc_fd()  # type: ignore[attr-defined]
-        else:  # 'ipc' is set up by the IPC layer before it gets here
+        else:
             raise AssertionError(f"stdio kind {kind!r} cannot be used here")
     req.stdio = stdio
     req.nstdio = len(slots)
@@ -159,7 +163,7 @@ def spawn(plan: SpawnPlan) -> RawChild:
     n = len(plan.stdio)
     if rc < 0:
         return RawChild(0, -1, [-1] * n, -rc, STAGE_NAMES.get(child.stage, "unknown"))
-    fds = [stdio[i].fd if stdio[i].kind in (_PIPE_IN, _PIPE_OUT) else -1 for i in range(n)]
+    fds = [stdio[i].fd if stdio[i].kind in (_PIPE_IN, _PIPE_OUT, _IPC) else -1 for i in range(n)]
     return RawChild(child.pid, child.pidfd, fds, 0, "none")
 
 

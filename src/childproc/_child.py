@@ -1,0 +1,443 @@
+"""``ChildProcess``: a running child, its events and its stdio streams.
+
+The event rules are Node's (reference §2):
+
+* ``'spawn'`` comes on the next tick after a successful spawn, before any
+  other event of the child and before any stdio data.
+* Runtime spawn failures (ENOENT, EACCES, EAGAIN, EMFILE, ENFILE) are not
+  raised: on the next tick ``exit_code`` becomes ``-errno`` and ``'error'``
+  is emitted instead of ``'exit'``; then ``'close'(-errno, None)``.  After
+  EMFILE/ENFILE there are no stdio streams at all.  Every other failure
+  (EPERM from uid/gid, E2BIG, ...) raises from ``spawn()``.
+* ``'exit'(code, signal)`` when the process ends; stdin is destroyed then,
+  and on the next tick every readable stdio stream nobody is consuming is
+  resumed so it can drain and close (Node's ``flushStdio``).
+* ``'close'(code, signal)`` once the exit and every piped output stream
+  (index >= 1; stdin does not count) have closed: Node's ``maybeClose``
+  counting.  Our listener on each stream is attached before the user can
+  attach theirs, so ``'close'`` comes inside the last stream's ``'close'``.
+
+Everything is delivered on the loop of the thread that spawned the child
+(``_loop``); ``wait()``, ``await child`` and ``with`` are the Python ways to
+block on it.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+import signal as _signal
+import socket
+import threading
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any
+
+from . import _native
+from ._emitter import EventEmitter
+from ._errors import AbortError, IPCError, spawn_error
+from ._exitwatch import ExitWatch
+from ._ipc import IPC, Channel
+from ._loop import Reactor, TimerHandle, current_reactor
+from ._signals import signal_name, signal_number
+from ._readable import Readable
+from ._writable import Writable
+
+if TYPE_CHECKING:
+    from ._options import SpawnPlan
+
+__all__ = ["ChildProcess"]
+
+Stream = Readable | Writable
+
+# Failures Node emits as 'error' events; everything else is thrown.
+_RUNTIME_ERRORS = frozenset({_errno.EACCES, _errno.EAGAIN, _errno.EMFILE, _errno.ENFILE, _errno.ENOENT})
+_NO_STDIO_ERRORS = frozenset({_errno.EMFILE, _errno.ENFILE})
+# kill_tree: how long stdio may stay open after the group was killed and the
+# child exited (a descendant that ignored the signal still holds a pipe).
+_TREE_DRAIN_GRACE = 0.25
+
+
+class ChildProcess(EventEmitter):
+    """A child process (Node's ``ChildProcess``); made by ``cp.spawn()``.
+
+    Attributes: ``pid`` (None if the spawn failed), ``exit_code``,
+    ``signal_code`` (a name such as ``'SIGTERM'``), ``killed``,
+    ``spawnfile``, ``spawnargs``, ``stdin``/``stdout``/``stderr``, ``stdio``
+    (None for slots that are not pipes), ``connected`` and ``channel``
+    (False/None until a child has an IPC channel).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pid: int | None = None
+        self.exit_code: int | None = None
+        self.signal_code: str | None = None
+        self.killed = False
+        self.spawnfile: str | bytes | None = None
+        self.spawnargs: list[str | bytes] = []
+        self.stdin: Writable | None = None
+        self.stdout: Readable | None = None
+        self.stderr: Readable | None = None
+        self.stdio: list[Stream | None] | None = None
+        self._ipc: IPC | None = None
+        self._reactor: Reactor = current_reactor()
+        self._watch: ExitWatch | None = None
+        self._closes_needed = 1
+        self._closes_got = 0
+        self._exited = False
+        self._closed = False
+        self._refed = False
+        self._kill_group = False
+        self._kill_signal = _signal.SIGTERM
+        self._force_kill_after: float | None = None
+        self._force_timer: TimerHandle | None = None
+
+    # -- spawning ----------------------------------------------------------
+
+    def _spawn(self, plan: SpawnPlan) -> None:
+        self.spawnfile = plan.file
+        self.spawnargs = plan.spawnargs
+        self._kill_group = bool(plan.kill_tree)
+        self._kill_signal = plan.kill_signal
+        self._force_kill_after = plan.force_kill_after
+        raw = _native.spawn(plan)
+        if raw.error:
+            if raw.error not in _RUNTIME_ERRORS:
+                # Node: ErrnoException(err, 'spawn'), no path, no spawnargs.
+                raise spawn_error(raw.error, "spawn")
+            if raw.error not in _NO_STDIO_ERRORS:
+                self._make_stdio(plan, _dead_pipe_ends(plan))
+            self._reactor.call_soon(self._on_exit, -raw.error)
+        else:
+            self.pid = raw.pid
+            for slot in plan.stdio:
+                if slot.kind == "stream":
+                    slot.source._handed_over()  # type: ignore[attr-defined]
+            self._make_stdio(plan, raw.fds)
+            self._watch = ExitWatch(self._reactor, raw.pid, raw.pidfd, self._on_exit_status)
+            self.ref()
+            self._reactor.call_soon(self._emit_spawn)
+        self._arm_timeout(plan)
+        self._arm_abort(plan)
+
+    def _make_stdio(self, plan: SpawnPlan, fds: list[int]) -> None:
+        stdio: list[Stream | None] = []
+        for i, fd in enumerate(fds):
+            if fd < 0:
+                stdio.append(None)
+                continue
+            if plan.stdio[i].kind == "ipc":
+                # The channel counts for 'close' like an output stream; it
+                # closes at the child's EOF or after either side's
+                # disconnect() (Node forgets the latter: #19433).
+                self._closes_needed += 1
+                self._ipc = IPC(self, fd, self._reactor, plan.serialization, on_closed=self._maybe_close)
+                stdio.append(None)
+                continue
+            stream: Stream
+            if i == 0:
+                stream = Writable(fd, self._reactor)
+            else:
+                stream = Readable(fd, self._reactor)
+                # Counted for 'close', and first in line among its listeners.
+                self._closes_needed += 1
+                stream.on("close", self._maybe_close)
+            stdio.append(stream)
+        self.stdio = stdio
+        self.stdin = stdio[0] if stdio and isinstance(stdio[0], Writable) else None
+        self.stdout = stdio[1] if len(stdio) > 1 and isinstance(stdio[1], Readable) else None
+        self.stderr = stdio[2] if len(stdio) > 2 and isinstance(stdio[2], Readable) else None
+
+    def _arm_timeout(self, plan: SpawnPlan) -> None:
+        if not plan.timeout:
+            return
+        kill_signal = plan.kill_signal
+        timer: TimerHandle = self._reactor.call_later(plan.timeout, self._kill_or_emit, kill_signal)
+        self.once("exit", lambda *_: timer.cancel())
+
+    def _arm_abort(self, plan: SpawnPlan) -> None:
+        signal = plan.signal
+        if signal is None:
+            return
+        reactor, owner = self._reactor, self._reactor.thread_id
+        kill_signal = plan.kill_signal
+
+        def on_abort(*_: Any) -> None:
+            if threading.get_ident() == owner:
+                self._abort(kill_signal, signal)
+            else:
+                reactor.call_soon_threadsafe(self._abort, kill_signal, signal)
+
+        if signal.aborted:
+            reactor.call_soon(self._abort, kill_signal, signal)
+        else:
+            signal.add_event_listener("abort", on_abort, once=True)
+            self.once("exit", lambda *_: signal.remove_event_listener("abort", on_abort))
+
+    def _abort(self, kill_signal: int, signal: Any) -> None:
+        try:
+            if self.kill(kill_signal):
+                self.emit("error", AbortError(cause=signal.reason))
+        except Exception as err:  # noqa: BLE001 - Node emits what kill throws
+            self.emit("error", err)
+
+    def _kill_or_emit(self, kill_signal: int) -> None:
+        try:
+            self.kill(kill_signal)
+        except Exception as err:  # noqa: BLE001
+            self.emit("error", err)
+
+    # -- events ------------------------------------------------------------
+
+    def _emit_spawn(self) -> None:
+        self.emit("spawn")
+
+    def _on_exit_status(self, status: int) -> None:
+        if os.WIFSIGNALED(status):
+            self.signal_code = signal_name(os.WTERMSIG(status)) or f"SIG{os.WTERMSIG(status)}"
+        else:
+            self.exit_code = os.waitstatus_to_exitcode(status)
+        self._on_exit(None)
+
+    def _on_exit(self, negative_errno: int | None) -> None:
+        """Node's ``_handle.onexit``: for an exit, or for a runtime spawn
+        failure (``negative_errno``)."""
+        self._exited = True
+        self._watch = None
+        self.unref()
+        if self._force_timer is not None and not self._kill_group:
+            # (With kill_tree the timer stays: descendants may still live.)
+            self._force_timer.cancel()
+            self._force_timer = None
+            self._reactor.unref()
+        if self._kill_group and self.killed:
+            # kill_tree: the whole group was signalled, so whatever still
+            # holds a pipe is a descendant that survived it.  Waiting for
+            # its EOF is bounded: the streams are closed after a short
+            # grace period, and 'close' comes.
+            self._reactor.call_later(_TREE_DRAIN_GRACE, self._close_stdio)
+        if self.stdin is not None:
+            self.stdin.destroy()
+        try:
+            if negative_errno is not None:
+                self.exit_code = negative_errno
+                err = spawn_error(
+                    -negative_errno,
+                    f"spawn {_text(self.spawnfile)}",
+                    path=self.spawnfile,
+                    spawnargs=list(self.spawnargs[1:]),
+                )
+                self.emit("error", err)
+            else:
+                self.emit("exit", self.exit_code, self.signal_code)
+        finally:
+            # Even when an unheard 'error' propagates, the child's state
+            # stays whole: its streams drain and 'close' still comes.
+            self._reactor.call_soon(self._flush_stdio)
+            self._maybe_close()
+
+    def _close_stdio(self) -> None:
+        for stream in self.stdio or ():
+            if isinstance(stream, Readable) and not stream.destroyed and not stream.used_as_stdio:
+                stream.destroy()
+
+    def _flush_stdio(self) -> None:
+        for stream in self.stdio or ():
+            if isinstance(stream, Readable) and stream.readable and not stream.used_as_stdio:
+                stream.resume()
+
+    def _maybe_close(self, *_: Any) -> None:
+        self._closes_got += 1
+        if self._closes_got == self._closes_needed:
+            self._closed = True
+            self.emit("close", self.exit_code, self.signal_code)
+
+    # -- the IPC channel ---------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """True while the IPC channel is open (False without one)."""
+        return self._ipc is not None and self._ipc.connected
+
+    @property
+    def channel(self) -> Channel | None:
+        """The IPC channel (``ref()``, ``unref()``, ``fd``); None without
+        one or once disconnected."""
+        return self._ipc.channel if self._ipc is not None else None
+
+    def send(
+        self,
+        message: Any,
+        send_handle: Any = None,
+        *,
+        keep_open: bool = False,
+        callback: Callable[[BaseException | None], Any] | None = None,
+    ) -> bool:
+        """Send ``message`` to the child over its IPC channel (Node's
+        ``subprocess.send``).  Returns False once 128 KiB wait to be
+        written (backpressure), or when the channel is closed -- then the
+        ``ERR_IPC_CHANNEL_CLOSED`` error goes to ``callback`` or, without
+        one, to an ``'error'`` event.  ``send_handle`` may be a
+        ``socket.socket`` (stream, listening or UDP): it travels with
+        ``SCM_RIGHTS`` and is closed here once the child has it, unless
+        ``keep_open``."""
+        if self._ipc is None:
+            raise IPCError(
+                "this child has no IPC channel: start it with fork() or an 'ipc' stdio slot",
+                code="ERR_IPC_CHANNEL_CLOSED",
+            )
+        return self._ipc.send(message, send_handle, keep_open, callback)
+
+    def disconnect(self) -> None:
+        """Close the IPC channel; both sides get ``'disconnect'``."""
+        if self._ipc is None:
+            raise IPCError("this child has no IPC channel", code="ERR_IPC_DISCONNECTED")
+        self._ipc.disconnect()
+
+    # -- control -----------------------------------------------------------
+
+    def kill(self, sig: str | int | _signal.Signals = "SIGTERM") -> bool:
+        """Send ``sig`` (a name, a number or a ``signal.Signals``; 0 tests).
+
+        Node's rules: True when the signal was delivered (also to an exited
+        but unreaped child), which sets ``killed``; False once the exit has
+        been processed or the child is gone; unknown signals raise
+        ``ValueError`` (ERR_UNKNOWN_SIGNAL) even then.  With
+        ``kill_tree=True`` the whole process group is signalled.
+        """
+        signum = 0 if sig == 0 else signal_number(sig, "signal")
+        watch = self._watch
+        if watch is None or self.pid is None:
+            return False
+        try:
+            if self._kill_group:
+                os.killpg(self.pid, signum)
+            elif watch.pidfd >= 0:
+                # Through the pidfd: cannot reach a recycled pid.
+                _signal.pidfd_send_signal(watch.pidfd, signum)
+            else:
+                os.kill(self.pid, signum)
+        except ProcessLookupError:
+            return False
+        except OSError as exc:
+            err = spawn_error(exc.errno or _errno.EPERM, "kill")
+            if exc.errno in (_errno.EINVAL, _errno.ENOSYS):
+                raise err from None
+            self.emit("error", err)
+            return False
+        self.killed = True
+        if (
+            self._force_kill_after
+            and signum == self._kill_signal
+            and signum not in (0, _signal.SIGKILL)
+            and self._force_timer is None
+        ):
+            # force_kill_after: SIGKILL if kill_signal did not end it.  The
+            # pending timer keeps the loop alive, as a ref'd timer in Node.
+            self._reactor.ref()
+            self._force_timer = self._reactor.call_later(self._force_kill_after, self._force_kill)
+        return True
+
+    def _force_kill(self) -> None:
+        self._force_timer = None
+        self._reactor.unref()
+        if not self._exited:
+            self.kill(_signal.SIGKILL)
+        elif self._kill_group and self.pid is not None:
+            # The leader is gone but its group may not be; the kernel does
+            # not reuse a pid while it still names a process group.
+            try:
+                os.killpg(self.pid, _signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    def ref(self) -> None:
+        """Keep the owning loop (and the interpreter at exit) alive until
+        the child exits; the default."""
+        if not self._refed and self._watch is not None:
+            self._refed = True
+            self._reactor.ref()
+
+    def unref(self) -> None:
+        """Let the loop (and the interpreter) finish without waiting for
+        this child; its stdio streams keep their own refs."""
+        if self._refed:
+            self._refed = False
+            self._reactor.unref()
+
+    # -- Python additions --------------------------------------------------
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Block until ``'close'`` (the exit, and every output stream
+        drained) and return ``exit_code``; ``TimeoutError`` after
+        ``timeout`` seconds.  Events run meanwhile, on this thread."""
+        if not self._reactor.run_until(lambda: self._closed, timeout):
+            raise TimeoutError(f"child {self.pid} still running after {timeout} s")
+        return self.exit_code
+
+    def __await__(self) -> Generator[Any, None, int | None]:
+        if self._closed:
+            return self.exit_code
+        import asyncio
+
+        future = asyncio.get_running_loop().create_future()
+
+        def done(*_: Any) -> None:
+            if not future.done():
+                future.set_result(self.exit_code)
+
+        self.once("close", done)
+        if self._reactor.thread_id == threading.get_ident() and not hasattr(self._reactor, "loop"):
+            raise RuntimeError(
+                "this child was spawned outside the running asyncio loop; spawn it inside a "
+                "coroutine to await it, or call child.wait()"
+            )
+        return (yield from future.__await__())
+
+    def __enter__(self) -> ChildProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        # Node's Symbol.dispose kills a child it did not kill already; here
+        # we also wait for it, so leaving the block leaves no process behind.
+        if not self._exited and not self.killed:
+            self.kill()
+        if self._reactor.thread_id == threading.get_ident() and not hasattr(self._reactor, "loop"):
+            self.wait()
+
+    def __repr__(self) -> str:
+        state = (
+            "running"
+            if not self._exited
+            else f"exit_code={self.exit_code}" if self.signal_code is None else f"signal={self.signal_code}"
+        )
+        return f"<ChildProcess pid={self.pid} {_text(self.spawnfile or '')!r} {state}>"
+
+
+def _text(value: str | bytes | None) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "surrogateescape")
+    return value or ""
+
+
+def _dead_pipe_ends(plan: SpawnPlan) -> list[int]:
+    """Parent-side ends for a child that never started: Node still creates
+    its stdio sockets (they end at once), so the same streams exist here."""
+    fds: list[int] = []
+    for i, slot in enumerate(plan.stdio):
+        if slot.kind == "ipc":
+            ours, theirs = socket.socketpair()  # close-on-exec (PEP 446)
+            theirs.close()  # the channel sees EOF and closes
+            fds.append(ours.detach())
+            continue
+        if slot.kind != "pipe":
+            fds.append(-1)
+            continue
+        r, w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        if i == 0:
+            os.close(r)  # nobody will ever read what is written
+            fds.append(w)
+        else:
+            os.close(w)  # immediate EOF
+            fds.append(r)
+    return fds

@@ -1,0 +1,233 @@
+"""``exec()`` and ``exec_file()``: spawn, collect both outputs, call back.
+
+Node's ``execFile`` to the detail (reference §1.6, §3.2):
+
+* Only ``cwd, env, gid, uid, shell, signal, windows_hide,
+  windows_verbatim_arguments`` reach the spawn (plus the additions
+  ``kill_tree``, ``force_kill_after``, ``die_with_parent``); ``timeout``,
+  ``kill_signal``, ``max_buffer`` and ``encoding`` are exec's own.
+* ``encoding`` defaults to UTF-8 (``str`` results); ``None``/``'buffer'``
+  gives ``bytes``.
+* ``max_buffer`` is counted **per stream**; going strictly over it keeps the
+  chunk cut to the budget, records ``MaxBufferError``, destroys both streams
+  and kills the child with ``kill_signal``.  ``timeout`` does the same kill.
+* The callback ``(error, stdout, stderr)`` runs on ``'close'`` -- before any
+  user ``'close'`` listener, because exec's listener is attached first -- or
+  right away on ``'error'`` (a spawn failure, an abort).  ``error`` is an
+  ``ExecError`` (``Command failed: <cmd>\\n<stderr>``), the ``MaxBufferError``,
+  the ``AbortError`` or the spawn error, each with ``cmd`` added.
+
+The Python forms: the returned child is awaitable -- ``await cp.exec(...)``
+gives ``ExecResult(stdout, stderr)`` or raises the error with ``stdout`` and
+``stderr`` attached, Node's promisified form -- and ``child.result(timeout)``
+is the same, blocking.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+from collections.abc import Callable, Generator, Mapping
+from typing import Any, NamedTuple
+
+from ._child import ChildProcess
+from ._errors import ExecError, MaxBufferError
+from ._options import SpawnPlan, normalize_exec, normalize_exec_file
+
+__all__ = ["ExecResult", "ExecChildProcess", "exec", "exec_file"]
+
+Output = str | bytes
+Callback = Callable[[BaseException | None, Output, Output], Any]
+
+
+class ExecResult(NamedTuple):
+    """What a successful ``exec``/``exec_file`` produced."""
+
+    stdout: Output
+    stderr: Output
+
+
+class ExecChildProcess(ChildProcess):
+    """The child of ``exec``/``exec_file``: a ``ChildProcess`` whose outcome
+    can also be awaited (``await child``) or waited for (``result()``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._outcome: tuple[BaseException | None, Output, Output] | None = None
+        self._waiters: list[Any] = []  # asyncio futures of `await child`
+
+    def _settle(self, err: BaseException | None, stdout: Output, stderr: Output) -> None:
+        self._outcome = (err, stdout, stderr)
+
+    def _result(self) -> ExecResult:
+        assert self._outcome is not None
+        err, stdout, stderr = self._outcome
+        if err is not None:
+            # Node's promisified exec attaches both outputs to the error.
+            err.stdout = stdout  # type: ignore[attr-defined]
+            err.stderr = stderr  # type: ignore[attr-defined]
+            raise err
+        return ExecResult(stdout, stderr)
+
+    def result(self, timeout: float | None = None) -> ExecResult:
+        """Block until the command is done; ``ExecResult`` or raise."""
+        if not self._reactor.run_until(lambda: self._outcome is not None, timeout):
+            raise TimeoutError(f"command {self.pid} still running after {timeout} s")
+        return self._result()
+
+    def __await__(self) -> Generator[Any, None, ExecResult]:  # type: ignore[override]
+        if self._outcome is None:
+            import asyncio
+
+            future = asyncio.get_running_loop().create_future()
+            if not hasattr(self._reactor, "loop"):
+                raise RuntimeError(
+                    "this command was started outside the running asyncio loop; start it "
+                    "inside a coroutine to await it, or call .result()"
+                )
+            self._waiters.append(future)
+            yield from future.__await__()
+        return self._result()
+
+
+def _join(chunks: list[Output], text: bool) -> Output:
+    return "".join(chunks) if text else b"".join(chunks)  # type: ignore[arg-type]
+
+
+def _run(plan: SpawnPlan, callback: Callback | None) -> ExecChildProcess:
+    child = ExecChildProcess()
+    # exec's timeout is its own (it destroys the streams first), so the
+    # spawn itself gets none; the other spawn options are Node's subset.
+    timeout, plan.timeout = plan.timeout, None
+    child._spawn(plan)
+
+    encoding = plan.encoding
+    max_buffer = plan.max_buffer
+    kill_signal = plan.kill_signal
+    stdout_chunks: list[Output] = []
+    stderr_chunks: list[Output] = []
+    counted = {"stdout": 0, "stderr": 0}
+    state: dict[str, Any] = {"ex": None, "killed": False, "exited": False, "timer": None}
+    cmd = plan.command_line()
+
+    def settle(err: BaseException | None, stdout: Output, stderr: Output) -> None:
+        child._settle(err, stdout, stderr)
+        for future in child._waiters:
+            if not future.done():
+                future.set_result(None)
+        if callback is not None:
+            callback(err, stdout, stderr)
+
+    def exithandler(code: int | None = None, signal: str | None = None) -> None:
+        if state["exited"]:
+            return
+        state["exited"] = True
+        if state["timer"] is not None:
+            state["timer"].cancel()
+            state["timer"] = None
+        # Per stream, as Node: a user's set_encoding on one of them makes
+        # that one's chunks strings.
+        stdout = _join(stdout_chunks, encoding is not None or _stream_text(child.stdout))
+        stderr = _join(stderr_chunks, encoding is not None or _stream_text(child.stderr))
+        ex = state["ex"]
+        if ex is None and code == 0 and signal is None:
+            settle(None, stdout, stderr)
+            return
+        if ex is None:
+            shown = stderr if isinstance(stderr, str) else stderr.decode("utf-8", "replace")
+            ex = ExecError(
+                f"Command failed: {cmd}\n{shown}",
+                code=_errno.errorcode.get(-code, code) if code is not None and code < 0 else code,
+                killed=child.killed or state["killed"],
+                signal=signal,
+            )
+        ex.cmd = cmd
+        settle(ex, stdout, stderr)
+
+    def errorhandler(err: BaseException) -> None:
+        state["ex"] = err
+        for stream in (child.stdout, child.stderr):
+            if stream is not None:
+                stream.destroy()
+        exithandler()
+
+    def kill() -> None:
+        for stream in (child.stdout, child.stderr):
+            if stream is not None:
+                stream.destroy()
+        state["killed"] = True
+        try:
+            child.kill(kill_signal)
+        except Exception as err:  # noqa: BLE001 - Node hands what kill throws to the callback
+            state["ex"] = err
+            exithandler()
+
+    def on_timeout() -> None:
+        state["timer"] = None
+        kill()
+
+    if timeout:
+        state["timer"] = child._reactor.call_later(timeout, on_timeout)
+
+    def collector(name: str, chunks: list[Output]) -> Callable[[Output], None]:
+        def on_data(chunk: Output) -> None:
+            if max_buffer == float("inf"):
+                chunks.append(chunk)
+                return
+            length = len(chunk.encode("utf-8")) if isinstance(chunk, str) else len(chunk)
+            before = counted[name]
+            counted[name] = before + length
+            if counted[name] > max_buffer:
+                # Node cuts with the byte budget, in the chunk's own units
+                # (UTF-16 code units there, code points here).
+                chunks.append(chunk[: max(0, int(max_buffer - before))])
+                state["ex"] = MaxBufferError(name, cmd=cmd)
+                kill()
+            else:
+                chunks.append(chunk)
+
+        return on_data
+
+    if child.stdout is not None:
+        if encoding is not None:
+            child.stdout.set_encoding(encoding)
+        child.stdout.on("data", collector("stdout", stdout_chunks))
+    if child.stderr is not None:
+        if encoding is not None:
+            child.stderr.set_encoding(encoding)
+        child.stderr.on("data", collector("stderr", stderr_chunks))
+    child.on("close", exithandler)
+    child.on("error", errorhandler)
+    return child
+
+
+def _stream_text(stream: Any) -> bool:
+    # A user who called set_encoding on a stream gets its strings joined (Node).
+    return stream is not None and getattr(stream, "readable_encoding", None) is not None
+
+
+def exec(  # noqa: A001 - Node's name
+    command: Any,
+    options: Mapping[str, Any] | Callback | None = None,
+    callback: Callback | None = None,
+    /,
+    **kwargs: Any,
+) -> ExecChildProcess:
+    """Run ``command`` through the shell, buffering its output (Node's
+    ``exec``).  ``callback(error, stdout, stderr)``; or ``await`` the result."""
+    plan = normalize_exec("exec", command, options, callback, kwargs, sync=False)
+    return _run(plan, plan.callback)
+
+
+def exec_file(
+    file: Any,
+    args: Any = None,
+    options: Mapping[str, Any] | Callback | None = None,
+    callback: Callback | None = None,
+    /,
+    **kwargs: Any,
+) -> ExecChildProcess:
+    """Run ``file`` with ``args`` (no shell unless ``shell=``), buffering its
+    output (Node's ``execFile``)."""
+    plan = normalize_exec_file("exec_file", file, args, options, callback, kwargs, sync=False)
+    child = _run(plan, plan.callback)
+    return child

@@ -1,0 +1,559 @@
+"""The IPC channel between a parent and a forked child, on Node's wire.
+
+One ``AF_UNIX`` ``SOCK_STREAM`` socket (a socketpair end; ``SCM_RIGHTS``
+needs a socket), framed as Node frames it (reference §4):
+
+* ``'json'`` -- one ``JSON.stringify`` text plus ``'\\n'`` per message,
+  UTF-8.  A Node parent and a Python child (or the reverse) talk without
+  knowing about each other.  Python values map as ``json`` maps them; NaN and
+  infinities become ``null`` and ``bytes`` become Node's Buffer JSON
+  (``{"type": "Buffer", "data": [...]}``) as ``JSON.stringify`` does.
+* ``'pickle'`` -- Python to Python: a u32 big-endian length and a pickle,
+  the framing of Node's ``'advanced'`` mode.  Any picklable object travels.
+  The peer is trusted: it is our own child or parent.
+
+What ``setupChannel`` does in Node is done here: ``send()`` returns False
+once 128 KiB wait in the write queue (backpressure); messages are never
+reordered; objects whose ``cmd`` starts with ``NODE_`` are internal and go
+to ``'internalMessage'``; user messages are delivered one per tick and are
+queued until a ``'message'`` listener exists; a socket passed with
+``send(msg, sock)`` travels with ``SCM_RIGHTS`` under Node's ``NODE_HANDLE``
+envelope and later sends wait for the peer's ``NODE_HANDLE_ACK``;
+``disconnect()`` closes the channel and both sides get ``'disconnect'``.
+
+Where we differ on purpose: bytes that do not parse are an ``'error'``
+(an ``IPCError``, code ``ERR_IPC_BAD_MESSAGE``) on the owner -- or a
+warning when nobody listens for errors -- and the messages after them still
+arrive (Node throws out of its read callback and loses the rest of the read).
+Writes still queued when ``disconnect()`` is called are flushed first.
+"""
+
+from __future__ import annotations
+
+import array
+import datetime
+import errno as _errno
+import json
+import math
+import os
+import pickle
+import socket
+import struct
+import warnings
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from ._emitter import EventEmitter
+from ._errors import IPCError, spawn_error
+from ._loop import Reactor
+
+__all__ = ["Channel", "IPC", "IPCWarning"]
+
+_SEND_HWM = 128 * 1024  # Node: channel.writeQueueSize < 65536 * 2
+_RECV_SIZE = 256 * 1024
+_FD_SPACE = socket.CMSG_SPACE(array.array("i").itemsize * 4)
+_CLOEXEC_FLAG = getattr(socket, "MSG_CMSG_CLOEXEC", 0)  # fds close-on-exec from birth
+_U32 = struct.Struct(">I")
+_HANDLE_RETRIES = 3
+
+
+class IPCWarning(RuntimeWarning):
+    """Bad bytes arrived on a channel nobody listens to ``'error'`` on."""
+
+
+# --------------------------------------------------------------- framing
+
+
+def _json_default(value: Any) -> Any:
+    # JSON.stringify's view of what Python has and JSON lacks.
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {"type": "Buffer", "data": list(bytes(value))}
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+        return value.isoformat(timespec="milliseconds") + "Z"
+    if isinstance(value, (set, frozenset)):
+        return {}  # JSON.stringify(new Set([1])) === '{}'
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+_dumps = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_json_default
+).encode
+_dumps_ascii = json.JSONEncoder(separators=(",", ":"), allow_nan=False, default=_json_default).encode
+
+
+def encode_json(message: Any) -> bytes:
+    """``JSON.stringify(message) + '\\n'`` as UTF-8."""
+    try:
+        text = _dumps(message)
+    except ValueError:
+        text = _dumps(_finite(message))  # NaN/Infinity become null, as in JSON.stringify
+    try:
+        return text.encode("utf-8") + b"\n"
+    except UnicodeEncodeError:
+        # Lone surrogates: JSON.stringify escapes them (\\udXXX) -- so does ensure_ascii.
+        return _dumps_ascii(_finite(message)).encode("ascii") + b"\n"
+
+
+def encode_pickle(message: Any) -> bytes:
+    payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    return _U32.pack(len(payload)) + payload
+
+
+def _is_internal(message: Any) -> bool:
+    if not isinstance(message, dict):
+        return False
+    cmd = message.get("cmd")
+    return isinstance(cmd, str) and len(cmd) > 5 and cmd.startswith("NODE_")
+
+
+# ------------------------------------------------------------- handles
+
+
+def _handle_type(handle: Any) -> tuple[str, dict[str, Any]]:
+    """Node's handle classes for a Python socket."""
+    if not isinstance(handle, socket.socket):
+        raise IPCError("This handle type cannot be sent", code="ERR_INVALID_HANDLE_TYPE")
+    if handle.type == socket.SOCK_DGRAM:
+        extra = {"dgramType": "udp6" if handle.family == socket.AF_INET6 else "udp4"}
+        return "dgram.Socket", extra
+    try:
+        listening = handle.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+    except OSError:
+        listening = 0
+    return ("net.Server" if listening else "net.Socket"), {}
+
+
+class Channel(EventEmitter):
+    """Node's ``child.channel`` / ``process.channel``: ``ref()``,
+    ``unref()`` and ``fd``.  ``ref()``/``unref()`` pin whether the channel
+    keeps its loop alive (the child side otherwise follows its listeners)."""
+
+    def __init__(self, ipc: IPC) -> None:
+        super().__init__()
+        self._ipc = ipc
+
+    @property
+    def fd(self) -> int:
+        return self._ipc.fd
+
+    def ref(self) -> None:
+        self._ipc.pin_ref(True)
+
+    def unref(self) -> None:
+        self._ipc.pin_ref(False)
+
+
+class IPC:
+    """The channel machinery behind a target (a ChildProcess, or the child
+    side's ``process``): the target gets ``send``, ``disconnect``,
+    ``connected`` and ``channel`` through it and emits its events."""
+
+    def __init__(
+        self,
+        target: EventEmitter,
+        fd: int,
+        reactor: Reactor,
+        serialization: str = "json",
+        *,
+        on_closed: Callable[[], None] | None = None,
+        refed: bool = True,
+        follow_listeners: bool = False,
+    ) -> None:
+        self.target = target
+        self.fd = fd
+        self.reactor = reactor
+        self.pickle = serialization in ("pickle", "advanced")
+        self.encode = encode_pickle if self.pickle else encode_json
+        self.sock = socket.socket(fileno=fd)
+        self.sock.setblocking(False)
+        self.connected = True
+        self.channel: Channel | None = Channel(self)
+        self._on_closed = on_closed
+        self._inbuf = bytearray()
+        self._fds: deque[int] = deque()  # received, not yet matched to a NODE_HANDLE
+        self._out: deque[list[Any]] = deque()  # [bytes, fd or -1]
+        self._out_size = 0
+        self._writing = False
+        self._pending_messages: list[tuple[Any, Any]] = []
+        self._handle_queue: list[tuple[Any, Any, bool, Any]] | None = None
+        self._pending_handle: tuple[bytes, Any, bool, int] | None = None
+        self._disconnect_deferred = False
+        self._closing = False
+        self._refed = False
+        self._pinned = False
+        self._follow = follow_listeners
+        reactor.add_reader(fd, self._on_readable)
+        if refed:
+            self._set_ref(True)
+        target.on("newListener", self._on_new_listener)
+        if follow_listeners:
+            target.on("removeListener", self._on_listeners_changed)
+
+    # -- keep-alive -------------------------------------------------------
+
+    def _set_ref(self, on: bool) -> None:
+        if on and not self._refed:
+            self._refed = True
+            self.reactor.ref()
+        elif not on and self._refed:
+            self._refed = False
+            self.reactor.unref()
+
+    def pin_ref(self, on: bool) -> None:
+        self._pinned = True
+        if self.connected:
+            self._set_ref(on)
+
+    def _on_listeners_changed(self, *_: Any) -> None:
+        # Node's child side: the channel is ref'd while 'message' or
+        # 'disconnect' listeners exist, unless ref()/unref() pinned it.
+        if self._follow and not self._pinned and self.connected:
+            t = self.target
+            self._set_ref(t.listener_count("message") + t.listener_count("disconnect") > 0)
+
+    def _on_new_listener(self, event: Any, _fn: Any) -> None:
+        if self._follow and event in ("message", "disconnect"):
+            # newListener fires before the listener is added.
+            self.reactor.call_soon(self._on_listeners_changed)
+        self.reactor.call_soon(self._replay_pending)
+
+    # -- sending ----------------------------------------------------------
+
+    def send(
+        self,
+        message: Any,
+        handle: Any = None,
+        keep_open: bool = False,
+        callback: Callable[[BaseException | None], Any] | None = None,
+    ) -> bool:
+        if not self.connected:
+            err = IPCError("Channel closed", code="ERR_IPC_CHANNEL_CLOSED")
+            if callback is not None:
+                self.reactor.call_soon(callback, err)
+            else:
+                self.reactor.call_soon(self.target.emit, "error", err)
+            return False
+        if callable(message):
+            raise _invalid_message(message)
+        if handle is not None:
+            htype, extra = _handle_type(handle)
+            message = {"cmd": "NODE_HANDLE", "type": htype, "msg": message, **extra}
+        if self._handle_queue is not None and not (_is_internal(message) and message["cmd"] in _ACKS):
+            # An un-ACKed handle is out: everything after it waits.
+            self._handle_queue.append((message, handle, keep_open, callback))
+            return len(self._handle_queue) == 1
+        data = self.encode(message)  # raises for what cannot be sent, before anything is queued
+        if handle is not None:
+            self._handle_queue = []
+            self._pending_handle = (data, handle, keep_open, 0)
+        self._write(data, handle.fileno() if handle is not None else -1, callback)
+        return self._out_size < _SEND_HWM
+
+    def _write(self, data: bytes, fd: int, callback: Any) -> None:
+        self._out.append([data, fd, callback])
+        self._out_size += len(data)
+        if not self._writing:
+            self._flush()
+
+    def _flush(self) -> None:
+        sock, out = self.sock, self._out
+        while out:
+            entry = out[0]
+            data, fd = entry[0], entry[1]
+            try:
+                if fd >= 0:
+                    sent = sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
+                    entry[1] = -1  # the fd went with the first byte
+                elif len(out) > 1 and len(data) < 65536:
+                    # Coalesce small messages into one syscall.
+                    sent = self._send_batch()
+                    continue
+                else:
+                    sent = sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:
+                self._write_failed(exc)
+                return
+            self._out_size -= sent
+            if sent < len(data):
+                entry[0] = data[sent:]
+                break
+            out.popleft()
+            if entry[2] is not None:
+                self.reactor.call_soon(entry[2], None)
+        if out and not self._writing:
+            self._writing = True
+            self.reactor.add_writer(self.fd, self._flush)
+        elif not out:
+            if self._writing:
+                self._writing = False
+                self.reactor.remove_writer(self.fd)
+            if self._closing:
+                self._finish_close()
+
+    def _send_batch(self) -> int:
+        """Send the leading run of plain messages with one sendmsg."""
+        out = self._out
+        parts: list[bytes] = []
+        size = 0
+        for entry in out:
+            if entry[1] >= 0 or size > 262144:
+                break
+            parts.append(entry[0])
+            size += len(entry[0])
+        sent = self.sock.sendmsg(parts)
+        self._out_size -= sent
+        left = sent
+        while left:
+            entry = out[0]
+            n = len(entry[0])
+            if left >= n:
+                left -= n
+                out.popleft()
+                if entry[2] is not None:
+                    self.reactor.call_soon(entry[2], None)
+            else:
+                entry[0] = entry[0][left:]
+                left = 0
+        return sent
+
+    def _write_failed(self, exc: OSError) -> None:
+        err = spawn_error(exc.errno or _errno.EPIPE, "write")
+        callbacks = [entry[2] for entry in self._out if entry[2] is not None]
+        self._out.clear()
+        self._out_size = 0
+        if self._writing:
+            self._writing = False
+            self.reactor.remove_writer(self.fd)
+        if callbacks:
+            for cb in callbacks:
+                self.reactor.call_soon(cb, err)
+        elif exc.errno not in (_errno.EPIPE, _errno.ECONNRESET):
+            # A peer that went away is reported by 'disconnect', not here.
+            self.reactor.call_soon(self.target.emit, "error", err)
+        if self._closing:
+            self._finish_close()
+
+    # -- receiving --------------------------------------------------------
+
+    def _on_readable(self) -> None:
+        try:
+            data, anc, _flags, _addr = self.sock.recvmsg(_RECV_SIZE, _FD_SPACE, _CLOEXEC_FLAG)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data, anc = b"", []
+        for level, kind, payload in anc:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds = array.array("i")
+                fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
+                self._fds.extend(fds)
+        if not data:
+            self._on_eof()
+            return
+        self._inbuf += data
+        for message in self._parse():
+            self._dispatch(message)
+
+    def _parse(self) -> list[Any]:
+        buf = self._inbuf
+        messages: list[Any] = []
+        if not self.pickle:
+            end = buf.rfind(b"\n")
+            if end < 0:
+                return messages
+            lines = bytes(buf[:end]).split(b"\n")
+            del buf[: end + 1]
+            for line in lines:
+                try:
+                    messages.append(json.loads(line))
+                except ValueError as exc:
+                    messages.append(_BadMessage(exc, line))
+            return messages
+        pos = 0
+        while len(buf) - pos >= 4:
+            (size,) = _U32.unpack_from(buf, pos)
+            if len(buf) - pos - 4 < size:
+                break
+            payload = bytes(buf[pos + 4 : pos + 4 + size])
+            pos += 4 + size
+            try:
+                messages.append(pickle.loads(payload))
+            except Exception as exc:  # noqa: BLE001 - any unpickling failure is bad input
+                messages.append(_BadMessage(exc, payload[:64]))
+        del buf[:pos]
+        return messages
+
+    def _dispatch(self, message: Any) -> None:
+        if isinstance(message, _BadMessage):
+            self.reactor.call_soon(self._bad_message, message)
+            return
+        if _is_internal(message):
+            cmd = message["cmd"]
+            if cmd == "NODE_HANDLE":
+                self._receive_handle(message)
+                return
+            if cmd == "NODE_HANDLE_ACK":
+                self._handle_acked()
+            elif cmd == "NODE_HANDLE_NACK":
+                self._handle_nacked()
+            self.reactor.call_soon(self.target.emit, "internalMessage", message, None)
+            return
+        self.reactor.call_soon(self._deliver, message, None)
+
+    def _receive_handle(self, envelope: dict[str, Any]) -> None:
+        if not self._fds:
+            self.send({"cmd": "NODE_HANDLE_NACK"})
+            return
+        fd = self._fds.popleft()
+        # Node ACKs before its 'message' handler runs.
+        self.send({"cmd": "NODE_HANDLE_ACK"})
+        try:
+            handle: Any = socket.socket(fileno=fd)
+        except OSError:
+            handle = fd
+        self.reactor.call_soon(self.target.emit, "internalMessage", envelope, handle)
+        self.reactor.call_soon(self._deliver, envelope.get("msg"), handle)
+
+    def _deliver(self, message: Any, handle: Any) -> None:
+        target = self.target
+        if target.listener_count("message"):
+            target.emit("message", message, handle)
+        else:
+            self._pending_messages.append((message, handle))
+
+    def _replay_pending(self) -> None:
+        if not self._pending_messages or not self.target.listener_count("message"):
+            return
+        pending, self._pending_messages = self._pending_messages, []
+        for message, handle in pending:
+            self.reactor.call_soon(self.target.emit, "message", message, handle)
+
+    def _bad_message(self, bad: _BadMessage) -> None:
+        err = IPCError(f"Unparsable message on the IPC channel: {bad.error}", code="ERR_IPC_BAD_MESSAGE")
+        err.data = bad.data  # type: ignore[attr-defined]
+        if self.target.listener_count("error"):
+            self.target.emit("error", err)
+        else:
+            warnings.warn(str(err), IPCWarning, stacklevel=2)
+
+    # -- handle ACKs -------------------------------------------------------
+
+    def _handle_acked(self) -> None:
+        pending = self._pending_handle
+        self._pending_handle = None
+        if pending is not None and not pending[2]:
+            try:
+                pending[1].close()  # the receiver has its copy now
+            except OSError:
+                pass
+        queue, self._handle_queue = self._handle_queue or [], None
+        for message, handle, keep_open, callback in queue:
+            if handle is not None:
+                message = message["msg"]  # send() wraps it again
+            # A queued handle message re-opens the queue, and the rest of
+            # this batch lines up behind its ACK: order is kept.
+            self.send(message, handle, keep_open, callback)
+        if self._disconnect_deferred and self._handle_queue is None:
+            self._disconnect_deferred = False
+            self._disconnect()
+
+    def _handle_nacked(self) -> None:
+        pending = self._pending_handle
+        if pending is None:
+            return
+        data, handle, keep_open, tries = pending
+        if tries >= _HANDLE_RETRIES:
+            warnings.warn("Handle did not reach the receiving process correctly", IPCWarning, stacklevel=2)
+            self._pending_handle = None
+            self._handle_acked()
+            return
+        self._pending_handle = (data, handle, keep_open, tries + 1)
+        self._write(data, handle.fileno(), None)
+
+    # -- closing ----------------------------------------------------------
+
+    def disconnect(self) -> None:
+        if not self.connected:
+            self.target.emit(
+                "error", IPCError("IPC channel is already disconnected", code="ERR_IPC_DISCONNECTED")
+            )
+            return
+        self.connected = False
+        if self._handle_queue is not None:
+            self._disconnect_deferred = True
+            return
+        self._disconnect()
+
+    def _disconnect(self) -> None:
+        self.channel = None
+        self._closing = True
+        self.reactor.call_soon(self._close_after_tick)
+
+    def _close_after_tick(self) -> None:
+        if not self._out:
+            self._finish_close()
+        elif not self._writing:
+            self._flush()
+
+    def _on_eof(self) -> None:
+        self.reactor.remove_reader(self.fd)
+        if self.connected:
+            self.connected = False
+            self.channel = None
+            self._closing = True
+            self._out.clear()
+            self._out_size = 0
+            self._finish_close()
+        elif self._closing and not self._out:
+            self._finish_close()
+
+    def _finish_close(self) -> None:
+        if self.sock.fileno() < 0:
+            return
+        self._closing = False
+        try:
+            self.reactor.remove_reader(self.fd)
+        except (KeyError, ValueError):
+            pass
+        if self._writing:
+            self._writing = False
+            self.reactor.remove_writer(self.fd)
+        while self._fds:
+            os.close(self._fds.popleft())
+        self.sock.close()
+        self._set_ref(False)
+        self.target.emit("disconnect")
+        if self._on_closed is not None:
+            self._on_closed()
+
+
+_ACKS = ("NODE_HANDLE_ACK", "NODE_HANDLE_NACK")
+
+
+class _BadMessage:
+    __slots__ = ("error", "data")
+
+    def __init__(self, error: BaseException, data: bytes) -> None:
+        self.error = error
+        self.data = data
+
+
+def _invalid_message(message: Any) -> TypeError:
+    from ._errors import invalid_arg_type
+
+    return invalid_arg_type("message", ["string", "object", "number", "boolean"], message)

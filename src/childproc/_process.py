@@ -1,0 +1,113 @@
+"""The child side of an IPC channel: ``from childproc import process``.
+
+A child started by ``cp.fork()`` -- or by Node's own ``child_process.fork()``
+with ``execPath: 'python3'`` -- finds its channel the way a Node child does:
+``NODE_CHANNEL_FD`` names the fd and ``NODE_CHANNEL_SERIALIZATION_MODE`` the
+framing.  When childproc is imported both variables are removed from
+``os.environ`` (so grandchildren do not inherit them) and the fd is made
+close-on-exec (so no grandchild holds the channel open).
+
+``process`` then behaves like Node's: ``process.send(msg)``,
+``process.on('message', fn)``, ``process.connected``,
+``process.disconnect()``, ``process.channel.ref()/unref()``, ``'disconnect'``
+when the parent goes away.  The channel keeps the child alive only while it
+has ``'message'`` or ``'disconnect'`` listeners (Node's rule), so a script
+that registers a handler and ends its main code keeps serving messages --
+the main thread's loop runs at interpreter exit -- until the parent
+disconnects.  Without a channel, ``process.connected`` is False,
+``process.channel`` None, and ``send`` raises ``IPCError``.
+
+The channel is attached to a loop on first use (a listener, a send), so a
+child that first touches ``process`` inside ``asyncio.run`` gets its events
+on that asyncio loop.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Callable
+from typing import Any
+
+from ._emitter import EventEmitter
+from ._errors import IPCError
+from ._ipc import IPC, Channel
+from ._loop import current_reactor
+
+__all__ = ["Process", "process"]
+
+
+def _take_channel() -> tuple[int, str]:
+    """Claim the channel Node's convention hands us, once, at import."""
+    raw = os.environ.pop("NODE_CHANNEL_FD", None)
+    mode = os.environ.pop("NODE_CHANNEL_SERIALIZATION_MODE", None) or "json"
+    if raw is None:
+        return -1, mode
+    try:
+        fd = int(raw)
+        flags = fcntl.fcntl(fd, fcntl.F_GETFD)
+        fcntl.fcntl(fd, fcntl.F_SETFD, flags | fcntl.FD_CLOEXEC)
+    except (ValueError, OSError):
+        return -1, mode
+    return fd, mode
+
+
+class Process(EventEmitter):
+    """This process's end of the channel to its parent (Node's
+    ``process.send`` & co.)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._fd, self._mode = _take_channel()
+        self._ipc: IPC | None = None
+
+    def _channel_ipc(self) -> IPC | None:
+        if self._ipc is None and self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            # Unref'd until a 'message'/'disconnect' listener exists.
+            self._ipc = IPC(self, fd, current_reactor(), self._mode, refed=False, follow_listeners=True)
+        return self._ipc
+
+    # Registering a listener attaches the channel first, so the listener
+    # hooks that ref it see the new listener.
+    def on(self, event: Any, fn: Any = None) -> Any:
+        self._channel_ipc()
+        return super().on(event, fn)
+
+    def prepend_listener(self, event: Any, fn: Any) -> Any:
+        self._channel_ipc()
+        return super().prepend_listener(event, fn)
+
+    @property
+    def connected(self) -> bool:
+        ipc = self._channel_ipc()
+        return ipc is not None and ipc.connected
+
+    @property
+    def channel(self) -> Channel | None:
+        ipc = self._channel_ipc()
+        return ipc.channel if ipc is not None else None
+
+    def send(
+        self,
+        message: Any,
+        send_handle: Any = None,
+        *,
+        keep_open: bool = False,
+        callback: Callable[[BaseException | None], Any] | None = None,
+    ) -> bool:
+        """Send ``message`` to the parent; see ``ChildProcess.send``."""
+        ipc = self._channel_ipc()
+        if ipc is None:
+            raise IPCError("this process has no IPC channel (it was not forked)", code="ERR_IPC_CHANNEL_CLOSED")
+        return ipc.send(message, send_handle, keep_open, callback)
+
+    def disconnect(self) -> None:
+        """Close the channel to the parent; both sides get ``'disconnect'``."""
+        ipc = self._channel_ipc()
+        if ipc is None:
+            raise IPCError("this process has no IPC channel", code="ERR_IPC_DISCONNECTED")
+        ipc.disconnect()
+
+
+process = Process()

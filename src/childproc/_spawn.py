@@ -1,0 +1,60 @@
+"""``spawn()`` and ``fork()``: start a child and return its
+:class:`ChildProcess` at once.
+
+Node's ``child_process.spawn``: arguments are validated before anything is
+spawned (``_options``); the child is created by the C core with the
+parent's pipe ends non-blocking; events arrive on the loop of the calling
+thread (``_loop``), starting with ``'spawn'`` on the next tick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ._child import ChildProcess
+from ._options import normalize_fork, normalize_spawn
+
+__all__ = ["spawn", "fork"]
+
+
+def spawn(
+    command: Any,
+    args: Any = None,
+    options: Mapping[str, Any] | None = None,
+    /,
+    **kwargs: Any,
+) -> ChildProcess:
+    """Start ``command`` with ``args``; returns the running ``ChildProcess``.
+
+    ``cp.spawn('ls', ['-l'], cwd='/tmp')`` or, ported from Node,
+    ``cp.spawn('ls', ['-l'], {'cwd': '/tmp'})``.  Runtime failures (a missing
+    program, EACCES, EAGAIN, EMFILE) are emitted as ``'error'`` rather than
+    raised; invalid arguments raise before anything happens.
+    """
+    plan = normalize_spawn("spawn", command, args, options, kwargs, sync=False)
+    child = ChildProcess()
+    child._spawn(plan)
+    return child
+
+
+def fork(
+    module_path: Any,
+    args: Any = None,
+    options: Mapping[str, Any] | None = None,
+    /,
+    **kwargs: Any,
+) -> ChildProcess:
+    """Start a Python module (or, with ``exec_path='node'``, a Node script)
+    with an IPC channel: Node's ``fork``.
+
+    Runs ``exec_path`` (default ``sys.executable``) with ``exec_argv +
+    [module_path] + args``; stdio is ``[0, 1, 2, 'ipc']`` (``silent=True``:
+    pipes) and the child finds the channel through ``NODE_CHANNEL_FD``, as
+    a Node child does.  In a Python child, ``from childproc import process``
+    gives ``process.send`` and ``process.on('message', ...)``.
+    """
+    plan = normalize_fork(module_path, args, options, kwargs)
+    child = ChildProcess()
+    child._spawn(plan)
+    return child
