@@ -593,6 +593,33 @@ def test_pump_pipe_to_file_keeps_read_ahead_order_and_leaves_file_open(loop, tmp
     assert data == b"user-first|read-ahead|" + b"x" * 5_000_000 + b"|after"
 
 
+def test_pump_to_a_socket(loop):
+    import socket
+
+    a, b = socket.socketpair()
+    proc, fd = child_out(["head", "-c", "3000000", "/dev/urandom"])
+    src = Readable(fd, loop)
+    src.pipe(a)
+    assert src._pump is not None
+    got = bytearray()
+    b.setblocking(False)
+
+    def drain() -> None:
+        try:
+            while chunk := b.recv(1 << 20):
+                got.extend(chunk)
+        except BlockingIOError:
+            pass
+
+    loop.add_reader(b.fileno(), drain)
+    run(loop, lambda: src.closed)
+    a.close()  # ours to close: pipe() leaves raw objects open
+    run(loop, lambda: len(got) == 3000000)
+    loop.remove_reader(b.fileno())
+    b.close()
+    proc.wait()
+
+
 def test_pump_cancel_by_unpipe_then_paused_reading(loop):
     r, w = pipe()
     src = Readable(nonblock(r), loop)
@@ -644,6 +671,36 @@ def test_pump_cancel_mid_transfer_of_a_big_stream(loop, big_file, tmp_path):
     proc.wait()  # cat died of SIGPIPE or finished writing: either way it is gone
     assert proc.returncode in (0, -signal.SIGPIPE, 1)
     assert (tmp_path / "partial").read_bytes() == path.read_bytes()[:size]
+
+
+def test_pump_grows_backed_up_pipes_but_not_quiet_ones(loop):
+    # A slow consumer: bytes pile up in both pipes, the pump grows them.
+    proc, fd = child_out(["head", "-c", "50M", "/dev/zero"])
+    slow = "import os, time\nwhile os.read(0, 65536): time.sleep(0.001)"
+    consumer, wfd = child_in([PY, "-c", slow])
+    src, dest = Readable(fd, loop), Writable(wfd, loop)
+    src.pipe(dest)
+    poll(loop, lambda: fcntl.fcntl(wfd, F_GETPIPE_SZ) == 1 << 20 or src.closed)
+    assert fcntl.fcntl(wfd, F_GETPIPE_SZ) == 1 << 20 and fcntl.fcntl(fd, F_GETPIPE_SZ) == 1 << 20
+    src.destroy()
+    dest.destroy()
+    run(loop, lambda: src.closed and dest.closed)
+    proc.wait()
+    consumer.wait()
+    # A quiet stream keeps its small pipes (the per-user quota is shared).
+    r, w = pipe()
+    dr, dw = pipe()
+    sizes = fcntl.fcntl(r, F_GETPIPE_SZ), fcntl.fcntl(dw, F_GETPIPE_SZ)
+    src, dest = Readable(nonblock(r), loop), Writable(nonblock(dw), loop)
+    src.pipe(dest)
+    settle(loop, 0.2)
+    os.write(w, b"ping")
+    poll(loop, lambda: fionread(dr) == 4)
+    assert (fcntl.fcntl(r, F_GETPIPE_SZ), fcntl.fcntl(dw, F_GETPIPE_SZ)) == sizes
+    os.close(w)
+    run(loop, lambda: src.closed and dest.closed)
+    assert os.read(dr, 10) == b"ping"
+    os.close(dr)
 
 
 def test_pump_epipe_destroys_the_writable_and_pauses_the_source(loop):

@@ -32,6 +32,41 @@ and ``read()``.  This module holds the machinery behind ``pipe()`` and
   gets ``'pipe'``/``'unpipe'``; an ``'error'``, ``'close'`` or ``'finish'`` of
   ``dest`` unpipes.  Destinations without events (``io.BytesIO``) are written
   to synchronously and never ended (they have no ``end()``).
+
+A running pump grows both pipes to 1 MiB if, a few dozen milliseconds in,
+bytes are piling up in one of them (a bulk transfer waiting on pipe size);
+a quiet stream keeps its small pipes.
+
+Deliberate differences from Node
+--------------------------------
+
+* ``'close'`` is emitted without arguments (``net.Socket`` passes
+  ``hadError``, which a Python listener would have to accept); an error is
+  always announced by ``'error'`` just before it.
+* A child's stdout is a Readable, not a Duplex ``net.Socket``: it has no
+  ``write()`` and emits no ``'finish'``.  No ``'readable'`` event and no
+  ``read(size)``: ``read()`` returns everything up to EOF (Python addition).
+* A stream placed in another child's ``stdio`` is closed in the parent and
+  emits ``'close'`` (Node keeps the parent's copy open and never emits it,
+  so a writer never sees EPIPE when the new reader dies).  The fd is put in
+  blocking mode for the new child first (libuv does the same in the child).
+* Leaving a ``for``/``async for`` early keeps the stream, paused and usable
+  (Node's async iterator destroys it), like a file.
+* ``end(callback)`` on a stream destroyed without an error calls back with
+  ``ERR_STREAM_DESTROYED`` (Node never calls that callback).
+* A failing ``write()`` fails at once (the kernel answers synchronously):
+  when the child had already closed its stdin, the first write gets EPIPE
+  and later writes get ``ERR_STREAM_DESTROYED``, where Node, whose write
+  completes asynchronously, gives them EPIPE as well.
+* With the C pump, ``pause()`` does not stop the bytes (``unpipe()`` does,
+  within a moment), ``'data'`` listeners added afterwards see nothing, and a
+  write error towards a raw file object destroys the source (there is
+  nobody else to tell).
+* Chunks can be up to 1 MiB (the grown pipe's size), not 64 KiB.
+* ``errno`` is positive on errors, Python's convention (Node: negative).
+* A Writable keeps the loop alive only while it has bytes waiting for the
+  pipe (what a libuv handle with a pending write does), a Readable until
+  its ``'close'``.
 """
 
 from __future__ import annotations
@@ -39,6 +74,7 @@ from __future__ import annotations
 import codecs
 import errno as _errno
 import os
+import sys
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -145,6 +181,31 @@ def pump_available() -> bool:
     return bool(_pump_lib)
 
 
+# When a running pump looks at its pipes' backlog (seconds after the start).
+_GROW_CHECKS = (0.02, 0.03, 0.05)
+
+
+def _fill(fd: int) -> float:
+    """How full the pipe behind ``fd`` is (0.0 when it is not a pipe)."""
+    try:
+        import fcntl
+        import termios
+
+        queued = int.from_bytes(fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"), sys.byteorder)
+        return queued / fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ)  # type: ignore[attr-defined]
+    except (OSError, ImportError, AttributeError, ZeroDivisionError):
+        return 0.0
+
+
+def _grow(fd: int) -> None:
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, 1 << 20)  # type: ignore[attr-defined]
+    except (OSError, ImportError, AttributeError):  # EPERM: the per-user quota; not a pipe
+        pass
+
+
 def _is_emitter(obj: Any) -> bool:
     return all(callable(getattr(obj, name, None)) for name in ("on", "off", "emit", "listener_count"))
 
@@ -166,6 +227,7 @@ class Pump:
         self.finished = False
         self.moved = 0  # bytes the C thread moved (not counting the read-ahead)
         self.pending: memoryview | None = None  # read-ahead still to write to a raw fd
+        self.check: Any = None  # the timer of _check_backlog
         self.feeding = False
 
     def start(self) -> None:
@@ -246,6 +308,27 @@ class Pump:
             return
         self.handle = out[0]
         self.reactor.add_reader(self.wake_r, self._on_wake)
+        if not self.src._grow_tried:
+            self.check = self.reactor.call_later(_GROW_CHECKS[0], self._check_backlog, 0)
+
+    def _check_backlog(self, i: int) -> None:
+        """Grow both pipes to 1 MiB if bytes are piling up in them.
+
+        Still running after a few dozen milliseconds with a pipe at least half
+        full means a bulk transfer that waits on the pipe size: bigger pipes
+        mean fewer wake-ups for the C thread and both children.  A quiet
+        stream (an interactive child) never shows a backlog and keeps its
+        small pipes; the per-user quota is shared, so that matters.
+        """
+        self.check = None
+        if self.finished or self.handle is None:
+            return
+        if any(_fill(fd) >= 0.5 for fd in (self.src._fd, self.fd)):
+            self.src._grow_pipe()
+            if self.to_writable:
+                _grow(self.fd)
+        elif i + 1 < len(_GROW_CHECKS):
+            self.check = self.reactor.call_later(_GROW_CHECKS[i + 1], self._check_backlog, i + 1)
 
     def cancel(self) -> None:
         """Stop early (unpipe, destroy of either end); the rest happens in ``_done``."""
@@ -278,6 +361,8 @@ class Pump:
         if self.finished:
             return
         self.finished = True
+        if self.check is not None:
+            self.check.cancel()
         src, dest = self.src, self.dest
         src._pump = None
         if self.to_writable:
