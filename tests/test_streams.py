@@ -270,6 +270,22 @@ def test_end_without_consumer_only_when_nothing_is_buffered(loop):
     assert log == expected == ["a end", "a close", "timer", "b end", "b close"]
 
 
+def test_data_listener_as_decorator_starts_flowing(loop):
+    r, w = pipe()
+    stream = Readable(nonblock(r), loop)
+    got = []
+
+    @stream.on("data")
+    def ondata(chunk):
+        got.append(chunk)
+
+    assert stream.readable_flowing is True
+    os.write(w, b"deco")
+    os.close(w)
+    run(loop, lambda: stream.closed)
+    assert got == [b"deco"]
+
+
 def test_resume_without_listener_discards_and_ends(loop):
     r, w = pipe()
     stream = Readable(nonblock(r), loop)
@@ -591,6 +607,38 @@ def test_pump_pipe_to_file_keeps_read_ahead_order_and_leaves_file_open(loop, tmp
     f.close()
     data = (tmp_path / "out").read_bytes()
     assert data == b"user-first|read-ahead|" + b"x" * 5_000_000 + b"|after"
+
+
+def test_pump_to_a_writable_with_queued_data_keeps_every_byte_in_order(loop):
+    r, w = pipe()
+    src = Readable(nonblock(r), loop)
+    os.write(w, b"<read-ahead>")
+    run(loop, lambda: src.readable_length == 12)
+    dr, dw = pipe()
+    dest = Writable(nonblock(dw), loop)
+    capacity = fcntl.fcntl(dw, F_GETPIPE_SZ)
+    dest.write(b"q" * (capacity + 100))  # the pipe is full: 100 bytes stay queued
+    assert dest.writable_length == 100
+    src.pipe(dest)
+    dest.write(b"<user>")  # written while the pump holds the fd: goes out after it
+    feeder = subprocess.Popen([PY, "-c", f"import os; os.write({w}, b'p' * 300_000)"], pass_fds=[w])
+    os.close(w)
+    got = bytearray()
+    nonblock(dr)
+
+    def drain() -> None:
+        try:
+            got.extend(os.read(dr, 1 << 20))
+        except BlockingIOError:
+            pass
+
+    loop.add_reader(dr, drain)
+    run(loop, lambda: dest.closed and src.closed)
+    run(loop, lambda: len(got) == capacity + 100 + 12 + 300_000 + 6)
+    loop.remove_reader(dr)
+    feeder.wait()
+    assert bytes(got) == b"q" * (capacity + 100) + b"<read-ahead>" + b"p" * 300_000 + b"<user>"
+    os.close(dr)
 
 
 def test_pump_to_a_socket(loop):

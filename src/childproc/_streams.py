@@ -25,8 +25,8 @@ and ``read()``.  This module holds the machinery behind ``pipe()`` and
   flushed, ended or closed afterwards: the fd is written directly, the object
   stays yours.  A write failure (EPIPE ...) destroys a ``Writable``
   destination with that error, or, for a raw destination, the source.
-  While the pump runs, writes to a ``Writable`` destination are queued and
-  go out after it.  ``unpipe()``/``destroy()`` cancel it within a moment.
+  Writes to a ``Writable`` destination made after ``pipe()`` are queued and
+  go out after the pump (what it had queued before goes first).  ``unpipe()``/``destroy()`` cancel it within a moment.
 * **Node's pipe** otherwise: ``dest.write(chunk)`` per ``'data'``; when it
   returns False the source pauses until ``dest`` emits ``'drain'``; ``dest``
   gets ``'pipe'``/``'unpipe'``; an ``'error'``, ``'close'`` or ``'finish'`` of
@@ -192,7 +192,7 @@ def _fill(fd: int) -> float:
         import termios
 
         queued = int.from_bytes(fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"), sys.byteorder)
-        return queued / fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ)  # type: ignore[attr-defined]
+        return queued / fcntl.fcntl(fd, getattr(fcntl, "F_GETPIPE_SZ"))  # Linux only
     except (OSError, ImportError, AttributeError, ZeroDivisionError):
         return 0.0
 
@@ -201,7 +201,7 @@ def _grow(fd: int) -> None:
     try:
         import fcntl
 
-        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, 1 << 20)  # type: ignore[attr-defined]
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ"), 1 << 20)  # Linux only
     except (OSError, ImportError, AttributeError):  # EPERM: the per-user quota; not a pipe
         pass
 
@@ -244,9 +244,9 @@ class Pump:
             self.dest.emit("pipe", src)
         if self.to_writable:
             dest: Writable = self.dest
-            dest._pump_owner = src  # from now on dest.destroy() cancels us
             for chunk in prefix:
                 dest.write(chunk)
+            dest._attach_pump(src)  # later writes wait; dest.destroy() cancels us
             dest._when_flushed(self._launch)
             return
         flush = getattr(self.dest, "flush", None)
@@ -297,8 +297,7 @@ class Pump:
             if self.dest._destroyed:  # it went away while its queue drained
                 self._done(-_errno.ECANCELED)
                 return
-            self.dest._held = True
-            self.dest._unwatch()
+            self.dest._hold()
         self.wake_r, self.wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         out = ffi.new("cp_pump **")
         rc = lib.cp_pump_start(self.src._fd, self.fd, self.wake_w, out)

@@ -194,6 +194,7 @@ class Writable(EventEmitter):
         self._end_callbacks: list[WriteCallback] = []
         self._flush_waiters: list[Callable[[], Any]] = []
         self._held = False  # a C pump writes to our fd: keep off it
+        self._parked: deque[list[Any]] = deque()  # writes made while a pump is attached
         self._pump_owner: Any = None  # the Readable whose pump writes here
         self._ref_wanted = True
         self._holding_ref = False
@@ -297,6 +298,11 @@ class Writable(EventEmitter):
         if not ok:
             self._need_drain = True
         written = 0
+        if self._pump_owner is not None:
+            # A C pump owns the fd's output now: this goes out after it.
+            self._parked.append([memoryview(view if type(view) is bytes else bytes(view)), callback])
+            self._length += size
+            return ok
         if not self._queue and not self._held:
             try:
                 written = os.write(self._fd, view) if size else 0
@@ -423,7 +429,7 @@ class Writable(EventEmitter):
         if (
             self._ending
             and not self._queue
-            and not self._held
+            and self._pump_owner is None
             and not self._finish_scheduled
             and not self._finished
             and not self._destroyed
@@ -470,6 +476,8 @@ class Writable(EventEmitter):
 
     def _destroy_tick(self, err: BaseException | None) -> None:
         queue, self._queue = self._queue, deque()
+        queue.extend(self._parked)
+        self._parked.clear()
         self._length = 0
         try:
             for _view, callback in queue:
@@ -505,8 +513,13 @@ class Writable(EventEmitter):
             self._flush_waiters.append(callback)
 
     def _attach_pump(self, owner: Any) -> None:
-        """A Readable's C pump writes to our fd from now on: stay off it."""
+        """``owner.pipe(self)`` chose the C pump: later writes wait for it to
+        finish (what is queued now still goes first), and ``destroy()``
+        cancels it."""
         self._pump_owner = owner
+
+    def _hold(self) -> None:
+        """The pump's thread writes to our fd from now on: stay off it."""
         self._held = True
         self._unwatch()
 
@@ -514,6 +527,8 @@ class Writable(EventEmitter):
         """The pump is done: flush what was written meanwhile, close if asked to."""
         self._pump_owner = None
         self._held = False
+        self._queue.extend(self._parked)
+        self._parked.clear()
         if self._destroyed:
             self._close_fd()
         elif self._queue:
