@@ -185,25 +185,32 @@ def pump_available() -> bool:
 _GROW_CHECKS = (0.02, 0.03, 0.05)
 
 
+try:
+    import fcntl as _fcntl
+    import termios as _termios
+except ImportError:  # Windows: no pipe sizes to look at
+    _fcntl = _termios = None  # type: ignore[assignment]
+_F_GETPIPE_SZ: int | None = getattr(_fcntl, "F_GETPIPE_SZ", None)
+_F_SETPIPE_SZ: int | None = getattr(_fcntl, "F_SETPIPE_SZ", None)
+
+
 def _fill(fd: int) -> float:
     """How full the pipe behind ``fd`` is (0.0 when it is not a pipe)."""
+    if _F_GETPIPE_SZ is None:
+        return 0.0
     try:
-        import fcntl
-        import termios
-
-        queued = int.from_bytes(fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"), sys.byteorder)
-        return queued / fcntl.fcntl(fd, getattr(fcntl, "F_GETPIPE_SZ"))  # Linux only
-    except (OSError, ImportError, AttributeError, ZeroDivisionError):
+        queued = int.from_bytes(_fcntl.ioctl(fd, _termios.FIONREAD, b"\0\0\0\0"), sys.byteorder)
+        return queued / _fcntl.fcntl(fd, _F_GETPIPE_SZ)
+    except (OSError, ZeroDivisionError):  # not a pipe (a file, a socket)
         return 0.0
 
 
 def _grow(fd: int) -> None:
-    try:
-        import fcntl
-
-        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ"), 1 << 20)  # Linux only
-    except (OSError, ImportError, AttributeError):  # EPERM: the per-user quota; not a pipe
-        pass
+    if _F_SETPIPE_SZ is not None:
+        try:
+            _fcntl.fcntl(fd, _F_SETPIPE_SZ, 1 << 20)
+        except OSError:  # EPERM: the per-user quota; EBADF/EINVAL: not a pipe
+            pass
 
 
 def _is_emitter(obj: Any) -> bool:
