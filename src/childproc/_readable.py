@@ -428,11 +428,11 @@ class Readable(EventEmitter):
         any object with a working ``fileno()`` (an open file, a socket,
         ``sys.stdout``) -- and this stream has no ``'data'`` listener, the
         bytes move in C (``splice(2)``), never through Python objects; see
-        :class:`childproc._streams` for the exact rules.  Otherwise it is
+        :mod:`childproc._streams` for the exact rules.  Otherwise it is
         Node's pipe: ``dest.write()`` per chunk, pausing while ``dest.write``
         returns False until ``dest`` emits ``'drain'``.  With ``end`` (the
-        default) ``dest.end()`` is called at the end; a raw file object is
-        left open (and is not flushed or closed: it is yours).
+        default) ``dest.end()`` is called at the end.  A raw file object is
+        flushed once before the pump starts and is never closed: it is yours.
         """
         from ._streams import PipeState, Pump, dest_fd, pump_available
 
