@@ -46,9 +46,7 @@ WAIT = 30.0  # seconds: only a broken implementation gets anywhere near it
 def loop():
     lp = PrivateLoop()
     yield lp
-    lp._selector.close()
-    os.close(lp._wake_r)
-    os.close(lp._wake_w)
+    lp.close()
 
 
 def run(lp: PrivateLoop, cond, timeout: float = WAIT) -> None:
@@ -404,7 +402,9 @@ def test_unref_and_ref(loop):
 
 
 def test_pipe_grows_after_full_reads_and_survives_quota_refusal(loop, monkeypatch):
-    proc, fd = child_out(["head", "-c", "20M", "/dev/zero"])
+    # 1 MiB writes fill the pipe however fast the loop is, so the reads come
+    # back full and the stream grows the pipe.
+    proc, fd = child_out(["dd", "if=/dev/zero", "bs=1M", "count=20", "status=none"])
     stream = Readable(fd, loop)
     sizes = set()
     stream.on("data", lambda c: sizes.add(fcntl.fcntl(fd, F_GETPIPE_SZ)) if fd == stream.fileno() else None)

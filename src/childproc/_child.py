@@ -197,6 +197,13 @@ class ChildProcess(EventEmitter):
             self.signal_code = signal_name(os.WTERMSIG(status)) or f"SIG{os.WTERMSIG(status)}"
         else:
             self.exit_code = os.waitstatus_to_exitcode(status)
+        if self._ipc is not None and self._ipc.connected:
+            # Messages the child sent before it exited come before 'exit':
+            # read what the channel holds now (deliveries are queued), and
+            # queue the exit behind them.
+            self._ipc.drain()
+            self._reactor.call_soon(self._on_exit, None)
+            return
         self._on_exit(None)
 
     def _on_exit(self, negative_errno: int | None) -> None:
@@ -242,9 +249,20 @@ class ChildProcess(EventEmitter):
                 stream.destroy()
 
     def _flush_stdio(self) -> None:
+        """Node's ``flushStdio``, on the tick after ``'exit'``: every readable
+        output stream drains to EOF so that ``'close'`` can come.
+
+        Where Node calls ``resume()`` (data nobody listens to is lost) this
+        calls ``Readable._drain_after_exit``: a stream being consumed is
+        resumed as in Node, one nobody consumes keeps its data (up to a cap)
+        for a later ``read()``/iteration/listener.  Such a stream closes its
+        fd at EOF and is counted for our ``'close'`` then (its own
+        ``'end'``/``'close'`` wait until the kept data is consumed), so
+        ``'close'`` never waits for a reader.
+        """
         for stream in self.stdio or ():
             if isinstance(stream, Readable) and stream.readable and not stream.used_as_stdio:
-                stream.resume()
+                stream._drain_after_exit(self._maybe_close)
 
     def _maybe_close(self, *_: Any) -> None:
         self._closes_got += 1

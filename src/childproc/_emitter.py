@@ -80,15 +80,22 @@ import sys
 import warnings
 from collections.abc import Callable, Hashable
 from types import FrameType
-from typing import Any, TypeVar, overload
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs milliseconds at import; forked children start faster without
+    from typing import Any, TypeVar, overload
+
+    _F = TypeVar("_F", bound=Callable[..., Any])
+    _E = TypeVar("_E", bound="EventEmitter")
+else:
+
+    def overload(fn: object) -> object:  # the stubs are for type checkers only
+        return fn
 
 from ._errors import ArgTypeError, ArgValueError
 
 __all__ = ["EventEmitter", "MaxListenersExceededWarning", "UnhandledErrorEvent"]
 
-Listener = Callable[..., Any]
-_F = TypeVar("_F", bound=Callable[..., Any])
-_E = TypeVar("_E", bound="EventEmitter")
+Listener = Callable[..., object]
 
 # Node's meta-event names, kept so that ported code (and ports of Node's own
 # stream code) keep working.

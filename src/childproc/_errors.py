@@ -30,11 +30,12 @@ compare it against a real ``node``.
 from __future__ import annotations
 
 import errno as _errno
-import json
 import os
 from collections.abc import Iterable
 from types import BuiltinFunctionType, BuiltinMethodType, FunctionType, MethodType
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs milliseconds at import; forked children start faster without
+    from typing import Any
 
 __all__ = [
     "SpawnError",
@@ -381,6 +382,12 @@ def _is_function(value: Any) -> bool:
     return isinstance(value, (FunctionType, BuiltinFunctionType, MethodType, BuiltinMethodType))
 
 
+def _json_text(text: str) -> str:
+    import json  # only on the error path
+
+    return json.dumps(text, ensure_ascii=False)
+
+
 def describe_received(value: Any) -> str:
     """Node's ``determineSpecificType`` with Python's type names.
 
@@ -397,7 +404,7 @@ def describe_received(value: Any) -> str:
             text = text[:25] + "..."
         if "'" not in text:
             return f"type {type(value).__name__} ('{text}')"
-        return f"type {type(value).__name__} ({json.dumps(text, ensure_ascii=False)})"
+        return f"type {type(value).__name__} ({_json_text(text)})"
     if isinstance(value, (int, float, complex, bytes)):
         # bool is an int subclass and prints as True/False: Python's spelling.
         text = repr(int(value)) if isinstance(value, int) and type(value) not in (int, bool) else repr(value)

@@ -31,21 +31,21 @@ Writes still queued when ``disconnect()`` is called are flushed first.
 from __future__ import annotations
 
 import array
-import datetime
 import errno as _errno
 import json
 import math
 import os
-import pickle
 import socket
 import struct
 import warnings
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs milliseconds at import; forked children start faster without
+    from typing import Any
 
 from ._emitter import EventEmitter
-from ._errors import IPCError, spawn_error
+from ._errors import ArgTypeError, IPCError, spawn_error
 from ._loop import Reactor
 
 __all__ = ["Channel", "IPC", "IPCWarning"]
@@ -69,6 +69,8 @@ def _json_default(value: Any) -> Any:
     # JSON.stringify's view of what Python has and JSON lacks.
     if isinstance(value, (bytes, bytearray, memoryview)):
         return {"type": "Buffer", "data": list(bytes(value))}
+    import datetime  # only when a message holds one
+
     if isinstance(value, datetime.datetime):
         if value.tzinfo is not None:
             value = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
@@ -78,38 +80,98 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
 _dumps = json.JSONEncoder(
     separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_json_default
 ).encode
-_dumps_ascii = json.JSONEncoder(separators=(",", ":"), allow_nan=False, default=_json_default).encode
+
+
+def _js_number(x: float) -> str:
+    """A float as JavaScript's Number#toString writes it (JSON.stringify's
+    numbers): the same shortest digits as Python's repr, laid out by
+    ECMA-262's rules -- plain up to 1e21, '0.00001' down to 1e-6, and
+    exponents without padding ('1e-7', not '1e-07'); -0 is '0'."""
+    if x != x or x in (math.inf, -math.inf):
+        return "null"
+    if x == 0:
+        return "0"
+    if x.is_integer() and abs(x) < 1e21:
+        return str(int(x))
+    sign = "-" if x < 0 else ""
+    mantissa, _, exp = repr(abs(x)).partition("e")
+    whole, _, frac = mantissa.partition(".")
+    raw = whole + frac
+    lead = len(raw) - len(raw.lstrip("0"))
+    digits = raw.strip("0")
+    k = len(digits)
+    n = len(whole) - lead + int(exp or 0)  # the value is 0.<digits> x 10**n
+    if k <= n <= 21:
+        text = digits + "0" * (n - k)
+    elif 0 < n <= 21:
+        text = digits[:n] + "." + digits[n:]
+    elif -6 < n <= 0:
+        text = "0." + "0" * -n + digits
+    else:
+        e = n - 1
+        text = (digits if k == 1 else digits[0] + "." + digits[1:]) + ("e+" if e >= 0 else "e-") + str(abs(e))
+    return sign + text
+
+
+def _has_float(value: Any) -> bool:
+    kind = type(value)
+    if kind is float:
+        return True
+    if kind is dict:
+        return any(_has_float(v) for v in value.values())
+    if kind is list or kind is tuple:
+        return any(_has_float(v) for v in value)
+    return False
+
+
+def _dumps_js(message: Any) -> str:
+    # The pure-Python encoder takes a float formatter; the C one does not.
+    # Only messages that hold floats pay for it.
+    from json.encoder import _make_iterencode, encode_basestring  # type: ignore[attr-defined]
+
+    iterencode = _make_iterencode(
+        {}, _json_default, encode_basestring, None, _js_number, ":", ",", False, False, True
+    )
+    return "".join(iterencode(message, 0))
+
+
+def _escape_surrogates(text: str) -> str:
+    # JSON.stringify escapes lone surrogates as \\udXXX and nothing else.
+    return "".join(f"\\u{ord(c):04x}" if "\ud800" <= c <= "\udfff" else c for c in text)
 
 
 def encode_json(message: Any) -> bytes:
-    """``JSON.stringify(message) + '\\n'`` as UTF-8."""
+    """``JSON.stringify(message) + '\\n'`` as UTF-8, byte for byte."""
     try:
-        text = _dumps(message)
-    except ValueError:
-        text = _dumps(_finite(message))  # NaN/Infinity become null, as in JSON.stringify
+        try:
+            floats = _has_float(message)
+        except RecursionError:
+            floats = False  # circular: the encoder below says so
+        text = _dumps_js(message) if floats else _dumps(message)
+    except ValueError as exc:
+        if "ircular" in str(exc):
+            raise TypeError("Converting circular structure to JSON") from None
+        raise
     try:
         return text.encode("utf-8") + b"\n"
     except UnicodeEncodeError:
-        # Lone surrogates: JSON.stringify escapes them (\\udXXX) -- so does ensure_ascii.
-        return _dumps_ascii(_finite(message)).encode("ascii") + b"\n"
+        return _escape_surrogates(text).encode("utf-8") + b"\n"
 
 
 def encode_pickle(message: Any) -> bytes:
+    import pickle  # only in pickle mode
+
     payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
     return _U32.pack(len(payload)) + payload
+
+
+def _pickle_loads(payload: bytes) -> Any:
+    import pickle
+
+    return pickle.loads(payload)
 
 
 def _is_internal(message: Any) -> bool:
@@ -125,7 +187,7 @@ def _is_internal(message: Any) -> bool:
 def _handle_type(handle: Any) -> tuple[str, dict[str, Any]]:
     """Node's handle classes for a Python socket."""
     if not isinstance(handle, socket.socket):
-        raise IPCError("This handle type cannot be sent", code="ERR_INVALID_HANDLE_TYPE")
+        raise ArgTypeError("This handle type cannot be sent", code="ERR_INVALID_HANDLE_TYPE")
     if handle.type == socket.SOCK_DGRAM:
         extra = {"dgramType": "udp6" if handle.family == socket.AF_INET6 else "udp4"}
         return "dgram.Socket", extra
@@ -191,6 +253,7 @@ class IPC:
         self._handle_queue: list[tuple[Any, Any, bool, Any]] | None = None
         self._pending_handle: tuple[bytes, Any, bool, int] | None = None
         self._disconnect_deferred = False
+        self._socket_lists: dict[Any, list[Any]] = {}
         self._closing = False
         self._refed = False
         self._pinned = False
@@ -258,7 +321,10 @@ class IPC:
         data = self.encode(message)  # raises for what cannot be sent, before anything is queued
         if handle is not None:
             self._handle_queue = []
-            self._pending_handle = (data, handle, keep_open, 0)
+            # Node closes only a sent net.Socket once the peer has it (its
+            # postSend); a server or UDP socket stays open in the sender.
+            close_after = message["type"] == "net.Socket" and not keep_open
+            self._pending_handle = (data, handle, not close_after, 0)
         self._write(data, handle.fileno() if handle is not None else -1, callback)
         return self._out_size < _SEND_HWM
 
@@ -306,7 +372,8 @@ class IPC:
                 self._finish_close()
 
     def _send_batch(self) -> int:
-        """Send the leading run of plain messages with one sendmsg."""
+        """Send the leading run of plain messages with one send: joined
+        into one buffer (sendmsg's iovec count is capped by IOV_MAX)."""
         out = self._out
         parts: list[bytes] = []
         size = 0
@@ -315,7 +382,7 @@ class IPC:
                 break
             parts.append(entry[0])
             size += len(entry[0])
-        sent = self.sock.sendmsg(parts)
+        sent = self.sock.send(b"".join(parts))
         self._out_size -= sent
         left = sent
         while left:
@@ -351,10 +418,14 @@ class IPC:
     # -- receiving --------------------------------------------------------
 
     def _on_readable(self) -> None:
+        self._read_once()
+
+    def _read_once(self) -> bool:
+        """One recvmsg; False when nothing was there."""
         try:
             data, anc, _flags, _addr = self.sock.recvmsg(_RECV_SIZE, _FD_SPACE, _CLOEXEC_FLAG)
         except (BlockingIOError, InterruptedError):
-            return
+            return False
         except OSError:
             data, anc = b"", []
         for level, kind, payload in anc:
@@ -364,10 +435,16 @@ class IPC:
                 self._fds.extend(fds)
         if not data:
             self._on_eof()
-            return
+            return False
         self._inbuf += data
         for message in self._parse():
             self._dispatch(message)
+        return True
+
+    def drain(self) -> None:
+        """Read everything the socket holds now (used when the peer exited)."""
+        while self.connected and self._read_once():
+            pass
 
     def _parse(self) -> list[Any]:
         buf = self._inbuf
@@ -392,7 +469,7 @@ class IPC:
             payload = bytes(buf[pos + 4 : pos + 4 + size])
             pos += 4 + size
             try:
-                messages.append(pickle.loads(payload))
+                messages.append(_pickle_loads(payload))
             except Exception as exc:  # noqa: BLE001 - any unpickling failure is bad input
                 messages.append(_BadMessage(exc, payload[:64]))
         del buf[:pos]
@@ -411,6 +488,8 @@ class IPC:
                 self._handle_acked()
             elif cmd == "NODE_HANDLE_NACK":
                 self._handle_nacked()
+            elif cmd in ("NODE_SOCKET_GET_COUNT", "NODE_SOCKET_NOTIFY_CLOSE"):
+                self._socket_list_request(message)
             self.reactor.call_soon(self.target.emit, "internalMessage", message, None)
             return
         self.reactor.call_soon(self._deliver, message, None)
@@ -426,8 +505,38 @@ class IPC:
             handle: Any = socket.socket(fileno=fd)
         except OSError:
             handle = fd
+        key = envelope.get("key")
+        if key is not None and envelope.get("type") == "net.Socket":
+            # A connection a Node server accepted: the sender may later ask
+            # how many are still open, or wait for all to close.
+            self._socket_lists.setdefault(key, []).append(handle)
         self.reactor.call_soon(self.target.emit, "internalMessage", envelope, handle)
         self.reactor.call_soon(self._deliver, envelope.get("msg"), handle)
+
+    def _open_sockets(self, key: Any) -> int:
+        live = [s for s in self._socket_lists.get(key, ()) if getattr(s, "fileno", lambda: -1)() >= 0]
+        self._socket_lists[key] = live
+        return len(live)
+
+    def _socket_list_request(self, message: dict[str, Any]) -> None:
+        """Node's SocketListReceive: answer a server in the parent that
+        counts, or closes, the connections it sent us."""
+        key = message.get("key")
+        if message["cmd"] == "NODE_SOCKET_GET_COUNT":
+            if self.connected:
+                self.send({"cmd": "NODE_SOCKET_COUNT", "key": key, "count": self._open_sockets(key)})
+            return
+
+        def when_empty() -> None:
+            if not self.connected:
+                return
+            if self._open_sockets(key):
+                # Python sockets have no 'close' event: look again shortly.
+                self.reactor.call_later(0.05, when_empty)
+            else:
+                self.send({"cmd": "NODE_SOCKET_ALL_CLOSED", "key": key})
+
+        when_empty()
 
     def _deliver(self, message: Any, handle: Any) -> None:
         target = self.target
@@ -518,7 +627,8 @@ class IPC:
             self._closing = True
             self._out.clear()
             self._out_size = 0
-            self._finish_close()
+            # After the messages of the last read, which wait on the queue.
+            self.reactor.call_soon(self._finish_close)
         elif self._closing and not self._out:
             self._finish_close()
 

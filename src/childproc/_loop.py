@@ -23,22 +23,36 @@ handler and no ``waitpid(-1)`` is ever involved.
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import heapq
 import itertools
 import os
-import selectors
+import select
+import sys
 import threading
 import time
 import weakref
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing and asyncio cost milliseconds at import: a forked child starts faster without
+    import asyncio
+    from typing import Any
+
+# Readiness masks: epoll's where there is epoll (Linux), poll's elsewhere.
+if hasattr(select, "epoll"):
+    _Poller = select.epoll
+    _READ, _WRITE = select.EPOLLIN, select.EPOLLOUT
+    _HUP = select.EPOLLHUP | select.EPOLLERR
+else:  # macOS, the BSDs
+    _Poller = select.poll
+    _READ, _WRITE = select.POLLIN, select.POLLOUT
+    _HUP = select.POLLHUP | select.POLLERR
 
 __all__ = ["Reactor", "PrivateLoop", "AsyncioReactor", "TimerHandle", "current_reactor", "run"]
 
-Callback = Callable[..., Any]
+Callback = Callable[..., object]
 
 
 class TimerHandle:
@@ -98,7 +112,8 @@ class Reactor:
 
 
 class PrivateLoop(Reactor):
-    """A per-thread loop on ``selectors`` (epoll on Linux, kqueue on macOS).
+    """A per-thread loop on epoll (Linux) or poll(2), used directly: the
+    ``selectors`` layer costs more per wake-up than the syscall itself.
 
     It runs only inside :meth:`run_until`.  An exception raised by a callback
     (for example an ``'error'`` event nobody listens to) propagates out of
@@ -108,7 +123,7 @@ class PrivateLoop(Reactor):
 
     def __init__(self) -> None:
         self.thread_id = threading.get_ident()
-        self._selector = selectors.DefaultSelector()
+        self._poller = _Poller()
         self._callbacks: dict[int, list[Callback | None]] = {}  # fd -> [reader, writer]
         self._ready: deque[tuple[Callback, tuple[Any, ...]]] = deque()
         self._timers: list[tuple[float, int, TimerHandle]] = []
@@ -120,7 +135,7 @@ class PrivateLoop(Reactor):
         # Wake-up pipe for other threads (exit waiters without a pidfd, C
         # pumps finishing).  Close-on-exec and non-blocking from birth.
         self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK) if hasattr(os, "pipe2") else _pipe_cloexec()
-        self._selector.register(self._wake_r, selectors.EVENT_READ)
+        self._poller.register(self._wake_r, _READ)
         self._callbacks[self._wake_r] = [self._drain_wakeups, None]
 
     # -- fds ---------------------------------------------------------------
@@ -133,15 +148,18 @@ class PrivateLoop(Reactor):
             entry = [None, None]
             entry[slot] = callback
             self._callbacks[fd] = entry
-            self._selector.register(fd, selectors.EVENT_READ if slot == 0 else selectors.EVENT_WRITE)
+            self._poller.register(fd, _READ if slot == 0 else _WRITE)
             return
         entry[slot] = callback
-        mask = (selectors.EVENT_READ if entry[0] else 0) | (selectors.EVENT_WRITE if entry[1] else 0)
+        mask = (_READ if entry[0] else 0) | (_WRITE if entry[1] else 0)
         if mask:
-            self._selector.modify(fd, mask)
+            self._poller.modify(fd, mask)
         else:
             del self._callbacks[fd]
-            self._selector.unregister(fd)
+            try:
+                self._poller.unregister(fd)
+            except (OSError, ValueError, KeyError):
+                pass  # closed already: the kernel dropped it from epoll
 
     def add_reader(self, fd: int, callback: Callback) -> None:
         self._update(fd, 0, callback)
@@ -256,17 +274,37 @@ class PrivateLoop(Reactor):
                 # Nothing could ever make progress: no fd, no timer, no
                 # thread that owes us a wake-up.
                 raise RuntimeError("childproc: waiting for an event that can never come")
-            for key, events in self._selector.select(wait):
-                entry = callbacks.get(key.fd)
+            try:
+                # epoll takes seconds (-1: forever), poll milliseconds.
+                if _Poller is select.poll:
+                    events = self._poller.poll(None if wait is None else wait * 1000.0)
+                else:
+                    events = self._poller.poll(-1 if wait is None else wait)
+            except InterruptedError:
+                events = []
+            ready = self._ready
+            for fd, mask in events:
+                entry = callbacks.get(fd)
                 if entry is None:
                     continue
-                if events & selectors.EVENT_READ and entry[0] is not None:
-                    self._ready.append((entry[0], ()))
-                if events & selectors.EVENT_WRITE and entry[1] is not None:
-                    self._ready.append((entry[1], ()))
+                # A hang-up or error wakes whoever waits on the fd; their
+                # read or write then reports it.
+                if mask & (_READ | _HUP) and entry[0] is not None:
+                    ready.append((entry[0], ()))
+                if mask & (_WRITE | _HUP) and entry[1] is not None:
+                    ready.append((entry[1], ()))
             self._run_timers()
             if deadline is not None and time.monotonic() >= deadline and not self._ready:
                 return done()
+
+    def close(self) -> None:
+        """Release the loop's own fds (its poller and wake-up pipe)."""
+        self._poller.close()
+        for fd in (self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
     def run_while_referenced(self) -> None:
         """Node's keep-alive: run until no ref'd handle remains."""
@@ -339,9 +377,11 @@ def private_loop() -> PrivateLoop:
 
 def current_reactor() -> Reactor:
     """The reactor a child created now belongs to (see the module doc)."""
-    try:
-        aloop = asyncio.get_running_loop()
-    except RuntimeError:
+    # No asyncio loop can be running unless asyncio was imported, and
+    # importing it costs ~20 ms that a forked child need not pay.
+    asyncio = sys.modules.get("asyncio")
+    aloop = asyncio._get_running_loop() if asyncio is not None else None
+    if aloop is None:
         return private_loop()
     reactor = _asyncio_reactors.get(aloop)
     if reactor is None:
