@@ -30,18 +30,28 @@ Writes still queued when ``disconnect()`` is called are flushed first.
 
 from __future__ import annotations
 
-import array
+import _socket  # the C socket type: the socket module costs a forked child ~4 ms of start-up
 import errno as _errno
-import json
 import math
 import os
-import socket
 import struct
 import warnings
-from collections import deque
-from collections.abc import Callable
+
+try:  # the C pieces behind json, without json's import cost (re, enum)
+    from _json import encode_basestring as _c_encode_str
+    from _json import make_encoder as _c_make_encoder
+    from _json import make_scanner as _c_make_scanner
+except ImportError:  # pragma: no cover - other Pythons
+    _c_make_encoder = _c_make_scanner = None
+try:
+    from _collections import deque
+except ImportError:  # pragma: no cover
+    from collections import deque
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds at import; forked children start faster without
+    import socket
+    from collections.abc import Callable
     from typing import Any
 
 from ._emitter import EventEmitter
@@ -52,8 +62,10 @@ __all__ = ["Channel", "IPC", "IPCWarning"]
 
 _SEND_HWM = 128 * 1024  # Node: channel.writeQueueSize < 65536 * 2
 _RECV_SIZE = 256 * 1024
-_FD_SPACE = socket.CMSG_SPACE(array.array("i").itemsize * 4)
-_CLOEXEC_FLAG = getattr(socket, "MSG_CMSG_CLOEXEC", 0)  # fds close-on-exec from birth
+_INT = struct.Struct("i")
+_FD_SPACE = _socket.CMSG_SPACE(_INT.size * 4)
+_CLOEXEC_FLAG = getattr(_socket, "MSG_CMSG_CLOEXEC", 0)  # fds close-on-exec from birth
+_SOL_SOCKET, _SCM_RIGHTS = _socket.SOL_SOCKET, _socket.SCM_RIGHTS
 _U32 = struct.Struct(">I")
 _HANDLE_RETRIES = 3
 
@@ -80,9 +92,60 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-_dumps = json.JSONEncoder(
-    separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_json_default
-).encode
+if _c_make_encoder is not None:
+    # One C encoder for every message (json.dumps builds a new one per call).
+    # Floats never reach it (see encode_json), so allow_nan does not matter.
+    _markers: dict[int, Any] = {}
+    _c_encoder = _c_make_encoder(_markers, _json_default, _c_encode_str, None, ":", ",", False, False, True)
+
+    def _dumps(message: Any) -> str:
+        try:
+            return "".join(_c_encoder(message, 0))
+        except BaseException:
+            _markers.clear()  # a failed call can leave entries behind
+            raise
+
+else:  # pragma: no cover
+
+    def _dumps(message: Any) -> str:
+        import json
+
+        return json.dumps(message, separators=(",", ":"), ensure_ascii=False, default=_json_default)
+
+
+class _ScanContext:
+    """What json's C scanner reads from its JSONDecoder."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+
+    @staticmethod
+    def parse_constant(name: str) -> Any:
+        # JSON.parse refuses NaN and Infinity; so does the channel.
+        raise ValueError(f"{name} is not valid JSON")
+
+
+_scan = _c_make_scanner(_ScanContext()) if _c_make_scanner is not None else None
+_WS = " \t\n\r"
+
+
+def _loads(text: str) -> Any:
+    """JSON.parse of one line."""
+    if _scan is None:  # pragma: no cover
+        import json
+
+        return json.loads(text)
+    start = len(text) - len(text.lstrip(_WS))
+    try:
+        value, end = _scan(text, start)
+    except StopIteration as stop:
+        raise ValueError(f"Unexpected token at position {stop.value}") from None
+    if text[end:].strip(_WS):
+        raise ValueError(f"Unexpected non-whitespace character after JSON at position {end}")
+    return value
 
 
 def _js_number(x: float) -> str:
@@ -186,6 +249,8 @@ def _is_internal(message: Any) -> bool:
 
 def _handle_type(handle: Any) -> tuple[str, dict[str, Any]]:
     """Node's handle classes for a Python socket."""
+    import socket  # whoever sends a handle has it loaded already
+
     if not isinstance(handle, socket.socket):
         raise ArgTypeError("This handle type cannot be sent", code="ERR_INVALID_HANDLE_TYPE")
     if handle.type == socket.SOCK_DGRAM:
@@ -239,8 +304,10 @@ class IPC:
         self.reactor = reactor
         self.pickle = serialization in ("pickle", "advanced")
         self.encode = encode_pickle if self.pickle else encode_json
-        self.sock = socket.socket(fileno=fd)
+        self.sock = _socket.socket(fileno=fd)
         self.sock.setblocking(False)
+        self._rbuf = bytearray(_RECV_SIZE)  # recvmsg_into: no 256 KiB allocation per read
+        self._rview = memoryview(self._rbuf)
         self.connected = True
         self.channel: Channel | None = Channel(self)
         self._on_closed = on_closed
@@ -341,7 +408,7 @@ class IPC:
             data, fd = entry[0], entry[1]
             try:
                 if fd >= 0:
-                    sent = sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
+                    sent = sock.sendmsg([data], [(_SOL_SOCKET, _SCM_RIGHTS, _INT.pack(fd))])
                     entry[1] = -1  # the fd went with the first byte
                 elif len(out) > 1 and len(data) < 65536:
                     # Coalesce small messages into one syscall.
@@ -423,20 +490,19 @@ class IPC:
     def _read_once(self) -> bool:
         """One recvmsg; False when nothing was there."""
         try:
-            data, anc, _flags, _addr = self.sock.recvmsg(_RECV_SIZE, _FD_SPACE, _CLOEXEC_FLAG)
+            size, anc, _flags, _addr = self.sock.recvmsg_into([self._rview], _FD_SPACE, _CLOEXEC_FLAG)
         except (BlockingIOError, InterruptedError):
             return False
         except OSError:
-            data, anc = b"", []
+            size, anc = 0, []
         for level, kind, payload in anc:
-            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                fds = array.array("i")
-                fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
-                self._fds.extend(fds)
-        if not data:
+            if level == _SOL_SOCKET and kind == _SCM_RIGHTS:
+                count = len(payload) // _INT.size
+                self._fds.extend(struct.unpack_from(f"{count}i", payload))
+        if not size:
             self._on_eof()
             return False
-        self._inbuf += data
+        self._inbuf += self._rview[:size]
         for message in self._parse():
             self._dispatch(message)
         return True
@@ -453,13 +519,16 @@ class IPC:
             end = buf.rfind(b"\n")
             if end < 0:
                 return messages
-            lines = bytes(buf[:end]).split(b"\n")
+            # One UTF-8 decode for the whole read (a '\\n' byte never sits
+            # inside a multi-byte sequence); invalid bytes become U+FFFD as
+            # in Node's StringDecoder.
+            lines = buf[:end].decode("utf-8", "replace").split("\n")
             del buf[: end + 1]
             for line in lines:
                 try:
-                    messages.append(json.loads(line))
+                    messages.append(_loads(line))
                 except ValueError as exc:
-                    messages.append(_BadMessage(exc, line))
+                    messages.append(_BadMessage(exc, line.encode("utf-8", "replace")))
             return messages
         pos = 0
         while len(buf) - pos >= 4:
@@ -501,6 +570,8 @@ class IPC:
         fd = self._fds.popleft()
         # Node ACKs before its 'message' handler runs.
         self.send({"cmd": "NODE_HANDLE_ACK"})
+        import socket  # only when a handle arrives
+
         try:
             handle: Any = socket.socket(fileno=fd)
         except OSError:
@@ -630,7 +701,8 @@ class IPC:
             # After the messages of the last read, which wait on the queue.
             self.reactor.call_soon(self._finish_close)
         elif self._closing and not self._out:
-            self._finish_close()
+            # Queued like the close above: messages already read go first.
+            self.reactor.call_soon(self._finish_close)
 
     def _finish_close(self) -> None:
         if self.sock.fileno() < 0:
