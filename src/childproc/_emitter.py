@@ -78,12 +78,13 @@ import math
 import os
 import sys
 import warnings
-from collections.abc import Callable, Hashable
 from types import FrameType
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds at import; forked children start faster without
+    from collections.abc import Callable, Hashable
     from typing import Any, TypeVar, overload
 
+    
     _F = TypeVar("_F", bound=Callable[..., Any])
     _E = TypeVar("_E", bound="EventEmitter")
 else:
@@ -95,7 +96,6 @@ from ._errors import ArgTypeError, ArgValueError
 
 __all__ = ["EventEmitter", "MaxListenersExceededWarning", "UnhandledErrorEvent"]
 
-Listener = Callable[..., object]
 
 # Node's meta-event names, kept so that ported code (and ports of Node's own
 # stream code) keep working.

@@ -31,10 +31,10 @@ from __future__ import annotations
 
 import errno as _errno
 import os
-from collections.abc import Iterable
 from types import BuiltinFunctionType, BuiltinMethodType, FunctionType, MethodType
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds at import; forked children start faster without
+    from collections.abc import Iterable
     from typing import Any
 
 __all__ = [

@@ -23,23 +23,31 @@ handler and no ``waitpid(-1)`` is ever involved.
 
 from __future__ import annotations
 
+import _thread
 import atexit
-import heapq
 import itertools
 import os
 import select
 import sys
-import threading
 import time
-import weakref
-from collections import deque
-from collections.abc import Callable
+from _heapq import heappop, heappush
 
+try:
+    from _collections import deque
+except ImportError:  # pragma: no cover - other Pythons
+    from collections import deque
+
+# The C modules above instead of threading, heapq, collections, weakref:
+# a forked child imports this module before it can say hello, and those
+# cost it milliseconds.
 TYPE_CHECKING = False
-if TYPE_CHECKING:  # typing and asyncio cost milliseconds at import: a forked child starts faster without
+if TYPE_CHECKING:
     import asyncio
+    import weakref
+    from collections.abc import Callable
     from typing import Any
 
+    
 # Readiness masks: epoll's where there is epoll (Linux), poll's elsewhere.
 if hasattr(select, "epoll"):
     _Poller = select.epoll
@@ -52,7 +60,6 @@ else:  # macOS, the BSDs
 
 __all__ = ["Reactor", "PrivateLoop", "AsyncioReactor", "TimerHandle", "current_reactor", "run"]
 
-Callback = Callable[..., object]
 
 
 class TimerHandle:
@@ -122,14 +129,14 @@ class PrivateLoop(Reactor):
     """
 
     def __init__(self) -> None:
-        self.thread_id = threading.get_ident()
+        self.thread_id = _thread.get_ident()
         self._poller = _Poller()
         self._callbacks: dict[int, list[Callback | None]] = {}  # fd -> [reader, writer]
         self._ready: deque[tuple[Callback, tuple[Any, ...]]] = deque()
         self._timers: list[tuple[float, int, TimerHandle]] = []
         self._seq = itertools.count()
         self._refs = 0
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
         self._threadsafe: deque[tuple[Callback, tuple[Any, ...]]] = deque()
         self._awaited_wakeups = 0  # threads that will call call_soon_threadsafe
         # Wake-up pipe for other threads (exit waiters without a pidfd, C
@@ -198,7 +205,7 @@ class PrivateLoop(Reactor):
 
     def call_later(self, delay: float, callback: Callback, *args: Any) -> TimerHandle:
         handle = TimerHandle(time.monotonic() + max(0.0, delay), callback, args)
-        heapq.heappush(self._timers, (handle.when, next(self._seq), handle))
+        heappush(self._timers, (handle.when, next(self._seq), handle))
         return handle
 
     def expect_wakeup(self) -> None:
@@ -237,7 +244,7 @@ class PrivateLoop(Reactor):
     def _next_timeout(self, deadline: float | None) -> float | None:
         timers = self._timers
         while timers and timers[0][2].cancelled:
-            heapq.heappop(timers)
+            heappop(timers)
         wait: float | None = None
         now = time.monotonic()
         if timers:
@@ -251,12 +258,12 @@ class PrivateLoop(Reactor):
         timers = self._timers
         now = time.monotonic()
         while timers and timers[0][0] <= now:
-            _, _, handle = heapq.heappop(timers)
+            _, _, handle = heappop(timers)
             if not handle.cancelled:
                 self._ready.append((handle.callback, handle.args))
 
     def run_until(self, done: Callable[[], bool], timeout: float | None = None) -> bool:
-        if threading.get_ident() != self.thread_id:
+        if _thread.get_ident() != self.thread_id:
             raise RuntimeError("a childproc loop can only be driven by the thread that owns it")
         deadline = None if timeout is None else time.monotonic() + timeout
         callbacks = self._callbacks
@@ -323,7 +330,7 @@ class AsyncioReactor(Reactor):
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.thread_id = threading.get_ident()
+        self.thread_id = _thread.get_ident()
 
     def add_reader(self, fd: int, callback: Callback) -> None:
         self.loop.add_reader(fd, callback)
@@ -357,11 +364,18 @@ class AsyncioReactor(Reactor):
         )
 
 
-_local = threading.local()
-_asyncio_reactors: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncioReactor] = (
-    weakref.WeakKeyDictionary()
-)
+_local = _thread._local()
+_asyncio_reactors: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncioReactor] | None = None
 _main_loop: PrivateLoop | None = None
+
+
+def _on_main_thread() -> bool:
+    threading = sys.modules.get("threading")
+    if threading is None:
+        # Nothing has imported threading, so no thread was started through
+        # it: this is the main thread.
+        return True
+    return bool(threading.current_thread() is threading.main_thread())
 
 
 def private_loop() -> PrivateLoop:
@@ -369,7 +383,7 @@ def private_loop() -> PrivateLoop:
     loop: PrivateLoop | None = getattr(_local, "loop", None)
     if loop is None:
         loop = _local.loop = PrivateLoop()
-        if threading.current_thread() is threading.main_thread():
+        if _on_main_thread():
             global _main_loop
             _main_loop = loop
     return loop
@@ -383,6 +397,11 @@ def current_reactor() -> Reactor:
     aloop = asyncio._get_running_loop() if asyncio is not None else None
     if aloop is None:
         return private_loop()
+    global _asyncio_reactors
+    if _asyncio_reactors is None:
+        import weakref
+
+        _asyncio_reactors = weakref.WeakKeyDictionary()
     reactor = _asyncio_reactors.get(aloop)
     if reactor is None:
         reactor = _asyncio_reactors[aloop] = AsyncioReactor(aloop)

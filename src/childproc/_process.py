@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Callable
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds at import; forked children start faster without
+    from collections.abc import Callable
     from typing import Any
 
 from ._emitter import EventEmitter
