@@ -53,10 +53,13 @@ if hasattr(select, "epoll"):
     _Poller = select.epoll
     _READ, _WRITE = select.EPOLLIN, select.EPOLLOUT
     _HUP = select.EPOLLHUP | select.EPOLLERR
-else:  # macOS, the BSDs
+elif hasattr(select, "poll"):  # macOS, the BSDs
     _Poller = select.poll
     _READ, _WRITE = select.POLLIN, select.POLLOUT
     _HUP = select.POLLHUP | select.POLLERR
+else:  # Windows: pipes are not pollable there; its loop (IOCP) is still to come
+    _Poller = None
+    _READ, _WRITE, _HUP = 1, 4, 8
 
 __all__ = ["Reactor", "PrivateLoop", "AsyncioReactor", "TimerHandle", "current_reactor", "run"]
 
@@ -129,6 +132,11 @@ class PrivateLoop(Reactor):
     """
 
     def __init__(self) -> None:
+        if _Poller is None:
+            raise NotImplementedError(
+                "childproc's async API (spawn, exec, fork) has no Windows loop yet; "
+                "the sync forms (spawn_sync, exec_sync, exec_file_sync) work there"
+            )
         self.thread_id = _thread.get_ident()
         self._poller = _Poller()
         self._callbacks: dict[int, list[Callback | None]] = {}  # fd -> [reader, writer]

@@ -24,8 +24,12 @@ on that asyncio loop.
 
 from __future__ import annotations
 
-import fcntl
 import os
+
+try:
+    import fcntl
+except ImportError:  # Windows: handles Python opens are not inheritable anyway
+    fcntl = None  # type: ignore[assignment]
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds at import; forked children start faster without
     from collections.abc import Callable
@@ -47,8 +51,9 @@ def _take_channel() -> tuple[int, str]:
         return -1, mode
     try:
         fd = int(raw)
-        flags = fcntl.fcntl(fd, fcntl.F_GETFD)
-        fcntl.fcntl(fd, fcntl.F_SETFD, flags | fcntl.FD_CLOEXEC)
+        if fcntl is not None:
+            flags = fcntl.fcntl(fd, fcntl.F_GETFD)
+            fcntl.fcntl(fd, fcntl.F_SETFD, flags | fcntl.FD_CLOEXEC)
     except (ValueError, OSError):
         return -1, mode
     return fd, mode
