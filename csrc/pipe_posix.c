@@ -195,6 +195,7 @@ static void *pump_main(void *arg)
 
     int rc = 0;
 #ifdef __linux__
+    int input_was_ready = 0;
     for (;;) {
         /* SPLICE_F_NONBLOCK makes the pipe side non-blocking whatever the
          * fd's flags, so a cancel is never stuck behind a blocked splice. */
@@ -202,6 +203,7 @@ static void *pump_main(void *arg)
                            SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
         if (n > 0) {
             p->moved += (uint64_t)n;
+            input_was_ready = 0;
             continue;
         }
         if (n == 0)
@@ -209,14 +211,14 @@ static void *pump_main(void *arg)
         if (errno == EINTR)
             continue;
         if (errno == EAGAIN) {
-            /* Either side may be the one not ready: wait for input first,
-             * and if input is there, the output is what is full. */
-            struct pollfd in = {p->in_fd, POLLIN, 0};
-            int ready = poll(&in, 1, 0);
-            rc = pump_wait(p, ready > 0 ? p->out_fd : p->in_fd,
-                           ready > 0 ? POLLOUT : POLLIN);
+            /* One poll per EAGAIN: the input is the usual reason (wait for
+             * it); if the splice right after input became ready still
+             * cannot move anything, the output is full (wait for that). */
+            rc = input_was_ready ? pump_wait(p, p->out_fd, POLLOUT)
+                                 : pump_wait(p, p->in_fd, POLLIN);
             if (rc < 0)
                 break;
+            input_was_ready = !input_was_ready;
             continue;
         }
         if (errno == EINVAL || errno == ENOSYS) {
