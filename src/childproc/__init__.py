@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # the eager view, for type checkers and IDEs
     from ._readable import Readable
     from ._spawn import fork, spawn
     from ._sync import SpawnSyncResult, exec_file_sync, exec_sync, spawn_sync
-    from ._writable import LineTooLongError, StreamError, Writable
+    from ._writable import LineTooLongError, StreamError, StreamSystemError, Writable
 
 _EXPORTS = {
     "AbortController": "_abort",
@@ -52,6 +52,7 @@ _EXPORTS = {
     "exec_sync": "_sync",
     "spawn_sync": "_sync",
     "StreamError": "_writable",
+    "StreamSystemError": "_writable",
     "Writable": "_writable",
 }
 

@@ -29,6 +29,28 @@ process of the user; EPERM/EBUSY simply leave the pipe as it is.
 ``pipe(dest)`` between two fds does not go through Python at all: a C thread
 moves the bytes with ``splice(2)`` (:func:`cp_pump_start`) and wakes the loop
 when it is done.  See :meth:`Readable.pipe`.
+
+**After the child's exit** (:meth:`Readable._drain_after_exit`, called by the
+ChildProcess where Node's ``flushStdio`` calls ``resume()``), a stream that
+somebody consumes -- a ``'data'`` listener, ``pipe()``, an iterator in
+progress, flowing mode -- is resumed exactly as in Node.  A stream nobody
+consumes is *not* switched to flowing mode, where its data would go to no
+listener and be lost (the ``out = stdout.read(); err = stderr.read()``
+trap): it reads to EOF ignoring ``high_water_mark`` and keeps what it reads,
+up to :data:`DRAIN_AFTER_EXIT_CAP` bytes buffered; beyond the cap the rest
+is discarded up to EOF, as Node discards all of it, and counted in
+``discarded_after_exit`` (what is kept is always a clean prefix).  An
+iterator that starts consuming it meanwhile paces it with the mark again,
+so a slow reader loses nothing.  At EOF
+the fd is closed and the ChildProcess counts it for its ``'close'`` at once
+(Node's timing), so ``'close'``/``wait()`` never depend on anybody reading.
+The stream itself keeps Node's own order, ``'data'* 'end' 'close'``, with
+``'close'`` last: while kept data is buffered it stays ``readable``, holds
+no loop reference, and emits ``'end'`` then ``'close'`` only once a later
+``read()``, iteration, ``lines()``, ``'data'`` listener, ``resume()`` or
+``pipe()`` has consumed the kept data.  A stream nobody ever consumes thus
+never emits its own ``'end'``/``'close'`` (in Node: ``'end'``, ``'close'``
+after its data went to nobody), while the ChildProcess's events are Node's.
 """
 
 from __future__ import annotations
@@ -61,6 +83,11 @@ _BIG_PIPE = 1 << 20  # /proc/sys/fs/pipe-max-size's default, allowed to anyone
 _FULL_READS_BEFORE_GROW = 4  # consecutive full reads that prove a fast producer
 _MAX_READS_PER_WAKE = 32  # so that one busy pipe cannot starve other callbacks (libuv: 32)
 _RETRY_MIN = 4096  # a short read this big suggests a bulk writer: read again at once
+
+#: What a stream nobody consumes keeps after the child's exit, at most (bytes
+#: buffered; characters once an encoding is set).  Read when the drain
+#: starts, so it can be changed (or monkeypatched) at any time before.
+DRAIN_AFTER_EXIT_CAP = 64 << 20
 
 Chunk = bytes | str
 Decoder = Callable[[bytes, bool], str]  # (data, final) -> text
@@ -105,6 +132,12 @@ class Readable(EventEmitter):
         self._holding_ref = True
         self.used_as_stdio = False
         self._lent = False  # the fd went blocking for a spawn (see _childproc_fd)
+        self._drain_cap: int | None = None  # set by _drain_after_exit: read to EOF, keep this much
+        self._on_fd_closed: Callable[..., Any] | None = None  # the owner's counting 'close' listener
+        self._detached = False  # EOF after exit with data kept: the fd is closed, no loop ref
+        #: Bytes read after the child's exit and dropped because nobody consumed
+        #: them and ``DRAIN_AFTER_EXIT_CAP`` was reached (0 when nothing was lost).
+        self.discarded_after_exit = 0
         reactor.ref()
         self._start_reading()
 
@@ -170,7 +203,7 @@ class Readable(EventEmitter):
         return self
 
     def _update_ref(self) -> None:
-        want = self._ref_wanted and not self._closed
+        want = self._ref_wanted and not self._closed and not self._detached
         if want != self._holding_ref:
             self._holding_ref = want
             self._reactor.ref() if want else self._reactor.unref()
@@ -220,7 +253,11 @@ class Readable(EventEmitter):
             if not n:
                 self._on_eof()
                 return
-            if self._decoder is None:
+            if self._drain_cap is not None:
+                data = self._keep(data)  # after exit, nobody consuming: up to the cap
+            if not data:
+                pass
+            elif self._decoder is None:
                 self._push(data)
             else:
                 text = self._decoder(data, False)
@@ -269,8 +306,10 @@ class Readable(EventEmitter):
             self._wake()
         if self._flowing:
             self._flow()
-        elif self._length >= self._hwm:
-            self._stop_reading()  # backpressure: the child blocks once the pipe is full
+        elif self._length >= self._hwm and (self._drain_cap is None or self._consumers):
+            # Backpressure: the child blocks once the pipe is full.  (Draining
+            # after exit ignores the mark, unless an iterator consumes.)
+            self._stop_reading()
 
     def _flow(self) -> None:
         """Emit buffered chunks while flowing (Node's ``flow()``)."""
@@ -284,7 +323,7 @@ class Readable(EventEmitter):
     def _after_consume(self) -> None:
         if self._eof:
             self._maybe_end()
-        elif self._flowing or self._length < self._hwm:
+        elif self._flowing or self._length < self._hwm or self._drain_cap is not None:
             self._start_reading()
 
     def _on_eof(self) -> None:
@@ -295,6 +334,8 @@ class Readable(EventEmitter):
             if tail:
                 self._push(tail)
         self._maybe_end()
+        if self._drain_cap is not None:
+            self._detach()
         if self._waiters:
             self._wake()
 
@@ -330,13 +371,15 @@ class Readable(EventEmitter):
             self._flowing = False
             self.emit("pause")
         self._paused_flag = True
-        if self._length >= self._hwm:
+        if self._length >= self._hwm and (self._drain_cap is None or self._consumers):
             self._stop_reading()
         return self
 
     def resume(self) -> Readable:
         """Switch to flowing mode: buffered data, then new data, goes to ``'data'``
-        (and is lost if nobody listens -- Node's rule)."""
+        (and is lost if nobody listens -- Node's rule).  On a stream that kept
+        its data after the child's exit this delivers the kept data, then
+        ``'end'`` and ``'close'``."""
         if not self._flowing:
             # An iterator in progress is Node's 'readable' listener: it keeps
             # the stream in paused mode.
@@ -353,6 +396,70 @@ class Readable(EventEmitter):
             return
         self.emit("resume")
         self._flow()
+
+    # -- after the child's exit (Node's flushStdio, keeping the data) -------------
+
+    def _drain_after_exit(self, on_fd_closed: Callable[..., Any] | None = None) -> None:
+        """Read to EOF so the fd closes, without losing what nobody consumed.
+
+        The ChildProcess calls this on the tick after ``'exit'``, where Node's
+        ``flushStdio`` calls ``resume()``.  A stream being consumed (flowing,
+        a ``'data'`` listener, ``pipe()``, an iterator in progress) is resumed
+        exactly as Node does.  Otherwise the stream stays in paused mode,
+        reads to EOF regardless of ``high_water_mark`` and buffers what it
+        reads up to :data:`DRAIN_AFTER_EXIT_CAP` (see the module docstring).
+        While an iterator (``read()``, ``lines()``, ``for``) started later
+        consumes it, the mark applies again (the iterator reads to EOF; no
+        need to buffer ahead of it, nor to drop anything); if it stops
+        early, the drain goes on.
+
+        ``on_fd_closed`` is the owner's listener on this stream's ``'close'``
+        that counts it for the child's ``'close'``.  If EOF leaves kept data
+        buffered, the fd is closed at once, that listener is taken off
+        ``'close'`` and called on the next tick instead (the stream's own
+        ``'end'``/``'close'`` wait for the data to be consumed).
+        """
+        if self._destroyed or self._end_emitted or self._drain_cap is not None:
+            return
+        if self._flowing or self._consumers or self._pump is not None or self.listener_count("data"):
+            self.resume()  # somebody gets the data: Node's resume(), exactly
+            return
+        self._drain_cap = DRAIN_AFTER_EXIT_CAP
+        self._on_fd_closed = on_fd_closed
+        if self._eof:
+            self._detach()  # EOF came before the exit: only the fd to close
+        else:
+            self._start_reading()
+
+    def _keep(self, data: bytes) -> bytes:
+        """What of ``data`` (just read while draining after exit) fits under the cap.
+
+        Once something was discarded everything after it is too, so what
+        is kept is a prefix of the output, never one with a hole in it.
+        """
+        if self.discarded_after_exit:
+            self.discarded_after_exit += len(data)
+            return b""
+        if self._consumers:
+            return data  # an iterator paces the stream: the buffer stays near the mark
+        room = self._drain_cap - self._length  # type: ignore[operator]
+        if len(data) <= room:
+            return data
+        room = max(room, 0)
+        self.discarded_after_exit += len(data) - room
+        return data[:room]
+
+    def _detach(self) -> None:
+        """At EOF after exit: close the fd now, keep the buffered data, stop holding the loop."""
+        if not self._buffer or self._fd < 0 or self._destroyed or self._pump is not None:
+            return  # nothing kept: 'end' and 'close' come as usual
+        self._close_fd()
+        self._detached = True
+        self._update_ref()
+        fn, self._on_fd_closed = self._on_fd_closed, None
+        if fn is not None:
+            self.off("close", fn)
+            self._reactor.call_soon(fn)
 
     def is_paused(self) -> bool:
         """True after an explicit ``pause()`` (a fresh stream is not "paused")."""
@@ -535,6 +642,8 @@ class Readable(EventEmitter):
         self._consumers -= 1
         if self._consumers == 0:
             self.off("error", self._consumer_error)
+            if self._drain_cap is not None:
+                self._start_reading()  # left early after the exit: drain on, to EOF
 
     def _poll(self) -> tuple[int, Chunk | None]:
         """(0, chunk) | (1, None) end reached | (2, None) failed | (3, None) wait."""

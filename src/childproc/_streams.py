@@ -50,6 +50,18 @@ Deliberate differences from Node
   emits ``'close'`` (Node keeps the parent's copy open and never emits it,
   so a writer never sees EPIPE when the new reader dies).  The fd is put in
   blocking mode for the new child first (libuv does the same in the child).
+* After the child's exit, an output stream that nobody consumes (no
+  ``'data'`` listener, no ``pipe()``, no iterator, not flowing) is not
+  resumed into a void, as Node's ``flushStdio`` does: it reads to EOF and
+  *keeps* the data (up to ``_readable.DRAIN_AFTER_EXIT_CAP``, 64 MiB
+  buffered; the rest is dropped and counted in ``discarded_after_exit``),
+  so ``out = child.stdout.read(); err = child.stderr.read()`` or reading
+  after ``child.wait()`` loses nothing.  Its fd closes at EOF and the
+  ChildProcess's ``'exit'``/``'close'`` come exactly when they come in
+  Node; the stream's own ``'end'`` then ``'close'`` come once the kept data
+  has been consumed (by ``read()``, iteration, ``lines()``, a ``'data'``
+  listener, ``resume()`` or ``pipe()``), never if it never is.  It emits
+  no ``'resume'`` and ``readable_flowing`` is not set to True by the drain.
 * Leaving a ``for``/``async for`` early keeps the stream, paused and usable
   (Node's async iterator destroys it), like a file.
 * ``end(callback)`` on a stream destroyed without an error calls back with
