@@ -11,7 +11,9 @@ The event rules are Node's (reference §2):
   (EPERM from uid/gid, E2BIG, ...) raises from ``spawn()``.
 * ``'exit'(code, signal)`` when the process ends; stdin is destroyed then,
   and on the next tick every readable stdio stream nobody is consuming is
-  resumed so it can drain and close (Node's ``flushStdio``).
+  drained to EOF (Node's ``flushStdio``), its fd closed so ``'close'`` can
+  come -- but, unlike Node, what nobody read is kept (up to a cap) for a
+  later ``read()``, iteration or listener instead of being thrown away.
 * ``'close'(code, signal)`` once the exit and every piped output stream
   (index >= 1; stdin does not count) have closed: Node's ``maybeClose``
   counting.  Our listener on each stream is attached before the user can
@@ -245,7 +247,14 @@ class ChildProcess(EventEmitter):
 
     def _close_stdio(self) -> None:
         for stream in self.stdio or ():
-            if isinstance(stream, Readable) and not stream.destroyed and not stream.used_as_stdio:
+            # A stream whose fd is closed already holds data kept for a
+            # reader (the drain after exit): nothing holds a pipe there.
+            if (
+                isinstance(stream, Readable)
+                and not stream.destroyed
+                and not stream.used_as_stdio
+                and stream.fileno() >= 0
+            ):
                 stream.destroy()
 
     def _flush_stdio(self) -> None:

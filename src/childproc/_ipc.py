@@ -138,12 +138,12 @@ def _loads(text: str) -> Any:
         import json
 
         return json.loads(text)
-    start = len(text) - len(text.lstrip(_WS))
+    start = len(text) - len(text.lstrip(_WS)) if text[:1] in _WS else 0
     try:
         value, end = _scan(text, start)
     except StopIteration as stop:
         raise ValueError(f"Unexpected token at position {stop.value}") from None
-    if text[end:].strip(_WS):
+    if end != len(text) and text[end:].strip(_WS):
         raise ValueError(f"Unexpected non-whitespace character after JSON at position {end}")
     return value
 
@@ -180,13 +180,20 @@ def _js_number(x: float) -> str:
 
 
 def _has_float(value: Any) -> bool:
+    # On every send: plain loops, scalars checked inline (no generators).
     kind = type(value)
     if kind is float:
         return True
     if kind is dict:
-        return any(_has_float(v) for v in value.values())
-    if kind is list or kind is tuple:
-        return any(_has_float(v) for v in value)
+        items: Any = value.values()
+    elif kind is list or kind is tuple:
+        items = value
+    else:
+        return False
+    for item in items:
+        t = type(item)
+        if t is float or ((t is dict or t is list or t is tuple) and _has_float(item)):
+            return True
     return False
 
 
@@ -219,7 +226,7 @@ def encode_json(message: Any) -> bytes:
             raise TypeError("Converting circular structure to JSON") from None
         raise
     try:
-        return text.encode("utf-8") + b"\n"
+        return (text + "\n").encode("utf-8")
     except UnicodeEncodeError:
         return _escape_surrogates(text).encode("utf-8") + b"\n"
 
@@ -316,6 +323,8 @@ class IPC:
         self._out: deque[list[Any]] = deque()  # [bytes, fd or -1]
         self._out_size = 0
         self._writing = False
+        self._batching = False  # a flush is queued for the end of this tick
+        self._write_ref = False  # pending writes keep the loop alive
         self._pending_messages: list[tuple[Any, Any]] = []
         self._handle_queue: list[tuple[Any, Any, bool, Any]] | None = None
         self._pending_handle: tuple[bytes, Any, bool, int] | None = None
@@ -398,7 +407,23 @@ class IPC:
     def _write(self, data: bytes, fd: int, callback: Any) -> None:
         self._out.append([data, fd, callback])
         self._out_size += len(data)
-        if not self._writing:
+        if not self._write_ref:
+            # Like a Node channel with a write in flight: what was sent is
+            # delivered even if the process is about to end.
+            self._write_ref = True
+            self.reactor.ref()
+        if self._writing or self._batching:
+            return
+        # The first message of a tick goes out now (latency); the ones sent
+        # after it in the same tick are joined into one write at its end.
+        self._flush()
+        if self._out or not self._writing:
+            self._batching = True
+            self.reactor.call_soon(self._end_batch)
+
+    def _end_batch(self) -> None:
+        self._batching = False
+        if self._out and not self._writing:
             self._flush()
 
     def _flush(self) -> None:
@@ -435,8 +460,14 @@ class IPC:
             if self._writing:
                 self._writing = False
                 self.reactor.remove_writer(self.fd)
+            self._release_write_ref()
             if self._closing:
                 self._finish_close()
+
+    def _release_write_ref(self) -> None:
+        if self._write_ref:
+            self._write_ref = False
+            self.reactor.unref()
 
     def _send_batch(self) -> int:
         """Send the leading run of plain messages with one send: joined
@@ -470,6 +501,7 @@ class IPC:
         callbacks = [entry[2] for entry in self._out if entry[2] is not None]
         self._out.clear()
         self._out_size = 0
+        self._release_write_ref()
         if self._writing:
             self._writing = False
             self.reactor.remove_writer(self.fd)
@@ -503,8 +535,18 @@ class IPC:
             self._on_eof()
             return False
         self._inbuf += self._rview[:size]
+        batch: list[tuple[Any, Any]] = []
         for message in self._parse():
-            self._dispatch(message)
+            if type(message) is dict and _is_internal(message) or isinstance(message, _BadMessage):
+                # Keep the order: user messages read before this one first.
+                if batch:
+                    self.reactor.call_soon(self._deliver_batch, batch, 0)
+                    batch = []
+                self._dispatch(message)
+            else:
+                batch.append((message, None))
+        if batch:
+            self.reactor.call_soon(self._deliver_batch, batch, 0)
         return True
 
     def drain(self) -> None:
@@ -609,6 +651,20 @@ class IPC:
 
         when_empty()
 
+    def _deliver_batch(self, batch: list[tuple[Any, Any]], start: int) -> None:
+        """The user messages of one read, in order, from one queued call.
+        Node gives each its own tick so that one throwing handler loses no
+        other message; so does this: the rest is queued again first."""
+        deliver = self._deliver
+        for i in range(start, len(batch)):
+            message, handle = batch[i]
+            try:
+                deliver(message, handle)
+            except BaseException:
+                if i + 1 < len(batch):
+                    self.reactor.call_soon(self._deliver_batch, batch, i + 1)
+                raise
+
     def _deliver(self, message: Any, handle: Any) -> None:
         target = self.target
         if target.listener_count("message"):
@@ -698,6 +754,7 @@ class IPC:
             self._closing = True
             self._out.clear()
             self._out_size = 0
+            self._release_write_ref()
             # After the messages of the last read, which wait on the queue.
             self.reactor.call_soon(self._finish_close)
         elif self._closing and not self._out:
