@@ -60,6 +60,8 @@ class ExitWatch:
         self._kq: select.kqueue | None = None  # type: ignore[name-defined]
         self._thread: threading.Thread | None = None
         self._done = False
+        if isinstance(reactor, PrivateLoop):
+            reactor.exit_watches.add(self)
         if pidfd >= 0:
             self._fd = pidfd
             reactor.add_reader(pidfd, self._ready)
@@ -127,10 +129,26 @@ class ExitWatch:
         self.close()
         self._on_exit(status)
 
+    def hand_to_reaper(self) -> None:
+        """The owning thread has ended: let the reaper thread wait for the
+        child, so it does not stay a zombie.  The child's events are not
+        delivered any more (their loop is gone)."""
+        if self._done:
+            return
+        self._done = True
+        pid, fd, kq = self._pid, self._fd, self._kq
+        self._fd = -1
+        if kq is not None:
+            kq.close()
+            fd = -1
+        _reaper.adopt(pid, fd)
+
     def close(self) -> None:
         if self._done:
             return
         self._done = True
+        if isinstance(self._reactor, PrivateLoop):
+            self._reactor.exit_watches.discard(self)
         if self._fd >= 0:
             self._reactor.remove_reader(self._fd)
             if self._kq is not None:
@@ -138,3 +156,71 @@ class ExitWatch:
             else:
                 os.close(self._fd)
             self._fd = -1
+
+
+class _OrphanReaper:
+    """One daemon thread that reaps children whose owning thread ended
+    (see ``_loop._ThreadExit``): it polls their pidfds, or, without a
+    pidfd, blocks in ``waitpid`` for that pid alone."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self._lock = threading.Lock()
+        self._pending: list[tuple[int, int]] = []
+        self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        self._thread: threading.Thread | None = None
+
+    def adopt(self, pid: int, pidfd: int) -> None:
+        import threading
+
+        if pidfd < 0:
+            threading.Thread(target=_reap_blocking, args=(pid,), name=f"childproc-reap-{pid}", daemon=True).start()
+            return
+        with self._lock:
+            self._pending.append((pid, pidfd))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="childproc-orphan-reaper", daemon=True)
+                self._thread.start()
+        try:
+            os.write(self._wake_w, b"\0")
+        except BlockingIOError:
+            pass
+
+    def _run(self) -> None:
+        poller = select.poll()
+        poller.register(self._wake_r, select.POLLIN)
+        children: dict[int, int] = {}  # pidfd -> pid
+        while True:
+            with self._lock:
+                for pid, pidfd in self._pending:
+                    children[pidfd] = pid
+                    poller.register(pidfd, select.POLLIN)
+                self._pending.clear()
+            for fd, _mask in poller.poll():
+                if fd == self._wake_r:
+                    try:
+                        while os.read(self._wake_r, 64):
+                            pass
+                    except BlockingIOError:
+                        pass
+                    continue
+                pid = children.pop(fd, None)
+                if pid is not None:
+                    poller.unregister(fd)
+                    _reap(pid)
+                    os.close(fd)
+
+
+def _reap_blocking(pid: int) -> None:
+    while True:
+        try:
+            os.waitpid(pid, 0)
+            return
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            return
+
+
+_reaper = _OrphanReaper()

@@ -147,6 +147,7 @@ class PrivateLoop(Reactor):
         self._lock = _thread.allocate_lock()
         self._threadsafe: deque[tuple[Callback, tuple[Any, ...]]] = deque()
         self._awaited_wakeups = 0  # threads that will call call_soon_threadsafe
+        self.exit_watches: set[Any] = set()  # children still running, for _ThreadExit
         # Wake-up pipe for other threads (exit waiters without a pidfd, C
         # pumps finishing).  Close-on-exec and non-blocking from birth.
         self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK) if hasattr(os, "pipe2") else _pipe_cloexec()
@@ -386,6 +387,24 @@ def _on_main_thread() -> bool:
     return bool(threading.current_thread() is threading.main_thread())
 
 
+class _ThreadExit:
+    """Lives in a thread's local storage beside its loop; Python drops it
+    when the thread ends.  Children that thread started and never waited
+    for would stay zombies (nobody drives that loop again), so they are
+    handed to one reaper thread that waits on their pidfds."""
+
+    __slots__ = ("loop",)
+
+    def __init__(self, loop: PrivateLoop) -> None:
+        self.loop = loop
+
+    def __del__(self) -> None:
+        watches = list(self.loop.exit_watches)
+        self.loop.exit_watches.clear()
+        for watch in watches:
+            watch.hand_to_reaper()
+
+
 def private_loop() -> PrivateLoop:
     """This thread's private loop, created on first use."""
     loop: PrivateLoop | None = getattr(_local, "loop", None)
@@ -394,6 +413,8 @@ def private_loop() -> PrivateLoop:
         if _on_main_thread():
             global _main_loop
             _main_loop = loop
+        else:
+            _local.exit_guard = _ThreadExit(loop)
     return loop
 
 
