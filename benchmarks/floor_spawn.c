@@ -12,7 +12,20 @@
  *                      stderr to EOF, then waits (what spawnSync with its
  *                      default stdio does, in childproc and in Node)
  *
- * Usage: floor_spawn OPS MAX_MS WARMUP_OPS WARMUP_MS BALLAST_MIB [PROGRAM]
+ * and twice more for "async spawn + exit" (-DWITH_PIDFD): the parent opens a
+ * pidfd for the child (pidfd_open(2)), polls it (with the pipes, if any)
+ * until the child has exited and the outputs are at EOF, then reaps it with
+ * waitpid -- what an event loop that watches exits through pidfds does, with
+ * nothing else on the loop:
+ *
+ *   floor_spawn_pidfd        inherited stdio
+ *   floor_spawn_pidfd_pipes  -DWITH_PIPES: three pipes
+ *
+ * floor_spawn (no pidfd) also times a whole command for other workloads,
+ * e.g. `/bin/sh -c 'head -c 1G /dev/zero | cat > /dev/null'`, the shell-pipe
+ * reference of the throughput workloads.
+ *
+ * Usage: floor_spawn OPS MAX_MS WARMUP_OPS WARMUP_MS BALLAST_MIB [PROGRAM [ARGS...]]
  *   Runs WARMUP_OPS untimed spawns (or WARMUP_MS, whichever ends first), then
  *   up to OPS timed spawns, stopping early once MAX_MS have passed (at least
  *   one timed op always runs).  With BALLAST_MIB > 0 the parent first
@@ -31,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -56,9 +70,13 @@ static long rss_kib(void) {
     return kib;
 }
 
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+
 /* One spawn + wait.  Returns the child's wait status, or -1 on an error. */
-static int spawn_once(const char *program) {
-    char *argv[] = {(char *)program, NULL};
+static int spawn_once(char **argv) {
+    const char *program = argv[0];
     pid_t pid;
     int status = 0, rc;
 #ifdef WITH_PIPES
@@ -70,7 +88,7 @@ static int spawn_once(const char *program) {
     posix_spawn_file_actions_adddup2(&fa, in[0], 0);
     posix_spawn_file_actions_adddup2(&fa, out[1], 1);
     posix_spawn_file_actions_adddup2(&fa, err[1], 2);
-    rc = posix_spawn(&pid, program, &fa, NULL, argv, environ);
+    rc = posix_spawnp(&pid, program, &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     close(in[0]);
     close(out[1]);
@@ -82,18 +100,31 @@ static int spawn_once(const char *program) {
         return -1;
     }
     {
-        struct pollfd pfd[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+        /* stdout, stderr and (WITH_PIDFD) the pidfd, until all are done */
+        struct pollfd pfd[3] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}, {-1, POLLIN, 0}};
         int open_fds = 2;
         char buf[65536];
+#ifdef WITH_PIDFD
+        pfd[2].fd = (int)syscall(SYS_pidfd_open, pid, 0);
+        if (pfd[2].fd < 0)
+            return -1;
+        open_fds = 3;
+#endif
         while (open_fds > 0) {
-            if (poll(pfd, 2, -1) < 0) {
+            if (poll(pfd, 3, -1) < 0) {
                 if (errno == EINTR)
                     continue;
                 break;
             }
-            for (int i = 0; i < 2; i++) {
+            for (int i = 0; i < 3; i++) {
                 if (pfd[i].fd < 0 || !pfd[i].revents)
                     continue;
+                if (i == 2) { /* the pidfd: the child has exited */
+                    close(pfd[i].fd);
+                    pfd[i].fd = -1;
+                    open_fds--;
+                    continue;
+                }
                 ssize_t n = read(pfd[i].fd, buf, sizeof buf);
                 if (n > 0)
                     continue; /* a real peer would keep these bytes */
@@ -106,9 +137,20 @@ static int spawn_once(const char *program) {
         }
     }
 #else
-    rc = posix_spawn(&pid, program, NULL, NULL, argv, environ);
+    rc = posix_spawnp(&pid, program, NULL, NULL, argv, environ);
     if (rc != 0)
         return -1;
+#ifdef WITH_PIDFD
+    {
+        struct pollfd pfd = {(int)syscall(SYS_pidfd_open, pid, 0), POLLIN, 0};
+        if (pfd.fd < 0)
+            return -1;
+        while (poll(&pfd, 1, -1) < 0)
+            if (errno != EINTR)
+                break;
+        close(pfd.fd);
+    }
+#endif
 #endif
     while (waitpid(pid, &status, 0) < 0)
         if (errno != EINTR)
@@ -126,7 +168,8 @@ int main(int argc, char **argv) {
     long warmup = atol(argv[3]);
     int64_t warmup_ns = (int64_t)(atof(argv[4]) * 1e6);
     long ballast_mib = atol(argv[5]);
-    const char *program = argc > 6 ? argv[6] : "/bin/true";
+    char *true_argv[] = {"/bin/true", NULL};
+    char **program = argc > 6 ? argv + 6 : true_argv;
     if (ops < 1)
         ops = 1;
 

@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # The benchmark command: sets everything up, then runs the comparison.
 #
-#   scripts/bench.sh            # full run (a few minutes): table, results/compare.{json,png}
-#   scripts/bench.sh --quick    # CI-sized run (seconds)
-#   scripts/bench.sh --help     # the runner's options; all arguments pass through
+#   scripts/bench.sh                       # every workload (8-10 minutes): tables, results/compare.{json,png}
+#   scripts/bench.sh --quick               # CI-sized run (under a minute)
+#   scripts/bench.sh --workload pipe_fd    # one workload (repeatable); --list names them
+#   scripts/bench.sh --help                # the runner's options; all arguments pass through
 #
-# Needs only python3 (3.10+), a C compiler and, for the Node peer, node.  On
+# Needs only python3 (3.10+), a C compiler and, for the Node peers, node.  On
 # first use it creates .venv at the repo root and installs the project with its
-# `bench` extra there; later runs reinstall only when pyproject.toml, setup.py,
-# src/ or csrc/ changed.  If childproc does not build, the benchmark still runs
-# with the childproc peers reported as skipped (and the next run tries again).
+# `bench` extra there (pytest-benchmark, matplotlib, uvloop); later runs
+# reinstall only when pyproject.toml, setup.py, src/ or csrc/ changed.  If
+# childproc does not build, the benchmark still runs with the childproc peers
+# reported as skipped (and the next run tries again); a bench dependency that
+# does not install (uvloop on an odd platform) only makes its peers skipped.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -48,21 +51,27 @@ if [ "$want" != "$have" ] || ! "$py" -c 'import matplotlib, pytest_benchmark' 2>
     if "$venv/bin/pip" install -q --disable-pip-version-check '.[bench]' >"$log" 2>&1; then
         echo "$want" >"$stamp"
     else
-        # childproc itself did not build: install the bench extra's own
-        # dependencies so the other peers still run, and say so.
+        # Something did not install: each bench dependency on its own (one
+        # that fails only makes its peers skipped), then the project alone.
         tail -n 15 "$log" >&2
-        say "childproc did not install (whole log: $log); its peers will be reported as skipped"
-        # Never benchmark a stale copy from an earlier install.
-        "$venv/bin/pip" uninstall -q -y childproc >/dev/null 2>&1 || true
-        deps=$("$py" - <<'EOF'
+        mapfile -t deps < <("$py" - <<'EOF'
 import re
 text = open("pyproject.toml").read()
 m = re.search(r'^bench\s*=\s*\[(.*?)\]', text, re.M | re.S)
-print(" ".join(re.findall(r'"([^"]+)"', m.group(1))) if m else "pytest-benchmark matplotlib")
+print("\n".join(re.findall(r'"([^"]+)"', m.group(1))) if m else "pytest-benchmark\nmatplotlib")
 EOF
 )
-        # shellcheck disable=SC2086
-        "$venv/bin/pip" install -q --disable-pip-version-check $deps
+        for dep in "${deps[@]}"; do
+            "$venv/bin/pip" install -q --disable-pip-version-check "$dep" >>"$log" 2>&1 \
+                || say "could not install '$dep' (see $log); the peers that need it will be reported as skipped"
+        done
+        if "$venv/bin/pip" install -q --disable-pip-version-check . >>"$log" 2>&1; then
+            echo "$want" >"$stamp"
+        else
+            say "childproc did not install (whole log: $log); its peers will be reported as skipped"
+            # Never benchmark a stale copy from an earlier install.
+            "$venv/bin/pip" uninstall -q -y childproc >/dev/null 2>&1 || true
+        fi
     fi
 fi
 

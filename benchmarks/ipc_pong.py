@@ -1,0 +1,9 @@
+"""Forked by compare.py / bench_ipc.py (IPC round trips): echoes every message.
+
+The channel's serialization (json or pickle) is the parent's choice; the
+child learns it from the environment, as a Node child does.
+"""
+
+from childproc import process
+
+process.on("message", lambda message, _handle=None: process.send(message))

@@ -1,0 +1,18 @@
+"""Forked by compare.py / bench_ipc.py (IPC one-way): counts messages; the
+message 'end' is answered with the count since the previous 'end'."""
+
+from childproc import process
+
+count = 0
+
+
+def on_message(message, _handle=None):
+    global count
+    if message == "end":
+        process.send(count)
+        count = 0
+    else:
+        count += 1
+
+
+process.on("message", on_message)
