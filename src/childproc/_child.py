@@ -31,14 +31,14 @@ import os
 import signal as _signal
 import socket
 import threading
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from . import _native
 from ._emitter import EventEmitter
-from ._errors import AbortError, IPCError, spawn_error
+from ._errors import AbortError, spawn_error
 from ._exitwatch import ExitWatch
-from ._ipc import IPC, Channel
+from ._ipc import IPC, IPCTarget
 from ._loop import Reactor, TimerHandle, current_reactor
 from ._signals import signal_name, signal_number
 from ._readable import Readable
@@ -59,7 +59,7 @@ _NO_STDIO_ERRORS = frozenset({_errno.EMFILE, _errno.ENFILE})
 _TREE_DRAIN_GRACE = 0.25
 
 
-class ChildProcess(EventEmitter):
+class ChildProcess(IPCTarget, EventEmitter):
     """A child process (Node's ``ChildProcess``); made by ``cp.spawn()``.
 
     Attributes: ``pid`` (None if the spawn failed), ``exit_code``,
@@ -279,47 +279,12 @@ class ChildProcess(EventEmitter):
             self._closed = True
             self.emit("close", self.exit_code, self.signal_code)
 
-    # -- the IPC channel ---------------------------------------------------
+    # -- the IPC channel (send, disconnect, connected, channel: IPCTarget) --
 
-    @property
-    def connected(self) -> bool:
-        """True while the IPC channel is open (False without one)."""
-        return self._ipc is not None and self._ipc.connected
+    _no_channel = "this child has no IPC channel: start it with fork() or an 'ipc' stdio slot"
 
-    @property
-    def channel(self) -> Channel | None:
-        """The IPC channel (``ref()``, ``unref()``, ``fd``); None without
-        one or once disconnected."""
-        return self._ipc.channel if self._ipc is not None else None
-
-    def send(
-        self,
-        message: Any,
-        send_handle: Any = None,
-        *,
-        keep_open: bool = False,
-        callback: Callable[[BaseException | None], Any] | None = None,
-    ) -> bool:
-        """Send ``message`` to the child over its IPC channel (Node's
-        ``subprocess.send``).  Returns False once 128 KiB wait to be
-        written (backpressure), or when the channel is closed -- then the
-        ``ERR_IPC_CHANNEL_CLOSED`` error goes to ``callback`` or, without
-        one, to an ``'error'`` event.  ``send_handle`` may be a
-        ``socket.socket`` (stream, listening or UDP): it travels with
-        ``SCM_RIGHTS`` and is closed here once the child has it, unless
-        ``keep_open``."""
-        if self._ipc is None:
-            raise IPCError(
-                "this child has no IPC channel: start it with fork() or an 'ipc' stdio slot",
-                code="ERR_IPC_CHANNEL_CLOSED",
-            )
-        return self._ipc.send(message, send_handle, keep_open, callback)
-
-    def disconnect(self) -> None:
-        """Close the IPC channel; both sides get ``'disconnect'``."""
-        if self._ipc is None:
-            raise IPCError("this child has no IPC channel", code="ERR_IPC_DISCONNECTED")
-        self._ipc.disconnect()
+    def _ipc_for_call(self) -> IPC | None:
+        return self._ipc
 
     # -- control -----------------------------------------------------------
 

@@ -32,12 +32,10 @@ except ImportError:  # Windows: handles Python opens are not inheritable anyway
     fcntl = None  # type: ignore[assignment]
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds at import; forked children start faster without
-    from collections.abc import Callable
     from typing import Any
 
 from ._emitter import EventEmitter
-from ._errors import IPCError
-from ._ipc import IPC, Channel
+from ._ipc import IPC, IPCTarget
 from ._loop import current_reactor
 
 __all__ = ["Process", "process"]
@@ -59,7 +57,7 @@ def _take_channel() -> tuple[int, str]:
     return fd, mode
 
 
-class Process(EventEmitter):
+class Process(IPCTarget, EventEmitter):
     """This process's end of the channel to its parent (Node's
     ``process.send`` & co.)."""
 
@@ -67,6 +65,11 @@ class Process(EventEmitter):
         super().__init__()
         self._fd, self._mode = _take_channel()
         self._ipc: IPC | None = None
+
+    _no_channel = "this process has no IPC channel (it was not forked)"
+
+    def _ipc_for_call(self) -> IPC | None:
+        return self._channel_ipc()
 
     def _channel_ipc(self) -> IPC | None:
         if self._ipc is None and self._fd >= 0:
@@ -84,37 +87,6 @@ class Process(EventEmitter):
     def prepend_listener(self, event: Any, fn: Any) -> Any:
         self._channel_ipc()
         return super().prepend_listener(event, fn)
-
-    @property
-    def connected(self) -> bool:
-        ipc = self._channel_ipc()
-        return ipc is not None and ipc.connected
-
-    @property
-    def channel(self) -> Channel | None:
-        ipc = self._channel_ipc()
-        return ipc.channel if ipc is not None else None
-
-    def send(
-        self,
-        message: Any,
-        send_handle: Any = None,
-        *,
-        keep_open: bool = False,
-        callback: Callable[[BaseException | None], Any] | None = None,
-    ) -> bool:
-        """Send ``message`` to the parent; see ``ChildProcess.send``."""
-        ipc = self._channel_ipc()
-        if ipc is None:
-            raise IPCError("this process has no IPC channel (it was not forked)", code="ERR_IPC_CHANNEL_CLOSED")
-        return ipc.send(message, send_handle, keep_open, callback)
-
-    def disconnect(self) -> None:
-        """Close the channel to the parent; both sides get ``'disconnect'``."""
-        ipc = self._channel_ipc()
-        if ipc is None:
-            raise IPCError("this process has no IPC channel", code="ERR_IPC_DISCONNECTED")
-        ipc.disconnect()
 
 
 process = Process()

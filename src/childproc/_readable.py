@@ -61,8 +61,8 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import TYPE_CHECKING, Any
 
-from ._emitter import EventEmitter
-from ._writable import premature_close, stream_destroyed, system_error, to_bytes
+from ._fdstream import FdStream
+from ._writable import premature_close, system_error, to_bytes
 
 if TYPE_CHECKING:
     from ._loop import Reactor
@@ -93,7 +93,7 @@ Chunk = bytes | str
 Decoder = Callable[[bytes, bool], str]  # (data, final) -> text
 
 
-class Readable(EventEmitter):
+class Readable(FdStream):
     """A child's stdout, stderr or extra output pipe, with Node's stream contract.
 
     ``fd`` must be non-blocking; the stream owns it and closes it at the end,
@@ -103,10 +103,7 @@ class Readable(EventEmitter):
     """
 
     def __init__(self, fd: int, reactor: Reactor, *, high_water_mark: int = 64 * 1024) -> None:
-        super().__init__()
-        self._fd = fd
-        self._reactor = reactor
-        self._hwm = high_water_mark
+        super().__init__(fd, reactor, high_water_mark)
         self._buffer: deque[Chunk] = deque()
         self._length = 0
         self._flowing: bool | None = None  # Node's tri-state: None = never decided
@@ -116,8 +113,6 @@ class Readable(EventEmitter):
         self._end_scheduled = False
         self._end_emitted = False
         self._resume_scheduled = False
-        self._destroyed = False
-        self._closed = False
         self._errored: BaseException | None = None
         self._decoder: Decoder | None = None
         self._encoding: str | None = None
@@ -128,10 +123,7 @@ class Readable(EventEmitter):
         self._pump: Any = None  # the Pump while bytes move in C
         self._waiters: list[Any] = []  # asyncio futures of iterators waiting for a change
         self._consumers = 0  # iterators and read() calls in progress
-        self._ref_wanted = True
         self._holding_ref = True
-        self.used_as_stdio = False
-        self._lent = False  # the fd went blocking for a spawn (see _childproc_fd)
         self._drain_cap: int | None = None  # set by _drain_after_exit: read to EOF, keep this much
         self._on_fd_closed: Callable[..., Any] | None = None  # the owner's counting 'close' listener
         self._detached = False  # EOF after exit with data kept: the fd is closed, no loop ref
@@ -172,41 +164,13 @@ class Readable(EventEmitter):
         return self._encoding
 
     @property
-    def destroyed(self) -> bool:
-        return self._destroyed
-
-    @property
-    def closed(self) -> bool:
-        """``'close'`` has been emitted."""
-        return self._closed
-
-    @property
     def errored(self) -> BaseException | None:
         return self._errored
 
-    def fileno(self) -> int:
-        """The pipe fd (-1 once closed)."""
-        return self._fd
+    # -- keep-alive: a live stream holds one ref until 'close' -----------------
 
-    # -- keep-alive ----------------------------------------------------------
-
-    def ref(self) -> Readable:
-        """Keep the loop (and the interpreter at exit) alive until ``'close'`` (the default)."""
-        self._ref_wanted = True
-        self._update_ref()
-        return self
-
-    def unref(self) -> Readable:
-        """Let the loop finish even though this stream is still open."""
-        self._ref_wanted = False
-        self._update_ref()
-        return self
-
-    def _update_ref(self) -> None:
-        want = self._ref_wanted and not self._closed and not self._detached
-        if want != self._holding_ref:
-            self._holding_ref = want
-            self._reactor.ref() if want else self._reactor.unref()
+    def _wants_ref(self) -> bool:
+        return not self._closed and not self._detached
 
     def __del__(self) -> None:
         # A paused stream nobody holds any more is not referenced by the
@@ -236,8 +200,7 @@ class Readable(EventEmitter):
     def _on_readable(self) -> None:
         """The pipe has data: read it in pipe-sized chunks while they come back full."""
         if self._lent:  # lent to a spawn that failed: ours again
-            self._lent = False
-            os.set_blocking(self._fd, False)
+            self._reclaim()
         fd = self._fd
         size = self._read_size
         read = os.read
@@ -586,30 +549,8 @@ class Readable(EventEmitter):
 
     # -- handing the fd to another child ---------------------------------------
 
-    def _childproc_fd(self) -> int:
-        """The fd to place in another child's stdio (``stdio=[child_a.stdout, ...]``).
-
-        The pipe is switched to blocking mode first: O_NONBLOCK belongs to the
-        open file description, which the new child shares, and most programs
-        fail on EAGAIN from their stdin (libuv clears it for the same reason).
-        Should the spawn fail, the next read here restores non-blocking mode.
-        """
-        if self._fd < 0 or self._destroyed or self._pump is not None:
-            raise stream_destroyed("spawn")
-        os.set_blocking(self._fd, True)
-        self._lent = True
-        return self._fd
-
-    def _handed_over(self) -> None:
-        """That spawn succeeded: stop reading and close the parent's copy.
-
-        Closing (Node keeps its copy open and never emits ``'close'``) lets
-        the writer get EPIPE/SIGPIPE when the new reader dies, and lets the
-        ChildProcess's ``'close'`` count this stream.  Bytes already read
-        ahead into this stream's buffer are dropped.
-        """
-        self.used_as_stdio = True
-        self.destroy()
+    def _lendable(self) -> bool:
+        return self._pump is None  # a pump is moving this fd's bytes already
 
     # -- Python additions: iteration, lines(), read() ---------------------------
 

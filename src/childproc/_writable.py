@@ -32,7 +32,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ._emitter import EventEmitter
+from ._fdstream import FdStream
 
 if TYPE_CHECKING:
     from ._loop import Reactor
@@ -165,7 +165,7 @@ def to_bytes(data: Any) -> bytes | memoryview:
     return view if view.format == "B" and view.ndim == 1 else view.cast("B")
 
 
-class Writable(EventEmitter):
+class Writable(FdStream):
     """A child's stdin (or any pipe fd the parent writes to), with Node's stream contract.
 
     ``fd`` must be non-blocking; the stream owns it and closes it at
@@ -176,10 +176,7 @@ class Writable(EventEmitter):
     """
 
     def __init__(self, fd: int, reactor: Reactor, *, high_water_mark: int = 64 * 1024) -> None:
-        super().__init__()
-        self._fd = fd
-        self._reactor = reactor
-        self._hwm = high_water_mark
+        super().__init__(fd, reactor, high_water_mark)
         # [view, callback] pairs; the head's view shrinks as it is written.
         self._queue: deque[list[Any]] = deque()
         self._length = 0
@@ -188,18 +185,12 @@ class Writable(EventEmitter):
         self._finished = False
         self._finish_scheduled = False
         self._errored: BaseException | None = None
-        self._destroyed = False
-        self._closed = False
         self._waiting = False  # registered for writability
         self._end_callbacks: list[WriteCallback] = []
         self._flush_waiters: list[Callable[[], Any]] = []
         self._held = False  # a C pump writes to our fd: keep off it
         self._parked: deque[list[Any]] = deque()  # writes made while a pump is attached
         self._pump_owner: Any = None  # the Readable whose pump writes here
-        self._ref_wanted = True
-        self._holding_ref = False
-        self.used_as_stdio = False
-        self._lent = False  # the fd went blocking for a spawn (see _childproc_fd)
 
     # -- properties (Node's names in snake_case) ----------------------------
 
@@ -231,38 +222,10 @@ class Writable(EventEmitter):
         """Everything was flushed after ``end()`` (``'finish'`` is due or done)."""
         return self._finished
 
-    @property
-    def destroyed(self) -> bool:
-        return self._destroyed
+    # -- keep-alive: only while bytes wait for the pipe, as libuv ------------
 
-    @property
-    def closed(self) -> bool:
-        """``'close'`` has been emitted."""
-        return self._closed
-
-    def fileno(self) -> int:
-        """The pipe fd (-1 once closed)."""
-        return self._fd
-
-    # -- keep-alive ----------------------------------------------------------
-
-    def ref(self) -> Writable:
-        """Let pending writes keep the loop alive again (the default)."""
-        self._ref_wanted = True
-        self._update_ref()
-        return self
-
-    def unref(self) -> Writable:
-        """Pending writes no longer keep the loop (or the interpreter at exit) alive."""
-        self._ref_wanted = False
-        self._update_ref()
-        return self
-
-    def _update_ref(self) -> None:
-        want = self._ref_wanted and self._waiting and not self._closed
-        if want != self._holding_ref:
-            self._holding_ref = want
-            self._reactor.ref() if want else self._reactor.unref()
+    def _wants_ref(self) -> bool:
+        return self._waiting and not self._closed
 
     # -- writing -------------------------------------------------------------
 
@@ -535,25 +498,3 @@ class Writable(EventEmitter):
             self._watch()
         else:
             self._maybe_finish()
-
-    def _childproc_fd(self) -> int:
-        """The fd to place in another child's stdio (see ``_handed_over``).
-
-        Switched to blocking mode for the child, as in ``Readable._childproc_fd``;
-        the next write here restores non-blocking mode if the spawn failed.
-        """
-        if self._fd < 0 or self._destroyed:
-            raise stream_destroyed("spawn")
-        os.set_blocking(self._fd, True)
-        self._lent = True
-        return self._fd
-
-    def _reclaim(self) -> None:
-        self._lent = False
-        if self._fd >= 0:
-            os.set_blocking(self._fd, False)
-
-    def _handed_over(self) -> None:
-        """The fd now belongs to another child: close our copy, emit ``'close'``."""
-        self.used_as_stdio = True
-        self.destroy()

@@ -1,0 +1,117 @@
+"""What ``Readable`` and ``Writable`` share: an owned, non-blocking pipe fd.
+
+Both streams own one fd on a reactor, report ``destroyed``/``closed``, hold
+a keep-alive ref on the loop while they need one (each decides when, in
+``_wants_ref``), and can lend their fd to another child's stdio -- the
+zero-copy hand-over of ``stdio=[a.stdout, ...]``.  That part lives here once.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ._emitter import EventEmitter
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    from ._loop import Reactor
+
+    _S = TypeVar("_S", bound="FdStream")
+
+__all__ = ["FdStream"]
+
+
+class FdStream(EventEmitter):
+    """Base of the stream classes; not used on its own."""
+
+    def __init__(self, fd: int, reactor: Reactor, high_water_mark: int) -> None:
+        super().__init__()
+        self._fd = fd
+        self._reactor = reactor
+        self._hwm = high_water_mark
+        self._destroyed = False
+        self._closed = False
+        self._ref_wanted = True  # what ref()/unref() asked for
+        self._holding_ref = False  # whether we hold one on the reactor now
+        self.used_as_stdio = False
+        self._lent = False  # the fd went blocking for a spawn (see _childproc_fd)
+
+    @property
+    def destroyed(self) -> bool:
+        return self._destroyed
+
+    @property
+    def closed(self) -> bool:
+        """``'close'`` has been emitted."""
+        return self._closed
+
+    def fileno(self) -> int:
+        """The pipe fd (-1 once closed)."""
+        return self._fd
+
+    # -- keep-alive ----------------------------------------------------------
+
+    def ref(self: _S) -> _S:
+        """Let this stream keep the loop (and the interpreter at exit) alive
+        while it needs to (the default)."""
+        self._ref_wanted = True
+        self._update_ref()
+        return self
+
+    def unref(self: _S) -> _S:
+        """Let the loop finish even though this stream is still open."""
+        self._ref_wanted = False
+        self._update_ref()
+        return self
+
+    def _wants_ref(self) -> bool:
+        """Whether the stream, as it stands, keeps the loop alive."""
+        raise NotImplementedError
+
+    def _update_ref(self) -> None:
+        want = self._ref_wanted and self._wants_ref()
+        if want != self._holding_ref:
+            self._holding_ref = want
+            self._reactor.ref() if want else self._reactor.unref()
+
+    # -- handing the fd to another child ---------------------------------------
+
+    def _lendable(self) -> bool:
+        return True
+
+    def _childproc_fd(self) -> int:
+        """The fd to place in another child's stdio (``stdio=[child_a.stdout, ...]``).
+
+        The pipe is switched to blocking mode first: O_NONBLOCK belongs to the
+        open file description, which the new child shares, and most programs
+        fail on EAGAIN from their stdio (libuv clears it for the same reason).
+        Should the spawn fail, the next read or write here (``_reclaim``)
+        restores non-blocking mode.
+        """
+        if self._fd < 0 or self._destroyed or not self._lendable():
+            from ._writable import stream_destroyed
+
+            raise stream_destroyed("spawn")
+        os.set_blocking(self._fd, True)
+        self._lent = True
+        return self._fd
+
+    def _reclaim(self) -> None:
+        self._lent = False
+        if self._fd >= 0:
+            os.set_blocking(self._fd, False)
+
+    def _handed_over(self) -> None:
+        """That spawn succeeded: the fd belongs to the other child now.
+
+        Our copy is closed (Node keeps its copy open and never emits
+        ``'close'``): the writer then gets EPIPE/SIGPIPE when the new reader
+        dies, and the owning ChildProcess's ``'close'`` can count this stream.
+        """
+        self.used_as_stdio = True
+        self.destroy()
+
+    def destroy(self, err: BaseException | None = None) -> FdStream:
+        raise NotImplementedError
