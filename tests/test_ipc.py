@@ -1061,8 +1061,9 @@ def raw_writer(parts: list[bytes], pause: float = 0.0) -> cp.ChildProcess:
 
 @pytest.mark.parametrize(
     "bad",
-    [b"not json\n", b"\n", b"\xff\xfe\n", b'{"unterminated": \n', b"[1,2]]\n", b'{"a":1}{"b":2}\n'],
-    ids=["text", "empty-line", "invalid-utf8", "unterminated", "trailing", "two-objects"],
+    [b"not json\n", b"\n", b"\xff\xfe\n", b'{"unterminated": \n', b"[1,2]]\n", b'{"a":1}{"b":2}\n',
+     b"[" * 100_000 + b"\n"],
+    ids=["text", "empty-line", "invalid-utf8", "unterminated", "trailing", "two-objects", "too-deep"],
 )
 def test_bad_json_bytes_give_error_and_later_messages_arrive(bad):
     child = raw_writer([b'{"ok":1}\n' + bad + b'{"after":2}\n'])
@@ -1075,6 +1076,27 @@ def test_bad_json_bytes_give_error_and_later_messages_arrive(bad):
     ]
     assert isinstance(rec.errors[0], IPCError)
     assert rec.events[-1] == ("close", 0, None)
+
+
+def test_a_value_never_runs_on_into_the_next_line():
+    # Each line is parsed alone (JSON.parse per line): "[1," and "2]" are
+    # two bad messages, not the array [1, 2].
+    child = raw_writer([b'[1,\n2]\n{"after":2}\n'])
+    rec = Rec(child)
+    rec.wait_close()
+    assert [e for e in rec.events if e[0] in ("message", "error")] == [
+        ("error", "ERR_IPC_BAD_MESSAGE"),
+        ("error", "ERR_IPC_BAD_MESSAGE"),
+        ("message", {"after": 2}),
+    ]
+
+
+def test_whitespace_around_a_value_is_accepted_as_json_parse_accepts_it():
+    child = raw_writer([b'  {"a":1}\t\n\r[2] \n{"b":\t3}\n'])
+    rec = Rec(child)
+    rec.wait_close()
+    assert rec.messages == [{"a": 1}, [2], {"b": 3}]
+    assert rec.errors == []
 
 
 def test_bad_json_without_error_listener_is_a_warning():

@@ -36,6 +36,7 @@ import math
 import os
 import struct
 import warnings
+from functools import partial
 
 try:  # the C pieces behind json, without json's import cost (re, enum)
     from _json import encode_basestring as _c_encode_str
@@ -68,6 +69,7 @@ _CLOEXEC_FLAG = getattr(_socket, "MSG_CMSG_CLOEXEC", 0)  # fds close-on-exec fro
 _SOL_SOCKET, _SCM_RIGHTS = _socket.SOL_SOCKET, _socket.SCM_RIGHTS
 _U32 = struct.Struct(">I")
 _HANDLE_RETRIES = 3
+_COALESCE_MAX = 256 * 1024  # queued plain messages joined into one buffer up to this size
 
 
 class IPCWarning(RuntimeWarning):
@@ -297,6 +299,7 @@ class IPCTarget:
     none) and ``_no_channel`` how to say so."""
 
     _no_channel = "there is no IPC channel"
+    _ipc: IPC | None = None  # the channel once it exists (send's shortcut)
 
     def _ipc_for_call(self) -> IPC | None:
         raise NotImplementedError
@@ -329,7 +332,7 @@ class IPCTarget:
         ``send_handle`` may be a ``socket.socket`` (stream, listening or
         UDP): it travels with ``SCM_RIGHTS``; a connected stream socket is
         closed here once the peer has it, unless ``keep_open``."""
-        ipc = self._ipc_for_call()
+        ipc = self._ipc or self._ipc_for_call()
         if ipc is None:
             raise IPCError(self._no_channel, code="ERR_IPC_CHANNEL_CLOSED")
         return ipc.send(message, send_handle, keep_open, callback)
@@ -374,6 +377,10 @@ class IPC:
         self._fds: deque[int] = deque()  # received, not yet matched to a NODE_HANDLE
         self._out: deque[list[Any]] = deque()  # [bytes, fd or -1]
         self._out_size = 0
+        # The last queued entry's buffer while plain messages may join it
+        # (None when they may not): the send path appends without a lookup.
+        self._tail: bytearray | None = None
+        self._sent_tick = -1  # the loop turn of the last send that skipped the queue
         self._writing = False
         self._batching = False  # a flush is queued for the end of this tick
         self._write_ref = False  # pending writes keep the loop alive
@@ -386,7 +393,7 @@ class IPC:
         self._refed = False
         self._pinned = False
         self._follow = follow_listeners
-        reactor.add_reader(fd, self._on_readable)
+        reactor.add_reader(fd, partial(self._read_once, True))
         if refed:
             self._set_ref(True)
         target.on("newListener", self._on_new_listener)
@@ -430,6 +437,33 @@ class IPC:
         keep_open: bool = False,
         callback: Callable[[BaseException | None], Any] | None = None,
     ) -> bool:
+        if handle is None and self._handle_queue is None and self.connected:
+            # The common send, in as few steps as the rules below allow.
+            if callable(message):
+                raise _invalid_message(message)
+            data = self.encode(message)
+            tail = self._tail
+            if tail is not None and callback is None and len(tail) < _COALESCE_MAX:
+                tail += data  # see _write: queued behind the tick's first message
+                self._out_size += len(data)
+                return self._out_size < _SEND_HWM
+            if callback is None and not self._out and not self._writing:
+                # Nothing queued and nothing sent yet in this turn of the
+                # loop (a reply, a lone notification): straight to the
+                # socket, without the queue, its keep-alive ref and the
+                # end-of-turn flush that _write arranges for a burst.
+                tick = self.reactor.tick
+                if tick is not None and tick != self._sent_tick:
+                    self._sent_tick = tick
+                    try:
+                        sent = self.sock.send(data)
+                    except OSError:
+                        sent = 0  # full, or failing: _write retries and reports
+                    if sent == len(data):
+                        return True
+                    data = data[sent:]
+            self._write(data, -1, callback)
+            return self._out_size < _SEND_HWM
         if not self.connected:
             err = IPCError("Channel closed", code="ERR_IPC_CHANNEL_CLOSED")
             if callback is not None:
@@ -457,7 +491,7 @@ class IPC:
         return self._out_size < _SEND_HWM
 
     def _write(self, data: bytes, fd: int, callback: Any) -> None:
-        self._out.append([data, fd, callback])
+        out = self._out
         self._out_size += len(data)
         if not self._write_ref:
             # Like a Node channel with a write in flight: what was sent is
@@ -465,7 +499,21 @@ class IPC:
             self._write_ref = True
             self.reactor.ref()
         if self._writing or self._batching:
+            # Queued behind a write in progress or for the end of the tick.
+            # Plain messages (no fd, no callback) join one buffer as they
+            # come: one send for the lot, and no per-message entry to pop.
+            if fd < 0 and callback is None:
+                tail = self._tail
+                if tail is not None and len(tail) < _COALESCE_MAX:
+                    tail += data
+                    return
+                self._tail = tail = bytearray(data)
+                out.append([tail, -1, None])
+            else:
+                self._tail = None
+                out.append([data, fd, callback])
             return
+        out.append([data, fd, callback])
         # The first message of a tick goes out now (latency); the ones sent
         # after it in the same tick are joined into one write at its end.
         self._flush()
@@ -480,6 +528,7 @@ class IPC:
 
     def _flush(self) -> None:
         sock, out = self.sock, self._out
+        self._tail = None  # what is queued now may be sent, sliced or popped
         while out:
             entry = out[0]
             data, fd = entry[0], entry[1]
@@ -552,6 +601,7 @@ class IPC:
         err = spawn_error(exc.errno or _errno.EPIPE, "write")
         callbacks = [entry[2] for entry in self._out if entry[2] is not None]
         self._out.clear()
+        self._tail = None
         self._out_size = 0
         self._release_write_ref()
         if self._writing:
@@ -568,11 +618,10 @@ class IPC:
 
     # -- receiving --------------------------------------------------------
 
-    def _on_readable(self) -> None:
-        self._read_once()
-
-    def _read_once(self) -> bool:
-        """One recvmsg; False when nothing was there."""
+    def _read_once(self, from_loop: bool = False) -> bool:
+        """One recvmsg; False when nothing was there.  ``from_loop``: called
+        by the loop for a readable socket, so when nothing else is queued
+        the messages may be delivered at once rather than through the queue."""
         try:
             size, anc, _flags, _addr = self.sock.recvmsg_into([self._rview], _FD_SPACE, _CLOEXEC_FLAG)
         except (BlockingIOError, InterruptedError):
@@ -587,18 +636,27 @@ class IPC:
             self._on_eof()
             return False
         self._inbuf += self._rview[:size]
-        batch: list[tuple[Any, Any]] = []
+        batch: list[Any] = []
         for message in self._parse():
-            if type(message) is dict and _is_internal(message) or isinstance(message, _BadMessage):
+            kind = type(message)
+            if kind is dict:
+                cmd = message.get("cmd")  # _is_internal, inline: this runs per message
+                special = isinstance(cmd, str) and len(cmd) > 5 and cmd.startswith("NODE_")
+            else:
+                special = kind is _BadMessage
+            if special:
                 # Keep the order: user messages read before this one first.
                 if batch:
                     self.reactor.call_soon(self._deliver_batch, batch, 0)
                     batch = []
                 self._dispatch(message)
             else:
-                batch.append((message, None))
+                batch.append(message)
         if batch:
-            self.reactor.call_soon(self._deliver_batch, batch, 0)
+            if from_loop and self.reactor.nothing_queued():
+                self._deliver_batch(batch, 0)
+            else:
+                self.reactor.call_soon(self._deliver_batch, batch, 0)
         return True
 
     def drain(self) -> None:
@@ -616,13 +674,31 @@ class IPC:
             # One UTF-8 decode for the whole read (a '\\n' byte never sits
             # inside a multi-byte sequence); invalid bytes become U+FFFD as
             # in Node's StringDecoder.
-            lines = buf[:end].decode("utf-8", "replace").split("\n")
+            text = buf[: end + 1].decode("utf-8", "replace")
             del buf[: end + 1]
-            for line in lines:
+            append, find, scan = messages.append, text.find, _scan
+            pos, size = 0, len(text)
+            while pos < size:
+                eol = find("\n", pos)
+                # The common line: one scanner call on the text in place (no
+                # slice per line) that ends exactly at the newline.  Anything
+                # else -- whitespace, a value running on past the newline,
+                # garbage -- takes the careful path for this line alone.
+                if scan is not None:
+                    try:
+                        value, stop = scan(text, pos)
+                    except (StopIteration, ValueError, RecursionError):
+                        stop = -1
+                    if stop == eol:
+                        append(value)
+                        pos = eol + 1
+                        continue
+                line = text[pos:eol]
                 try:
-                    messages.append(_loads(line))
-                except ValueError as exc:
-                    messages.append(_BadMessage(exc, line.encode("utf-8", "replace")))
+                    append(_loads(line))
+                except (ValueError, RecursionError) as exc:
+                    append(_BadMessage(exc, line.encode("utf-8", "replace")))
+                pos = eol + 1
             return messages
         pos = 0
         while len(buf) - pos >= 4:
@@ -703,25 +779,26 @@ class IPC:
 
         when_empty()
 
-    def _deliver_batch(self, batch: list[tuple[Any, Any]], start: int) -> None:
-        """The user messages of one read, in order, from one queued call.
-        Node gives each its own tick so that one throwing handler loses no
-        other message; so does this: the rest is queued again first."""
-        deliver = self._deliver
+    def _deliver_batch(self, batch: list[Any], start: int) -> None:
+        """The user messages of one read (no handles), in order, from one
+        queued call.  Node gives each its own tick so that one throwing
+        handler loses no other message; so does this: the rest is queued
+        again first."""
+        emit, pending = self.target.emit, self._pending_messages
         for i in range(start, len(batch)):
-            message, handle = batch[i]
+            message = batch[i]
             try:
-                deliver(message, handle)
+                # emit() is False when nobody listens: then, as while older
+                # messages still wait for their replay, the message waits.
+                if pending or not emit("message", message, None):
+                    pending.append((message, None))
             except BaseException:
                 if i + 1 < len(batch):
                     self.reactor.call_soon(self._deliver_batch, batch, i + 1)
                 raise
 
     def _deliver(self, message: Any, handle: Any) -> None:
-        target = self.target
-        if target.listener_count("message"):
-            target.emit("message", message, handle)
-        else:
+        if self._pending_messages or not self.target.emit("message", message, handle):
             self._pending_messages.append((message, handle))
 
     def _replay_pending(self) -> None:
@@ -805,6 +882,7 @@ class IPC:
             self.channel = None
             self._closing = True
             self._out.clear()
+            self._tail = None
             self._out_size = 0
             self._release_write_ref()
             # After the messages of the last read, which wait on the queue.

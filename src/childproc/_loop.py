@@ -87,6 +87,10 @@ class Reactor:
     """What childproc needs from a loop.  Two implementations below."""
 
     thread_id: int
+    # Counts the loop's turns (one per wait for events), so that a caller can
+    # tell "earlier in this turn" from "in an earlier turn"; None where the
+    # loop does not say (asyncio).
+    tick: int | None = None
 
     def add_reader(self, fd: int, callback: Callback) -> None:
         raise NotImplementedError
@@ -108,6 +112,12 @@ class Reactor:
 
     def call_later(self, delay: float, callback: Callback, *args: Any) -> TimerHandle:
         raise NotImplementedError
+
+    def nothing_queued(self) -> bool:
+        """True when no callback waits to run: then running one now, from
+        the callback that is running, keeps the order call_soon would give
+        (and saves a round through the queue).  False when unknown."""
+        return False
 
     def ref(self) -> None:
         """A handle that keeps the loop (and, for the main thread, the
@@ -194,6 +204,11 @@ class PrivateLoop(Reactor):
     def call_soon(self, callback: Callback, *args: Any) -> None:
         self._ready.append((callback, args))
 
+    def nothing_queued(self) -> bool:
+        return not self._ready
+
+    tick: int = 0
+
     def call_soon_threadsafe(self, callback: Callback, *args: Any) -> None:
         with self._lock:
             self._threadsafe.append((callback, args))
@@ -254,6 +269,8 @@ class PrivateLoop(Reactor):
         timers = self._timers
         while timers and timers[0][2].cancelled:
             heappop(timers)
+        if not timers and deadline is None:
+            return None  # block; no clock read needed
         wait: float | None = None
         now = time.monotonic()
         if timers:
@@ -265,6 +282,8 @@ class PrivateLoop(Reactor):
 
     def _run_timers(self) -> None:
         timers = self._timers
+        if not timers:
+            return
         now = time.monotonic()
         while timers and timers[0][0] <= now:
             _, _, handle = heappop(timers)
@@ -279,7 +298,7 @@ class PrivateLoop(Reactor):
         while True:
             if self._run_ready(done):
                 return True
-            wait = self._next_timeout(deadline)
+            wait = self._next_timeout(deadline) if self._timers or deadline is not None else None
             if (
                 wait is None
                 and len(callbacks) == 1  # only the wake-up pipe
@@ -298,6 +317,7 @@ class PrivateLoop(Reactor):
                     events = self._poller.poll(-1 if wait is None else wait)
             except InterruptedError:
                 events = []
+            self.tick += 1
             ready = self._ready
             for fd, mask in events:
                 entry = callbacks.get(fd)
@@ -309,7 +329,8 @@ class PrivateLoop(Reactor):
                     ready.append((entry[0], ()))
                 if mask & (_WRITE | _HUP) and entry[1] is not None:
                     ready.append((entry[1], ()))
-            self._run_timers()
+            if self._timers:
+                self._run_timers()
             if deadline is not None and time.monotonic() >= deadline and not self._ready:
                 return done()
 
