@@ -98,7 +98,7 @@ if _c_make_encoder is not None:
     # One C encoder for every message (json.dumps builds a new one per call).
     # Floats never reach it (see encode_json), so allow_nan does not matter.
     _markers: dict[int, Any] = {}
-    _c_encoder = _c_make_encoder(_markers, _json_default, _c_encode_str, None, ":", ",", False, False, True)
+    _c_encoder: Any = _c_make_encoder(_markers, _json_default, _c_encode_str, None, ":", ",", False, False, True)
 
     def _dumps(message: Any) -> str:
         try:
@@ -108,6 +108,7 @@ if _c_make_encoder is not None:
             raise
 
 else:  # pragma: no cover
+    _c_encoder = None
 
     def _dumps(message: Any) -> str:
         import json
@@ -222,7 +223,16 @@ def encode_json(message: Any) -> bytes:
             floats = _has_float(message)
         except RecursionError:
             floats = False  # circular: the encoder below says so
-        text = _dumps_js(message) if floats else _dumps(message)
+        if floats:
+            text = _dumps_js(message)
+        elif _c_encoder is not None:
+            try:
+                text = "".join(_c_encoder(message, 0))  # _dumps, inline: once per send
+            except BaseException:
+                _markers.clear()
+                raise
+        else:  # pragma: no cover
+            text = _dumps(message)
     except ValueError as exc:
         if "ircular" in str(exc):
             raise TypeError("Converting circular structure to JSON") from None
@@ -784,14 +794,22 @@ class IPC:
         queued call.  Node gives each its own tick so that one throwing
         handler loses no other message; so does this: the rest is queued
         again first."""
-        emit, pending = self.target.emit, self._pending_messages
+        # emit('message') inline (this runs per message): the listener tuple
+        # is looked up again for each message, as each emit() would.
+        events, pending = self.target._events, self._pending_messages
         for i in range(start, len(batch)):
             message = batch[i]
             try:
-                # emit() is False when nobody listens: then, as while older
-                # messages still wait for their replay, the message waits.
-                if pending or not emit("message", message, None):
+                # Nobody listens, or older messages still wait for their
+                # replay: the message waits too.
+                listeners = None if pending else events.get("message")
+                if listeners is None:
                     pending.append((message, None))
+                elif len(listeners) == 1:
+                    listeners[0](message, None)
+                else:
+                    for fn in listeners:
+                        fn(message, None)
             except BaseException:
                 if i + 1 < len(batch):
                     self.reactor.call_soon(self._deliver_batch, batch, i + 1)
