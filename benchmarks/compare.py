@@ -162,6 +162,11 @@ class Workload:
     # both processes on one CPU (direct switches) or on two (cross-CPU
     # wake-ups, 3-4x slower), and the median of 5 batches is a coin toss.
     pin_one_cpu: bool = False
+    # The opposite, also deterministic: the batch on one CPU and the child it
+    # talks to on another (BENCH_CHILD_CPU tells each child where to go), so
+    # every message is a cross-CPU wake-up -- the case the IPC bar's figures
+    # were measured in (a C ping-pong at 14.3k/s is wake-up latency, not work).
+    split_cpus: bool = False
     extras: list[tuple[str, str]] = field(default_factory=list)  # (key, column)
     full: Sizing = field(default_factory=lambda: Sizing(200, 0.5, 5))
     quick: Sizing = field(default_factory=lambda: Sizing(20, 0.15, 2))
@@ -665,6 +670,36 @@ register(
     )
 )
 
+def _two_cpus_unavailable(ctx: Context) -> str | None:
+    if not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2:
+        return "needs two CPUs"
+    return None
+
+
+def _on_two_cpus(peers: list[Peer]) -> list[Peer]:
+    for p in peers:
+        checks = [c for c in (p.unavailable, _two_cpus_unavailable) if c is not None]
+        p.unavailable = _all(*checks)
+    return peers
+
+
+register(
+    Workload(
+        name="ipc_roundtrip_2cpu",
+        title="IPC round trips: ping-pong of a small dict, {roundtrips} per op (parent and child on two CPUs)",
+        args=lambda s: [str(s.roundtrips)],
+        bar="IPC json round trips at least 0.85x a C socketpair ping-pong [14.3k/s; mp.Pipe 11.4k, Node fork 6.8k]",
+        bars=[Bar("childproc fork json", _IPC_FLOOR, 0.85, at_least=True)],
+        kind_label="serialization",
+        unit="round trips/s",
+        per_op=lambda s: s.roundtrips,
+        ratio_to=[("x C", _IPC_FLOOR), ("x node", "node fork")],
+        peers=_on_two_cpus(_ipc_peers("roundtrip")),
+        headline=[("childproc fork json", "multiprocessing Pipe"), ("childproc fork pickle", "multiprocessing Pipe")],
+        **dict(_IPC_SIZING, pin_one_cpu=False, split_cpus=True),
+    )
+)
+
 register(
     Workload(
         name="ipc_oneway",
@@ -905,12 +940,16 @@ def run_batch(
         str(ops), f"{max_ms:g}", str(warmup_ops), f"{warmup_ms:g}", str(ballast_mib),
     ] + peer_tail(ctx, p, wargs)
     pin = None
-    if w.pin_one_cpu and hasattr(os, "sched_setaffinity"):
-        cpu = max(os.sched_getaffinity(0))
+    env = None
+    if (w.pin_one_cpu or w.split_cpus) and hasattr(os, "sched_setaffinity"):
+        cpus = sorted(os.sched_getaffinity(0))
+        cpu = cpus[-1]
         pin = lambda: os.sched_setaffinity(0, {cpu})  # noqa: E731  (inherited by its children)
+        if w.split_cpus:
+            env = dict(os.environ, BENCH_CHILD_CPU=str(cpus[-2]))
     t0 = time.monotonic()
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=HERE, preexec_fn=pin)
+                            stderr=subprocess.PIPE, text=True, cwd=HERE, preexec_fn=pin, env=env)
     watch = ThreadWatch(proc.pid) if w.watch else None
     try:
         stdout, stderr = proc.communicate(timeout=timeout)

@@ -21,6 +21,7 @@
 #include "_floor_common.h"
 #undef main
 
+#include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -124,6 +125,14 @@ int main(int argc, char **argv) {
     if (pid < 0)
         return 2;
     if (pid == 0) {
+        /* compare.py's two-CPU workloads: the child on its own CPU. */
+        const char *cpu = getenv("BENCH_CHILD_CPU");
+        if (cpu != NULL) {
+            cpu_set_t set;
+            CPU_ZERO(&set);
+            CPU_SET(atoi(cpu), &set);
+            sched_setaffinity(0, sizeof set, &set);
+        }
         close(sv[0]);
         child_serve(sv[1]);
     }

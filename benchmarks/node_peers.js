@@ -27,6 +27,14 @@
 //   {"samples_ns":[...],"rss_kib":N,"base_rss_kib":N,"hwm_kib":N,"failures":0}
 'use strict';
 const { spawn, exec, fork } = require('child_process');
+
+// compare.py's two-CPU workloads: the child runs on BENCH_CHILD_CPU.  Node
+// cannot set its own affinity, so the child starts through taskset, which
+// execs node with the channel fd and environment untouched.
+function childCpuOptions() {
+  const cpu = process.env.BENCH_CHILD_CPU;
+  return cpu ? { execPath: 'taskset', execArgv: ['-c', cpu, process.execPath] } : {};
+}
 const fs = require('fs');
 const path = require('path');
 
@@ -100,7 +108,7 @@ const modes = {
   },
   'ipc-roundtrip'() {
     const count = Number(args[0]);
-    const child = fork(path.join(__dirname, 'ipc_pong.js'));
+    const child = fork(path.join(__dirname, 'ipc_pong.js'), [], childCpuOptions());
     const op = () =>
       new Promise((resolve) => {
         let i = 0;
@@ -123,7 +131,7 @@ const modes = {
   },
   'ipc-oneway'() {
     const count = Number(args[0]);
-    const child = fork(path.join(__dirname, 'ipc_sink.js'));
+    const child = fork(path.join(__dirname, 'ipc_sink.js'), [], childCpuOptions());
     const op = () =>
       new Promise((resolve) => {
         child.once('message', (n) => resolve(n === count));

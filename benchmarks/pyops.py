@@ -544,9 +544,16 @@ def childproc_oneway(argv: list[str], serialization: str) -> Op:
     return op
 
 
+def _pin_child() -> None:
+    # compare.py's two-CPU workloads name the child's CPU (as ipc_pong.py does).
+    if os.environ.get("BENCH_CHILD_CPU"):
+        os.sched_setaffinity(0, {int(os.environ["BENCH_CHILD_CPU"])})
+
+
 def mp_pong(conn) -> None:
     """multiprocessing child: echo until None comes.  (Not until EOF: a
     forked child holds a copy of the parent's end too.)"""
+    _pin_child()
     recv, send = conn.recv, conn.send
     while (message := recv()) is not None:
         send(message)
@@ -555,6 +562,7 @@ def mp_pong(conn) -> None:
 def mp_sink(conn) -> None:
     """multiprocessing child: count messages, answer 'end' with the count;
     stop at None."""
+    _pin_child()
     recv, send = conn.recv, conn.send
     count = 0
     while (message := recv()) is not None:
