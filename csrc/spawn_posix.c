@@ -169,9 +169,11 @@ static int stdio_plan_init(stdio_plan *plan, cp_spawn_req *req)
             plan->src[i] = s->kind == CP_STDIO_PIPE_IN ? fds[0] : fds[1];
             plan->owned[plan->nowned++] = plan->src[i];
             /* O_NONBLOCK lives on the open file description, so only the
-             * parent's end may get it: the child's stays blocking. */
-            if ((req->flags & CP_SPAWN_NONBLOCK) && (rc = cp__set_nonblock(s->fd, 1)) < 0)
-                return rc;
+             * parent's end may get it: the child's stays blocking.  A new
+             * pipe end has no other status flag to keep, so one F_SETFL
+             * does it (no F_GETFL first). */
+            if ((req->flags & CP_SPAWN_NONBLOCK) && fcntl(s->fd, F_SETFL, O_NONBLOCK) < 0)
+                return -errno;
             break;
         case CP_STDIO_IPC:
             s->fd = -1;
@@ -180,8 +182,8 @@ static int stdio_plan_init(stdio_plan *plan, cp_spawn_req *req)
             s->fd = fds[0];
             plan->src[i] = fds[1];
             plan->owned[plan->nowned++] = fds[1];
-            if ((req->flags & CP_SPAWN_NONBLOCK) && (rc = cp__set_nonblock(s->fd, 1)) < 0)
-                return rc;
+            if ((req->flags & CP_SPAWN_NONBLOCK) && fcntl(s->fd, F_SETFL, O_NONBLOCK) < 0)
+                return -errno;
             break;
         case CP_STDIO_FD:
             plan->src[i] = s->fd;
