@@ -244,16 +244,23 @@ def encode_json(message: Any) -> bytes:
 
 
 def encode_pickle(message: Any) -> bytes:
-    import pickle  # only in pickle mode
-
-    payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    payload = _pickle_lib.dumps(message, protocol=_pickle_lib.HIGHEST_PROTOCOL)
     return _U32.pack(len(payload)) + payload
 
 
-def _pickle_loads(payload: bytes) -> Any:
-    import pickle
+class _LazyPickle:
+    """``pickle``, imported when a pickle channel first needs it (a json
+    child never pays for the import) and then one attribute away."""
 
-    return pickle.loads(payload)
+    def __getattr__(self, name: str) -> Any:
+        import pickle
+
+        global _pickle_lib
+        _pickle_lib = pickle
+        return getattr(pickle, name)
+
+
+_pickle_lib: Any = _LazyPickle()
 
 
 def _is_internal(message: Any) -> bool:
@@ -715,12 +722,12 @@ class IPC:
             (size,) = _U32.unpack_from(buf, pos)
             if len(buf) - pos - 4 < size:
                 break
-            payload = bytes(buf[pos + 4 : pos + 4 + size])
+            payload = buf[pos + 4 : pos + 4 + size]  # one copy; loads takes a bytearray
             pos += 4 + size
             try:
-                messages.append(_pickle_loads(payload))
+                messages.append(_pickle_lib.loads(payload))
             except Exception as exc:  # noqa: BLE001 - any unpickling failure is bad input
-                messages.append(_BadMessage(exc, payload[:64]))
+                messages.append(_BadMessage(exc, bytes(payload[:64])))
         del buf[:pos]
         return messages
 
