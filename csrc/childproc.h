@@ -137,6 +137,39 @@ int cp_run_sync(cp_spawn_req *req, const cp_sync_opts *opts,
 /* Free what cp_run_sync allocated in result->outputs. */
 void cp_sync_result_free(cp_sync_result *result, int nstdio);
 
+/* ---- collecting a stream's whole output (pipe_posix.c, pipe_win32.c) - */
+
+/* exec() captures each output stream into one of these: the bytes go from
+ * the kernel straight into one growing buffer, with no Python object per
+ * chunk, and at the end into the result object, by moving whole pages
+ * where the platform allows (cp_collector_move).  Zero it before use. */
+typedef struct {
+    char *data;  /* data[0..len) is what was read; NULL while empty      */
+    size_t len;  /* may be lowered by the caller (truncation)            */
+    size_t cap;  /* room at data                                          */
+    size_t page_offset; /* set before the first read: where in a page the
+                           data of a large buffer starts.  Matching the
+                           destination's lets cp_collector_move move pages
+                           instead of copying them.  Any value works.     */
+    size_t mapped; /* C's own: the size of the mapping data lives in, 0
+                      when it is malloc'd                                 */
+} cp_collector;
+
+/* One read of at most `max` bytes (> 0) from the non-blocking fd, appended
+ * to c; the buffer grows by doubling first when it has less than `max`
+ * bytes free.  Returns the bytes read, 0 at EOF, -EAGAIN when nothing is
+ * ready, or -errno (-ENOMEM when the buffer cannot grow; c is then as it
+ * was). */
+long cp_read_append(int fd, cp_collector *c, size_t max);
+
+/* Put the c->len collected bytes at dst (which has room for them) and free
+ * c's buffer.  Whole pages are moved, not copied, when c's buffer is large
+ * and dst has the same offset within a page (Linux: mremap); else memcpy. */
+void cp_collector_move(cp_collector *c, char *dst);
+
+/* Free c's buffer and zero it (a zeroed collector is empty and valid). */
+void cp_collector_free(cp_collector *c);
+
 /* ---- fd-to-fd pumping (pipe_posix.c) -------------------------------- */
 
 /* A pump moves bytes from in_fd to out_fd with splice(2) on a thread of its

@@ -11,7 +11,10 @@
 #endif
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -87,6 +90,18 @@ void cp__close(int *fd)
     }
 }
 
+/* read(2), retried on EINTR; -errno, with EWOULDBLOCK as -EAGAIN. */
+static long read_some(int fd, char *buf, size_t max)
+{
+    ssize_t n;
+    do {
+        n = read(fd, buf, max);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    return (long)n;
+}
+
 long cp__read_append(int fd, cp_output *out)
 {
     /* Read straight into the growing result buffer: one copy from the
@@ -103,14 +118,152 @@ long cp__read_append(int fd, cp_output *out)
         out->data = data;
         out->cap = cap;
     }
-    ssize_t n;
-    do {
-        n = read(fd, out->data + out->len, chunk);
-    } while (n < 0 && errno == EINTR);
-    if (n < 0)
-        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-    out->len += (size_t)n;
-    return (long)n;
+    long n = read_some(fd, out->data + out->len, chunk);
+    if (n > 0)
+        out->len += (size_t)n;
+    return n;
+}
+
+/* ---- cp_collector: a stream's whole output --------------------------
+ *
+ * Where the time goes in capturing 100 MiB is not the copies themselves
+ * but the page faults of the memory they land in: every fresh 4 KiB page
+ * is a trap and a zeroing, and on a VM that costs as much as copying the
+ * page several times over.  A read into a growing buffer pays that once,
+ * as any capture must.  Copying the result into the bytes object Python
+ * returns would pay it a second time, after EOF, when nothing else runs.
+ * So a large collector lives in a mapping of its own, with its data at
+ * the same offset within a page as the destination's (the caller says
+ * which, page_offset), and cp_collector_move hands its pages over with
+ * mremap: page-table entries change owner, nothing is copied or faulted.
+ * Only the partial pages at either end are copied. */
+
+#ifdef __linux__
+#include <sys/mman.h>
+/* Below this a buffer stays malloc'd: moving pages is not worth a mapping. */
+#define CP_COLLECT_MAP_MIN ((size_t)1 << 20)
+
+static size_t page_size(void)
+{
+    static size_t page;
+    if (page == 0)
+        page = (size_t)sysconf(_SC_PAGESIZE);
+    return page;
+}
+#endif
+
+/* Room for `max` more bytes in c: doubling, so the reads stay as large as
+ * asked (a read never comes back short for want of room, which the caller
+ * would take for an empty pipe). */
+static int collect_grow(cp_collector *c, size_t max)
+{
+    if (c->cap - c->len >= max)
+        return 0;
+    size_t cap = c->cap ? c->cap * 2 : max;
+    while (cap - c->len < max) {
+        if (cap > SIZE_MAX / 4)
+            return -ENOMEM;
+        cap *= 2;
+    }
+#ifdef __linux__
+    if (cap >= CP_COLLECT_MAP_MIN) {
+        size_t page = page_size();
+        /* Once mapped, the data keeps its offset: mremap moves whole pages. */
+        size_t lead = c->mapped ? (uintptr_t)c->data % page : c->page_offset % page;
+        size_t size = (lead + cap + page - 1) / page * page;
+        char *map;
+        if (c->mapped) {
+            /* Grows in place or moves the page tables: no copy. */
+            map = mremap(c->data - lead, c->mapped, size, MREMAP_MAYMOVE);
+            if (map == MAP_FAILED)
+                return -ENOMEM;
+        } else {
+            map = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (map == MAP_FAILED)
+                return -ENOMEM;
+            if (c->len)
+                memcpy(map + lead, c->data, c->len);
+            free(c->data);
+        }
+        c->data = map + lead;
+        c->cap = size - lead;
+        c->mapped = size;
+        return 0;
+    }
+#endif
+    char *data = realloc(c->data, cap);
+    if (data == NULL)
+        return -ENOMEM;
+    c->data = data;
+    c->cap = cap;
+    return 0;
+}
+
+long cp_read_append(int fd, cp_collector *c, size_t max)
+{
+    if (max == 0 || max > SSIZE_MAX)
+        return -EINVAL;
+    int rc = collect_grow(c, max);
+    if (rc < 0)
+        return rc;
+    long n = read_some(fd, c->data + c->len, max);
+    if (n > 0)
+        c->len += (size_t)n;
+    return n;
+}
+
+void cp_collector_move(cp_collector *c, char *dst)
+{
+    size_t n = c->len;
+#ifdef __linux__
+    size_t page = page_size();
+    uintptr_t off = (uintptr_t)dst % page;
+    if (c->mapped && n >= 2 * page && off == (uintptr_t)c->data % page) {
+        size_t head = off ? page - off : 0;
+        size_t body = (n - head) / page * page;
+        /* Only pages wholly inside dst[0..n) are replaced, so whatever
+         * shares dst's first or last page (the object's header, the
+         * allocator's bookkeeping, the NUL after a bytes object's data)
+         * is left alone; those ends are copied.  The pages put in place
+         * are private anonymous memory, as malloc's own are; dst must be
+         * fresh memory that nobody else looks at yet. */
+        char *to = dst + head;
+        if (mremap(c->data + head, body, body, MREMAP_MAYMOVE | MREMAP_FIXED,
+                   to) == MAP_FAILED) {
+            /* Linux unmaps the destination before it moves, so a move that
+             * fails after that (ENOMEM: out of mappings) leaves a hole in
+             * dst.  Put fresh memory there and copy.  If even that fails,
+             * dst stays a hole in a live object: stopping is all that is
+             * left (this takes a process at its map count limit). */
+            if (mmap(to, body, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
+                abort();
+            memcpy(to, c->data + head, body);
+        }
+        memcpy(dst, c->data, head);
+        memcpy(to + body, c->data + head + body, n - head - body);
+        cp_collector_free(c); /* a moved range is a hole now: fine */
+        return;
+    }
+#endif
+    if (n)
+        memcpy(dst, c->data, n);
+    cp_collector_free(c);
+}
+
+void cp_collector_free(cp_collector *c)
+{
+#ifdef __linux__
+    if (c->mapped)
+        munmap(c->data - (uintptr_t)c->data % page_size(), c->mapped);
+    else
+#endif
+        free(c->data);
+    c->data = NULL;
+    c->len = 0;
+    c->cap = 0;
+    c->mapped = 0;
 }
 
 /* ------------------------------------------------------------------ */

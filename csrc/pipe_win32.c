@@ -360,6 +360,103 @@ HANDLE cp__fd_handle(int fd)
     return (HANDLE)h;
 }
 
+/* ---- cp_collector: collecting a stream's output ---------------------------
+ *
+ * The buffer is malloc'd and cp_collector_move copies: Windows has no
+ * mremap to hand pages over (page_offset and mapped go unused).
+ *
+ * The POSIX contract of cp_read_append is a read on a non-blocking fd: bytes, 0 at EOF or
+ * -EAGAIN.  Our pipe ends are overlapped and have no non-blocking mode, so
+ * PeekNamedPipe stands in for it: nothing available is -EAGAIN, a broken
+ * pipe is EOF, and otherwise the read asks for no more than is available,
+ * so it completes at once.  Handles that are not pipes (a file) are read
+ * as they are, at their current position as a CRT read would. */
+
+long cp_read_append(int fd, cp_collector *out, size_t max)
+{
+    HANDLE h = cp__fd_handle(fd);
+    DWORD avail = 0, got = 0, err;
+    OVERLAPPED ov;
+    BOOL ok;
+
+    if (h == INVALID_HANDLE_VALUE)
+        return -EBADF;
+    if (max == 0)
+        return -EINVAL;
+    if (max > 0x7fffffff) /* one ReadFile takes a DWORD; keep it signed */
+        max = 0x7fffffff;
+    int is_pipe = GetFileType(h) == FILE_TYPE_PIPE;
+    if (is_pipe) {
+        if (!PeekNamedPipe(h, NULL, 0, NULL, &avail, NULL)) {
+            err = GetLastError();
+            if (err == ERROR_BROKEN_PIPE || err == ERROR_PIPE_NOT_CONNECTED)
+                return 0; /* the writer closed its end: EOF */
+            return cp__win_error(err);
+        }
+        if (avail == 0)
+            return -EAGAIN;
+        if (avail < max)
+            max = avail;
+    }
+    if (out->cap - out->len < max) {
+        size_t cap = out->cap ? out->cap * 2 : max;
+        while (cap - out->len < max) {
+            if (cap > SIZE_MAX / 2)
+                return -ENOMEM;
+            cap *= 2;
+        }
+        char *data = realloc(out->data, cap);
+        if (data == NULL)
+            return -ENOMEM;
+        out->data = data;
+        out->cap = cap;
+    }
+    /* An OVERLAPPED with its own event works on overlapped and synchronous
+     * handles alike; on ours the data is there, so the wait is short. */
+    memset(&ov, 0, sizeof ov);
+    if (!is_pipe) {
+        LARGE_INTEGER zero, pos;
+        zero.QuadPart = 0;
+        if (SetFilePointerEx(h, zero, &pos, FILE_CURRENT)) {
+            ov.Offset = (DWORD)pos.QuadPart;
+            ov.OffsetHigh = (DWORD)((ULONGLONG)pos.QuadPart >> 32);
+        }
+    }
+    ov.hEvent = CreateEventW(NULL, TRUE, FALSE, NULL);
+    if (ov.hEvent == NULL)
+        return cp__win_error(GetLastError());
+    ok = ReadFile(h, out->data + out->len, (DWORD)max, NULL, &ov);
+    if (ok || GetLastError() == ERROR_IO_PENDING)
+        ok = GetOverlappedResult(h, &ov, &got, TRUE);
+    err = ok ? 0 : GetLastError();
+    CloseHandle(ov.hEvent);
+    if (!ok) {
+        if (err == ERROR_BROKEN_PIPE || err == ERROR_HANDLE_EOF)
+            return 0;
+        return cp__win_error(err);
+    }
+    if (got == 0 && is_pipe)
+        return -EAGAIN; /* a zero-byte write by the child is not EOF */
+    out->len += got;
+    return (long)got;
+}
+
+void cp_collector_move(cp_collector *c, char *dst)
+{
+    if (c->len)
+        memcpy(dst, c->data, c->len);
+    cp_collector_free(c);
+}
+
+void cp_collector_free(cp_collector *c)
+{
+    free(c->data);
+    c->data = NULL;
+    c->len = 0;
+    c->cap = 0;
+    c->mapped = 0;
+}
+
 /* ---- cp_pump: fd to fd on a thread of its own ---------------------------
  *
  * Windows has no splice: the pump copies through one 64 KiB buffer, still
