@@ -264,3 +264,121 @@ def run_sync(plan: SpawnPlan) -> RawSyncResult:
 RUNTIME_SPAWN_ERRORS = frozenset(
     {_errno.EACCES, _errno.EAGAIN, _errno.EMFILE, _errno.ENFILE, _errno.ENOENT}
 )
+
+
+# Below this, take_bytes copies: moving pages pays off for large outputs only
+# (and the C buffer is a mapping of its own only from 1 MiB on).
+_MOVE_MIN = 1 << 20
+_page_offset: int | None = None
+
+
+def _bytes_page_offset() -> int:
+    """Where, within a page, the data of a large new ``bytes`` starts.
+
+    The C collector puts its data at the same offset so that the result can
+    be handed over page by page (``cp_collector_move``).  Learnt once from a
+    probe: a large ``bytes(n)`` is calloc'd, i.e. mapped and never touched,
+    so the probe costs a map and an unmap.  32 MiB because glibc maps every
+    block that large (its dynamic threshold stops there), which is where
+    the move matters; smaller results may come from the heap at another
+    offset, and are then copied.  A wrong answer costs speed, never bytes.
+    """
+    global _page_offset
+    if _page_offset is None:
+        import mmap
+
+        try:
+            probe = bytes(32 << 20)
+        except MemoryError:  # strict overcommit on a small machine: copy, then
+            _page_offset = 0
+        else:
+            _page_offset = int(ffi.cast("uintptr_t", _from_buffer(probe))) % mmap.PAGESIZE
+            del probe
+    return _page_offset
+
+
+_CAN_MOVE = sys.implementation.name == "cpython" and sys.platform.startswith("linux")
+
+
+class OutputBuffer:
+    """A growing C buffer that a stream's output is read straight into.
+
+    exec() collects its outputs with it (``Readable._attach_collector``):
+    each ``fill`` is one ``read(2)`` into the buffer, so the bytes cross
+    from the kernel to memory once and no Python object exists per chunk.
+    At the end ``take_bytes`` gives them as ``bytes`` without a second copy
+    where it can (the pages are moved into the new object), and
+    ``decode_utf8`` decodes them in place.  The C memory is freed by
+    ``close()``, ``take_bytes``, ``decode_utf8``, or when the object is
+    collected, so no path leaks it.
+    """
+
+    __slots__ = ("_c",)
+
+    def __init__(self) -> None:
+        self._c = ffi.new("cp_collector *")  # zeroed: empty, nothing allocated
+        if _CAN_MOVE:
+            self._c.page_offset = _bytes_page_offset()
+
+    def fill(self, fd: int, size: int) -> int:
+        """Append one read of at most ``size`` bytes from the non-blocking ``fd``.
+
+        Returns the bytes read, 0 at EOF, ``-EAGAIN`` when nothing is ready,
+        or another ``-errno`` (``-ENOMEM`` when the buffer cannot grow).
+        """
+        return lib.cp_read_append(fd, self._c, size)
+
+    def __len__(self) -> int:
+        return self._c.len
+
+    def truncate(self, n: int) -> None:
+        """Keep the first ``n`` bytes (no-op if there are fewer)."""
+        if 0 <= n < self._c.len:
+            self._c.len = n
+
+    def take_bytes(self) -> bytes:
+        """The bytes collected, and the C memory freed."""
+        c = self._c
+        n = c.len
+        try:
+            if n < _MOVE_MIN or not _CAN_MOVE:
+                return ffi.buffer(c.data, n)[:] if n else b""
+            # bytes(n) is calloc'd: its pages are not even touched until the
+            # move replaces them with the collector's.  Writing into a new
+            # bytes nobody else has seen is what C code does with
+            # PyBytes_FromStringAndSize(NULL, n).
+            result = bytes(n)
+            lib.cp_collector_move(c, _from_buffer(result))
+            return result
+        finally:
+            lib.cp_collector_free(c)
+
+    def decode_utf8(self, final: bool) -> str:
+        """The bytes decoded as UTF-8 with ``'replace'``, and the C memory freed.
+
+        Decoded from the C memory itself: going through ``bytes`` first (or
+        through an incremental decoder, which concatenates its input onto
+        what it holds) would copy the whole output once more.  This is what
+        a fresh ``codecs`` UTF-8 incremental decoder with ``'replace'``
+        returns for the same bytes; without ``final`` an incomplete
+        character at the end is left out, as that decoder holds it back.
+        """
+        import codecs
+
+        c = self._c
+        try:
+            if not c.len:
+                return ""
+            return codecs.utf_8_decode(ffi.buffer(c.data, c.len), "replace", final)[0]
+        finally:
+            lib.cp_collector_free(c)
+
+    def close(self) -> None:
+        """Free the C memory (idempotent); the buffer is empty and usable after."""
+        lib.cp_collector_free(self._c)
+
+    def __del__(self) -> None:
+        try:
+            lib.cp_collector_free(self._c)
+        except Exception:  # noqa: BLE001, S110 - interpreter shutdown: nothing to report to
+            pass
