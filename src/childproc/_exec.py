@@ -90,11 +90,16 @@ class ExecChildProcess(ChildProcess):
 
 
 class _Collected:
-    """One stream's output.  Bytes go into one growing bytearray as they
-    come, so each chunk is freed at once and its memory reused (glibc grows
-    a large block with mremap, without copying); a list of 100 MiB of
-    chunks and a join at the end would touch every page twice.  Strings
-    (an encoding is set) are joined at the end, as Node joins them."""
+    """One stream's output, when it comes as chunks.  Bytes go into one
+    growing bytearray as they come, so each chunk is freed at once and its
+    memory reused (glibc grows a large block with mremap, without copying);
+    a list of 100 MiB of chunks and a join at the end would touch every
+    page twice.  Strings (an encoding is set) are joined at the end, as
+    Node joins them.
+
+    Usually no chunk comes at all: the stream reads into its C collector
+    (``Readable._attach_collector``) and ``tail`` is the whole output, given
+    by :func:`_join` as it is, without a copy."""
 
     __slots__ = ("data", "parts")
 
@@ -109,9 +114,20 @@ class _Collected:
             self.data += chunk
 
 
-def _join(collected: _Collected, text: bool) -> Output:
+def _join(collected: _Collected, text: bool, tail: Output | None = None) -> Output:
+    """The output: the chunks collected, then ``tail`` (what the stream's C
+    collector still held: the whole output when no chunk came)."""
     if text:
-        return "".join(collected.parts)
+        parts = collected.parts
+        if type(tail) is str:
+            if not parts:
+                return tail
+            parts.append(tail)
+        return "".join(parts)
+    if tail is not None and type(tail) is not str:
+        if not collected.data:
+            return tail  # type: ignore[return-value]
+        collected.data += tail
     return bytes(collected.data)
 
 
@@ -148,8 +164,8 @@ def _run(plan: SpawnPlan, callback: Callback | None) -> ExecChildProcess:
             state["timer"] = None
         # Per stream, as Node: a user's set_encoding on one of them makes
         # that one's chunks strings.
-        stdout = _join(stdout_chunks, encoding is not None or _stream_text(child.stdout))
-        stderr = _join(stderr_chunks, encoding is not None or _stream_text(child.stderr))
+        stdout = _join(stdout_chunks, encoding is not None or _stream_text(child.stdout), _tail(child.stdout))
+        stderr = _join(stderr_chunks, encoding is not None or _stream_text(child.stderr), _tail(child.stderr))
         ex = state["ex"]
         if ex is None and code == 0 and signal is None:
             settle(None, stdout, stderr)
@@ -209,17 +225,28 @@ def _run(plan: SpawnPlan, callback: Callback | None) -> ExecChildProcess:
 
         return on_data
 
-    if child.stdout is not None:
+    # Text with a finite max_buffer counts the UTF-8 length of each decoded
+    # chunk: that stays on the chunk path.  Otherwise the streams read into
+    # C collectors, which hand over to the listener the moment anything
+    # else (a user's listener, pause(), ...) wants the chunks.
+    collect = max_buffer == float("inf") or encoding is None
+    for name, stream, chunks in (("stdout", child.stdout, stdout_chunks), ("stderr", child.stderr, stderr_chunks)):
+        if stream is None:
+            continue
         if encoding is not None:
-            child.stdout.set_encoding(encoding)
-        child.stdout.on("data", collector("stdout", stdout_chunks))
-    if child.stderr is not None:
-        if encoding is not None:
-            child.stderr.set_encoding(encoding)
-        child.stderr.on("data", collector("stderr", stderr_chunks))
+            stream.set_encoding(encoding)
+        listener = collector(name, chunks)
+        stream.on("data", listener)
+        if collect:
+            stream._attach_collector(listener, max_buffer)
     child.on("close", exithandler)
     child.on("error", errorhandler)
     return child
+
+
+def _tail(stream: Any) -> Output | None:
+    # What the stream's C collector holds (and its memory freed), if any.
+    return stream._take_collected() if stream is not None else None
 
 
 def _stream_text(stream: Any) -> bool:
