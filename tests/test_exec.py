@@ -59,6 +59,18 @@ MiB = 1024 * 1024
 _TAG = f"{os.getpid()}"
 
 
+# Valid UTF-8 with multi-byte characters, written in pieces (flushed apart)
+# that end inside a character, one of them at the first 64 KiB boundary: the
+# reads then split characters wherever the pieces do.
+_PIECES = (
+    "python3 -c 'import sys, time\n"
+    "o = sys.stdout.buffer\n"
+    "data = (\"a\" * 65535 + \"\u20ac\" + \"\u4e2d\U0001f600\u00e9\" * 40000).encode()\n"
+    "for cut in (65536, 65537, 200001, 200002, 400003, len(data)):\n"
+    "    o.write(data[:cut]); o.flush(); data = data[cut:]; time.sleep(0.01)\n'"
+)
+
+
 def C(id: str, fn: str, cmd: Any, args: list | None = None, **kw: Any) -> dict:
     """A case.  kw: opts, abort ('before'|'on_data'), reason, kill_on_data,
     user_encoding, promisified ('result'|'await'), check_destroyed, ignore."""
@@ -133,6 +145,27 @@ _CASES: list[dict] = [
     # joined as a string, stderr stays a Buffer (Node checks each stream).
     C("user-set-encoding-stdout-only", "exec", "echo out; echo err >&2",
       opts={"encoding": "buffer"}, user_encoding="utf-8"),
+    # -- the C collector: max_buffer=inf, or bytes (DESIGN §5 exec capture) ----
+    # Output read straight into one C buffer, no 'data' per chunk; the
+    # results must be Node's to the byte, whatever the read boundaries.
+    C("collect-bytes-large", "exec", "seq 1 3000000; seq 1 1000 >&2",
+      opts={"encoding": "buffer", "max_buffer": float("inf")}),
+    C("collect-text-large", "exec", "seq 1 3000000; seq 1 1000 >&2", opts={"max_buffer": float("inf")}),
+    C("collect-text-multibyte-pieces", "exec", _PIECES, opts={"max_buffer": float("inf")}),
+    C("collect-bytes-multibyte-pieces", "exec", _PIECES, opts={"encoding": None, "max_buffer": float("inf")}),
+    C("collect-text-truncated-char-at-eof", "exec", "printf 'ab\\342\\202'", opts={"max_buffer": float("inf")}),
+    C("collect-bytes-max-buffer-stdout", "exec", f"head -c {3 * MiB} /dev/zero | tr '\\0' a; exec sleep 2",
+      opts={"encoding": "buffer", "max_buffer": 2 * MiB + 1}, check_destroyed=True),
+    C("collect-bytes-max-buffer-stderr", "exec", f"head -c {3 * MiB} /dev/zero | tr '\\0' a >&2; exec sleep 2",
+      opts={"encoding": "buffer", "max_buffer": 2 * MiB + 1}, check_destroyed=True),
+    C("collect-bytes-max-buffer-exact", "exec", f"head -c {3 * MiB} /dev/zero | tr '\\0' a",
+      opts={"encoding": "buffer", "max_buffer": 3 * MiB}),
+    C("collect-bytes-max-buffer-kill-signal", "exec", f"head -c {3 * MiB} /dev/zero; exec sleep 2",
+      opts={"encoding": "buffer", "max_buffer": MiB, "kill_signal": "SIGKILL"}),
+    C("collect-timeout-keeps-output", "exec", f"head -c {2 * MiB} /dev/zero | tr '\\0' b; exec sleep 5",
+      opts={"encoding": "buffer", "max_buffer": float("inf"), "timeout": 0.5}),
+    C("collect-user-set-encoding-stdout-only", "exec", _PIECES + "; printf 'e\\377' >&2",
+      opts={"encoding": "buffer", "max_buffer": float("inf")}, user_encoding="utf-8"),
     # -- abort -------------------------------------------------------------
     C("abort-before", "exec", "exec sleep 5", abort="before", reason="why"),
     C("abort-before-default-reason", "exec", "exec sleep 5", abort="before"),
