@@ -260,6 +260,15 @@ def _c(name: str, stdio: str, binary: str, **kw) -> Peer:
                 unavailable=_binary_unavailable(binary), **kw)
 
 
+def _c_in_python(name: str, stdio: str, library: str, **kw) -> Peer:
+    """A C floor's op, called through ctypes in a Python worker: the floor's
+    syscalls from a process like the Python peers' (its size, its threads,
+    its working set), to tell what a Python process costs from what the
+    peer's own code costs.  Not a floor: the bars keep the standalone one."""
+    return _py(name, stdio, pyops.c_floor, tail=lambda ctx, wargs: [str(ctx.binaries[library]), *wargs],
+               unavailable=_binary_unavailable(library), **kw)
+
+
 def _node(name: str, stdio: str, *mode: str, **kw) -> Peer:
     if not mode:  # the spawnSync peer has a file of its own
         cmd = lambda ctx: [ctx.node, str(HERE / "node_spawn.js")]  # noqa: E731
@@ -298,6 +307,10 @@ register(
                note="benchmarks/floor_spawn.c"),
             _c("C floor: posix_spawn, 3 pipes", PIPES3, "floor_spawn_pipes", floor=True,
                note="floor_spawn.c -DWITH_PIPES: pipes, poll outputs to EOF, wait"),
+            _c_in_python("C floor in a Python process", INHERIT, "floor_spawn_lib",
+                         note="floor_spawn.c's op through ctypes, inside a Python worker"),
+            _c_in_python("C floor in a Python process, 3 pipes", PIPES3, "floor_spawn_pipes_lib",
+                         note="the same -DWITH_PIPES"),
             _cp("childproc.spawn_sync", PIPES3, pyops.spawn_sync, note="default options"),
             _cp("childproc.spawn_sync stdio=inherit", INHERIT, P(pyops.spawn_sync, stdio="inherit"),
                 note="like for like with subprocess.run"),
@@ -310,6 +323,8 @@ register(
             _node("node spawnSync", PIPES3, note="benchmarks/node_spawn.js, default options"),
         ],
         headline=[
+            ("childproc.spawn_sync", "C floor in a Python process, 3 pipes"),
+            ("childproc.spawn_sync stdio=inherit", "C floor in a Python process"),
             ("childproc.spawn_sync", "subprocess.run"),
             ("childproc.spawn_sync", "subprocess.run 3 pipes"),
             ("childproc.spawn_sync stdio=inherit", "subprocess.run"),
@@ -343,6 +358,10 @@ register(
                note="floor_spawn.c -DWITH_PIDFD: posix_spawn, pidfd_open, poll, waitpid"),
             _c("C floor: posix_spawn+pidfd, 3 pipes", PIPES3, "floor_spawn_pidfd_pipes", floor=True,
                note="-DWITH_PIDFD -DWITH_PIPES: poll the pidfd and both outputs to EOF, waitpid"),
+            _c_in_python("C floor in a Python process", INHERIT, "floor_spawn_pidfd_lib",
+                         note="floor_spawn.c -DWITH_PIDFD's op through ctypes, inside a Python worker"),
+            _c_in_python("C floor in a Python process, 3 pipes", PIPES3, "floor_spawn_pidfd_pipes_lib",
+                         note="the same -DWITH_PIPES"),
             _cp("childproc spawn+wait", PIPES3, pyops.childproc_spawn_wait,
                 note="spawn(), wait(): the thread's private loop; default options"),
             _cp("childproc spawn+wait stdio=inherit", INHERIT,
@@ -358,6 +377,8 @@ register(
             _node("node spawn", PIPES3, "spawn", note="node_peers.js spawn: default options, wait for 'close'"),
         ],
         headline=[
+            ("childproc spawn+wait", "C floor in a Python process, 3 pipes"),
+            ("childproc spawn+wait stdio=inherit", "C floor in a Python process"),
             ("childproc spawn+wait", "asyncio create_subprocess_exec 3 pipes"),
             ("childproc spawn+wait stdio=inherit", "asyncio create_subprocess_exec"),
             ("childproc spawn, await (asyncio)", "asyncio create_subprocess_exec 3 pipes"),
@@ -750,12 +771,19 @@ register(
     )
 )
 
+_LIB = ["-shared", "-fPIC", "-DFLOOR_LIBRARY=1"]
+
 # C programs compiled by the runner: name -> (source, extra cc flags)
 C_PROGRAMS: dict[str, tuple[str, list[str]]] = {
     "floor_spawn": ("floor_spawn.c", []),
     "floor_spawn_pipes": ("floor_spawn.c", ["-DWITH_PIPES=1"]),
     "floor_spawn_pidfd": ("floor_spawn.c", ["-DWITH_PIDFD=1"]),
     "floor_spawn_pidfd_pipes": ("floor_spawn.c", ["-DWITH_PIDFD=1", "-DWITH_PIPES=1"]),
+    # The same ops as shared libraries, called in a Python worker (_c_in_python)
+    "floor_spawn_lib": ("floor_spawn.c", _LIB),
+    "floor_spawn_pipes_lib": ("floor_spawn.c", _LIB + ["-DWITH_PIPES=1"]),
+    "floor_spawn_pidfd_lib": ("floor_spawn.c", _LIB + ["-DWITH_PIDFD=1"]),
+    "floor_spawn_pidfd_pipes_lib": ("floor_spawn.c", _LIB + ["-DWITH_PIDFD=1", "-DWITH_PIPES=1"]),
     "floor_read": ("floor_read.c", []),
     "floor_read_keep": ("floor_read.c", ["-DKEEP=1"]),
     "floor_splice": ("floor_splice.c", []),

@@ -158,6 +158,15 @@ static int spawn_once(char **argv) {
     return status;
 }
 
+#ifdef FLOOR_LIBRARY
+/* compare.py also builds this file as a shared library (-DFLOOR_LIBRARY) and
+ * calls spawn_once through ctypes from a Python worker: the same C op, in a
+ * process the size and shape of the Python peers' (see pyops.c_floor). */
+__attribute__((visibility("default"))) int floor_spawn_op(char **argv) {
+    return spawn_once(argv);
+}
+#endif
+
 int main(int argc, char **argv) {
     if (argc < 6) {
         fprintf(stderr, "usage: %s OPS MAX_MS WARMUP_OPS WARMUP_MS BALLAST_MIB [PROGRAM]\n", argv[0]);

@@ -98,6 +98,24 @@ def _reactor_run_until():
 # spawn_true: spawn + wait of /bin/true, synchronous.  ARGS: PROGRAM
 
 
+def c_floor(argv: list[str]) -> Op:
+    """ARGS: LIBRARY PROGRAM [ARGS...]: a C floor's op (floor_spawn.c built
+    with -DFLOOR_LIBRARY), called through ctypes -- in this process."""
+    import ctypes
+
+    floor_op = ctypes.CDLL(argv[0]).floor_spawn_op
+    floor_op.argtypes = [ctypes.POINTER(ctypes.c_char_p)]
+    args = [a.encode() for a in argv[1:]]
+    c_argv = (ctypes.c_char_p * (len(args) + 1))(*args, None)
+
+    def op() -> int:
+        status = floor_op(c_argv)
+        _check(status == 0, f"the floor's op returned {status}")
+        return 0
+
+    return op
+
+
 def spawn_sync(argv: list[str], **opts) -> Op:
     spawn_sync = _childproc().spawn_sync
     program = argv[0]
