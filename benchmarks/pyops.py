@@ -378,6 +378,19 @@ def asyncio_concurrent(argv: list[str], loop_kind: str = "asyncio") -> Op:
 # (mode "bytes" or "text"; "default" = what the call returns with no options)
 
 
+def childproc_spawn_shell(argv: list[str]) -> Op:
+    """ARGS: EXPECTED COMMAND: the async spawn exec() stands on, for the same
+    command (shell=True, default stdio, wait for 'close'), its output
+    unread: what exec() adds on top is the collecting."""
+    spawn = _childproc().spawn
+    command = argv[1]
+
+    def op() -> int:
+        return spawn(command, shell=True).wait()
+
+    return op
+
+
 def childproc_exec(argv: list[str], mode: str) -> Op:
     exec_ = _childproc().exec
     expected, command = int(argv[0]), argv[1]
