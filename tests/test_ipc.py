@@ -1027,6 +1027,25 @@ def test_channel_fd_is_close_on_exec_in_the_child():
                 pass
 
 
+def test_the_child_side_imports_no_heavy_stdlib_module():
+    # fork()'s start-up bar: a child pays for every module `from childproc
+    # import process` pulls in.  These cost milliseconds each (functools
+    # alone brings collections: ~4 ms) and childproc uses their C parts.
+    heavy = ["functools", "collections", "socket", "json", "typing", "selectors", "asyncio", "re", "threading"]
+    code = (
+        "import sys\n"
+        f"heavy = {heavy!r}\n"
+        "before = {m for m in heavy if m in sys.modules}\n"
+        "from childproc import process\n"
+        "print(sorted(m for m in heavy if m in sys.modules and m not in before))"
+    )
+    env = {k: v for k, v in ENV.items() if not k.startswith("NODE_CHANNEL")}
+    # -S: without site, whose imports vary by installation and would hide ours.
+    proc = subprocess.run([sys.executable, "-S", "-c", code], env=env, capture_output=True, text=True, timeout=20)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
 def test_python_child_without_a_channel():
     proc = subprocess.run(
         [

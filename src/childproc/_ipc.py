@@ -36,7 +36,11 @@ import math
 import os
 import struct
 import warnings
-from functools import partial
+
+try:  # the C partial, without functools' import cost (collections): a forked child starts faster
+    from _functools import partial
+except ImportError:  # pragma: no cover - other Pythons
+    from functools import partial
 
 try:  # the C pieces behind json, without json's import cost (re, enum)
     from _json import encode_basestring as _c_encode_str
