@@ -50,6 +50,25 @@ except ImportError:  # pragma: no cover - nodecmp.py is owned elsewhere
 _BIG = 64 * 1024
 
 
+@pytest.fixture
+def watchdog(request):
+    """A hung test fails (SIGALRM raises in the main thread) instead of
+    hanging the run.  A module sets ``WATCHDOG_SECONDS`` (default 60) and
+    uses it with ``pytest.mark.usefixtures("watchdog")``."""
+    seconds = getattr(request.module, "WATCHDOG_SECONDS", 60)
+
+    def boom(*_):
+        raise TimeoutError(f"test did not finish within {seconds} s (watchdog)")
+
+    old = signal.signal(signal.SIGALRM, boom)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
 def pytest_configure(config):
     config.addinivalue_line(
         "markers",

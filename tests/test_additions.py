@@ -21,7 +21,11 @@ import pytest
 
 import childproc as cp
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc and PDEATHSIG")
+WATCHDOG_SECONDS = 30
+pytestmark = [
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc and PDEATHSIG"),
+    pytest.mark.usefixtures("watchdog"),
+]
 
 _counter = itertools.count(1)
 
@@ -113,20 +117,6 @@ def cleanup(*tags: str) -> None:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-
-
-@pytest.fixture(autouse=True)
-def watchdog():
-    def boom(*_):
-        raise TimeoutError("test did not finish within 30 s (watchdog)")
-
-    old = signal.signal(signal.SIGALRM, boom)
-    signal.alarm(30)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
 
 
 def tree_script(m: str) -> str:

@@ -42,7 +42,6 @@ import base64
 import hashlib
 import json
 import os
-import signal
 import subprocess
 import time
 from typing import Any
@@ -52,7 +51,11 @@ import pytest
 import childproc as cp
 from nodecmp import NODE
 
-pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed")
+WATCHDOG_SECONDS = 30
+pytestmark = [
+    pytest.mark.skipif(NODE is None, reason="node is not installed"),
+    pytest.mark.usefixtures("watchdog"),
+]
 
 MiB = 1024 * 1024
 # A fresh marker per test run, so parallel runs never see each other's children.
@@ -469,20 +472,6 @@ async def _awaitable(child):
 def _diff(n: Any, p: Any) -> str:
     return "childproc differs from node:\n  node:      " + json.dumps(n, ensure_ascii=False) + \
         "\n  childproc: " + json.dumps(p, ensure_ascii=False, default=repr)
-
-
-@pytest.fixture(autouse=True)
-def watchdog():
-    def boom(*_):
-        raise TimeoutError("test did not finish within 30 s (watchdog)")
-
-    old = signal.signal(signal.SIGALRM, boom)
-    signal.alarm(30)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
 
 
 @pytest.mark.parametrize("cid", list(CASES))

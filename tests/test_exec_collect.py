@@ -18,9 +18,8 @@ import asyncio
 import base64
 import gc
 import os
-import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -66,18 +65,7 @@ _TRICKY = (
 _TRICKY_CUTS = [65536, 65537, 70001, 70002, 70003, 70004, len(_TRICKY) - 20002, len(_TRICKY) - 2]
 
 
-@pytest.fixture(autouse=True)
-def watchdog() -> Iterator[None]:
-    def boom(*_: Any) -> None:
-        raise TimeoutError("test did not finish within 60 s (watchdog)")
-
-    old = signal.signal(signal.SIGALRM, boom)
-    signal.alarm(60)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
+pytestmark = pytest.mark.usefixtures("watchdog")
 
 
 def _file(data: bytes) -> str:

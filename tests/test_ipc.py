@@ -64,17 +64,10 @@ _started: list[cp.ChildProcess] = []
 
 
 @pytest.fixture(autouse=True)
-def watchdog_and_cleanup():
-    def boom(*_):
-        raise TimeoutError("test did not finish within 60 s (watchdog)")
-
-    old = signal.signal(signal.SIGALRM, boom)
-    signal.alarm(60)
+def cleanup(watchdog):
     try:
         yield
     finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
         # Leave no child (and no ref'd channel) behind for the next test.
         leftovers = [c for c in _started if c.exit_code is None and c.signal_code is None]
         _started.clear()

@@ -35,7 +35,10 @@ import childproc as cp
 from childproc._loop import private_loop
 from nodecmp import NODE
 
-pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed")
+pytestmark = [
+    pytest.mark.skipif(NODE is None, reason="node is not installed"),
+    pytest.mark.usefixtures("watchdog"),
+]
 
 HERE = Path(__file__).resolve().parent
 FIX = HERE / "fixtures" / "ipc"
@@ -45,20 +48,6 @@ ENV = {
     **os.environ,
     "PYTHONPATH": os.pathsep.join([SRC] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])),
 }
-
-
-@pytest.fixture(autouse=True)
-def watchdog():
-    def boom(*_):
-        raise TimeoutError("test did not finish within 60 s (watchdog)")
-
-    old = signal.signal(signal.SIGALRM, boom)
-    signal.alarm(60)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
 
 
 def fx(name: str) -> str:

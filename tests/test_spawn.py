@@ -62,21 +62,8 @@ SIGNALS = ["SIGTERM", "SIGKILL", "SIGHUP", "SIGINT", "SIGQUIT", "SIGPIPE", "SIGU
            "SIGALRM", "SIGABRT", "SIGSEGV", "SIGBUS", "SIGXCPU"]
 EXIT_CODES = [0, 1, 2, 42, 126, 255, 256, 300]
 
-
-@pytest.fixture(autouse=True)
-def watchdog():
-    """A hung case fails (SIGALRM raises in the main thread) instead of hanging the run."""
-
-    def boom(*_):
-        raise TimeoutError("test did not finish within 30 s (watchdog)")
-
-    old = signal.signal(signal.SIGALRM, boom)
-    signal.alarm(30)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
+WATCHDOG_SECONDS = 30
+pytestmark = pytest.mark.usefixtures("watchdog")
 
 
 # --------------------------------------------------------------------------

@@ -31,19 +31,7 @@ from nodecmp import NODE
 
 SRC = os.path.dirname(os.path.dirname(os.path.abspath(cp.__file__)))
 
-
-@pytest.fixture(autouse=True)
-def watchdog():
-    def boom(*_):
-        raise TimeoutError("test did not finish within 60 s (watchdog)")
-
-    old = signal.signal(signal.SIGALRM, boom)
-    signal.alarm(60)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
+pytestmark = pytest.mark.usefixtures("watchdog")
 
 
 def alive(pid: int) -> bool:

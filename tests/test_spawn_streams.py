@@ -30,7 +30,10 @@ import time
 import pytest
 
 import childproc as cp
-from test_spawn import case, compare, run_node_cases, shape, watchdog  # noqa: F401 - watchdog is autouse
+from test_spawn import case, compare, run_node_cases, shape
+
+WATCHDOG_SECONDS = 30
+pytestmark = pytest.mark.usefixtures("watchdog")
 
 CASES: dict = {}
 SPLIT = r"printf 'a\342'; sleep 0.2; printf '\202\254b\n'"  # '€' = E2 82 AC, split across two writes

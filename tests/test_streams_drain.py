@@ -30,7 +30,10 @@ import pytest
 
 import childproc as cp
 from childproc import _readable
-from test_spawn import CHILD_EVENTS, check_invariants, run_node_cases, run_py, shape, watchdog  # noqa: F401
+from test_spawn import check_invariants, run_node_cases, run_py, shape
+
+WATCHDOG_SECONDS = 30
+pytestmark = pytest.mark.usefixtures("watchdog")
 
 MiB = 1 << 20
 PY = sys.executable
