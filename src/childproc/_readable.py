@@ -252,23 +252,29 @@ class Readable(FdStream):
             # alive at once, malloc hands the next read fresh pages (one
             # page fault per 4 KiB, a third of the cost at 1 MiB chunks).
             data = b""
-            if n < size:
-                self._full_reads = 0
-                if n < _RETRY_MIN:
-                    # A trickle (an interactive child): the pipe is empty now,
-                    # so back to the loop without paying for an EAGAIN read.
-                    return
-                # A bulk writer caught up with: it has most likely written
-                # more while this chunk was handled, and reading again now
-                # is much cheaper than a round through the loop (measured:
-                # a 2 GiB stream goes from 160k loop wake-ups to 15k).
-            else:
-                # A full pipe: the child waits for us.  Grow it once.
-                self._full_reads += 1
-                if self._full_reads >= _FULL_READS_BEFORE_GROW and not self._grow_tried:
-                    size = self._grow_pipe()
-            if not self._reading:  # paused at the mark, destroyed or piped by a listener
+            size = self._next_read_size(n, size)
+            if not size or not self._reading:  # a trickle; paused at the mark, destroyed or piped
                 return
+
+    def _next_read_size(self, n: int, size: int) -> int:
+        """After a read of ``n`` bytes out of ``size`` asked: how much the next
+        read of this wake-up asks for, or 0 to go back to the loop."""
+        if n < size:
+            self._full_reads = 0
+            if n < _RETRY_MIN:
+                # A trickle (an interactive child): the pipe is empty now,
+                # so back to the loop without paying for an EAGAIN read.
+                return 0
+            # A bulk writer caught up with: it has most likely written
+            # more while this chunk was handled, and reading again now
+            # is much cheaper than a round through the loop (measured:
+            # a 2 GiB stream goes from 160k loop wake-ups to 15k).
+            return size
+        # A full pipe: the child waits for us.  Grow it once.
+        self._full_reads += 1
+        if self._full_reads >= _FULL_READS_BEFORE_GROW and not self._grow_tried:
+            return self._grow_pipe()
+        return size
 
     # -- exec()'s collector: output read straight into one C buffer -------------
 
@@ -343,15 +349,9 @@ class Readable(FdStream):
                 buffer.truncate(int(limit) + 1)
                 self._release_collector()
                 return
-            # The same pacing as _on_readable: see there.
-            if n < size:
-                self._full_reads = 0
-                if n < _RETRY_MIN:
-                    return
-            else:
-                self._full_reads += 1
-                if self._full_reads >= _FULL_READS_BEFORE_GROW and not self._grow_tried:
-                    size = self._grow_pipe()
+            size = self._next_read_size(n, size)
+            if not size:
+                return
 
     def _release_collector(self) -> None:
         """Leave the collector for good: what it holds goes to its listener
