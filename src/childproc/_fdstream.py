@@ -20,7 +20,11 @@ if TYPE_CHECKING:
 
     _S = TypeVar("_S", bound="FdStream")
 
-__all__ = ["FdStream"]
+__all__ = ["FdStream", "MAX_READS_PER_WAKE"]
+
+# Reads per wake-up of a readable pipe, at most: one busy pipe cannot starve
+# the other callbacks (libuv: 32).
+MAX_READS_PER_WAKE = 32
 
 
 class FdStream(EventEmitter):

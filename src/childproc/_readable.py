@@ -32,7 +32,7 @@ when it is done.  See :meth:`Readable.pipe`.
 
 ``exec()`` capturing a whole output does not go through ``'data'`` either,
 as long as nobody but exec listens: its streams read into a C buffer
-(:meth:`Readable._attach_collector`), with no Python object per chunk, and
+(``_collect.ExecCollecting``), with no Python object per chunk, and
 fall back to ordinary chunks, losing and reordering nothing, the moment
 anybody else wants them.
 
@@ -67,12 +67,12 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import TYPE_CHECKING, Any
 
-from ._fdstream import FdStream
+from ._collect import ExecCollecting
+from ._fdstream import MAX_READS_PER_WAKE, FdStream
 from ._writable import premature_close, system_error, to_bytes
 
 if TYPE_CHECKING:
     from ._loop import Reactor
-    from ._native import OutputBuffer
     from ._streams import LineIterator
 
 __all__ = ["Readable"]
@@ -88,7 +88,6 @@ except ImportError:  # Windows
 _DEFAULT_READ = 64 * 1024  # Linux's default pipe capacity: one read empties it
 _BIG_PIPE = 1 << 20  # /proc/sys/fs/pipe-max-size's default, allowed to anyone
 _FULL_READS_BEFORE_GROW = 4  # consecutive full reads that prove a fast producer
-_MAX_READS_PER_WAKE = 32  # so that one busy pipe cannot starve other callbacks (libuv: 32)
 _RETRY_MIN = 4096  # a short read this big suggests a bulk writer: read again at once
 
 #: What a stream nobody consumes keeps after the child's exit, at most (bytes
@@ -100,7 +99,7 @@ Chunk = bytes | str
 Decoder = Callable[[bytes, bool], str]  # (data, final) -> text
 
 
-class Readable(FdStream):
+class Readable(ExecCollecting, FdStream):
     """A child's stdout, stderr or extra output pipe, with Node's stream contract.
 
     ``fd`` must be non-blocking; the stream owns it and closes it at the end,
@@ -136,7 +135,7 @@ class Readable(FdStream):
         self._detached = False  # EOF after exit with data kept: the fd is closed, no loop ref
         # exec()'s collector (see _attach_collector): while it is attached
         # the bytes read so far are in C, not yet given to _collect_fn.
-        self._collector: OutputBuffer | None = None
+        self._collector = None
         self._collect_fn: Callable[[Chunk], Any] | None = None
         self._collect_limit = float("inf")
         #: Bytes read after the child's exit and dropped because nobody consumed
@@ -225,7 +224,7 @@ class Readable(FdStream):
         fd = self._fd
         size = self._read_size
         read = os.read
-        for _ in range(_MAX_READS_PER_WAKE):
+        for _ in range(MAX_READS_PER_WAKE):
             try:
                 data = read(fd, size)
             except BlockingIOError:
@@ -275,132 +274,6 @@ class Readable(FdStream):
         if self._full_reads >= _FULL_READS_BEFORE_GROW and not self._grow_tried:
             return self._grow_pipe()
         return size
-
-    # -- exec()'s collector: output read straight into one C buffer -------------
-
-    def _attach_collector(self, listener: Callable[[Chunk], Any], limit: float = float("inf")) -> None:
-        """Let ``listener`` (exec's own ``'data'`` listener, already added) get
-        this stream's output in one piece instead of a call per chunk.
-
-        While the stream flows with ``listener`` as its only ``'data'``
-        listener and nothing else consumes it (see :meth:`_can_collect`),
-        reads go into a C buffer (:class:`OutputBuffer`) and no ``'data'``
-        event is emitted: a 100 MiB capture is then one copy from the kernel
-        (and its pages are moved, not copied, into the result), instead of
-        a ``bytes`` per read, a copy into the collection and a copy out of
-        it.  The owner takes the result with :meth:`_take_collected`.  The moment the conditions stop holding (a
-        user ``'data'`` listener, ``pause()``, ``pipe()``, iteration, a
-        ``set_encoding`` after some output), what C holds goes to
-        ``listener`` as one chunk (decoded by the stream's decoder, whose
-        state then continues) and the stream carries on with ordinary
-        chunks: nothing lost, nothing reordered, and a late listener sees
-        only later chunks, as in Node.  Going over ``limit`` (bytes; only
-        without a decoder) hands over too, so ``listener`` applies its own
-        max_buffer rule to the total.
-        """
-        if self._destroyed or self._eof or self._buffer or self._pump is not None:
-            return  # some output went another way already: keep to the chunks
-        from ._native import OutputBuffer
-
-        self._collector = OutputBuffer()
-        self._collect_fn = listener
-        self._collect_limit = limit
-
-    def _can_collect(self) -> bool:
-        """Whether the next reads may go to the C collector (no 'data' events)."""
-        listeners = self._events.get("data")
-        return (
-            self._flowing is True
-            and listeners is not None
-            and len(listeners) == 1
-            and listeners[0] is self._collect_fn
-            and not self._buffer
-            and self._drain_cap is None
-            and not self._pipes
-            and self._pump is None
-            and not self._consumers
-            and not self._destroyed
-            # A finite limit counts the UTF-8 length of decoded text, which
-            # the raw byte count cannot stand in for: chunks then.
-            and (self._decoder is None or self._collect_limit == float("inf"))
-        )
-
-    def _collect_ready(self) -> None:
-        """``_on_readable``'s loop, reading into the C collector instead of ``bytes``."""
-        buffer = self._collector
-        assert buffer is not None
-        fd = self._fd
-        size = self._read_size
-        fill = buffer.fill
-        limit = self._collect_limit
-        for _ in range(_MAX_READS_PER_WAKE):
-            n = fill(fd, size)
-            if n <= 0:
-                if n == 0:
-                    self._on_eof()
-                elif n != -_errno.EAGAIN:
-                    self.destroy(system_error(-n, "read"))
-                return
-            if len(buffer) > limit:
-                # Over max_buffer: exec's listener gets the total as one
-                # chunk and applies its rule (cut, MaxBufferError, kill).
-                # One byte over is as good as all of it for that rule, and
-                # copies less.
-                buffer.truncate(int(limit) + 1)
-                self._release_collector()
-                return
-            size = self._next_read_size(n, size)
-            if not size:
-                return
-
-    def _release_collector(self) -> None:
-        """Leave the collector for good: what it holds goes to its listener
-        as one chunk, through the decoder as a chunk read now would."""
-        buffer, fn = self._collector, self._collect_fn
-        self._collector = self._collect_fn = None
-        if buffer is None or fn is None:
-            return
-        if not len(buffer):
-            buffer.close()
-            return
-        data = buffer.take_bytes()
-        chunk: Chunk = data if self._decoder is None else self._decoder(data, False)
-        data = b""
-        if chunk:
-            fn(chunk)
-
-    def _take_collected(self) -> Chunk | None:
-        """What the collector holds, as the one chunk its listener would have
-        got (bytes, or text from the stream's decoder), and detach it.
-
-        None when no collector is attached (any more) or it holds nothing.
-        At EOF the decoder is final (an incomplete character becomes
-        U+FFFD, as the chunks would have had it); on a stream destroyed
-        before EOF it is not (the incomplete character is dropped, as it
-        stays in the decoder of a chunked stream).
-        """
-        buffer = self._collector
-        self._collector = self._collect_fn = None
-        if buffer is None:
-            return None
-        if not len(buffer):
-            buffer.close()
-            return None
-        if self._decoder is None:
-            return buffer.take_bytes()
-        if self._encoding == "utf-8":
-            # The decoder has seen no byte of what C holds nor of anything
-            # before it (the collector hands over for good before any chunk
-            # is decoded), so a fresh UTF-8 decode of the buffer is exactly
-            # its output -- without copying 100 MiB into bytes first.
-            return buffer.decode_utf8(self._eof)
-        # The calls the chunks would have made: data, then the final flush
-        # at EOF apart (a decoder may drop only the tail there: UTF-16's
-        # dangling odd byte).
-        text = self._decoder(buffer.take_bytes(), False)
-        if self._eof:
-            text += self._decoder(b"", True)
-        return text
 
     def _grow_pipe(self) -> int:
         """Raise the pipe's capacity to 1 MiB, once; keep it if the quota says no."""
