@@ -15,8 +15,7 @@
  * Prints one line of JSON on stdout:
  *   {"samples_ns":[...],"rss_kib":N,"base_rss_kib":N,"hwm_kib":N,
  *    "ballast_mib":M,"failures":0}
- * and exits 1 if any op failed.  (floor_spawn.c predates this file and has
- * its own copy of the loop.)
+ * and exits 1 if any op failed.
  */
 #define _GNU_SOURCE
 #include <errno.h>

@@ -16,28 +16,15 @@ import subprocess
 
 import pytest
 
+from _benchutil import need_childproc
+
 TRUE = shutil.which("true", path="/bin:/usr/bin") or "/bin/true"
 GROUP = "spawn + wait of /bin/true"
 
 
-def _import_childproc():
-    """childproc, or a skip when it is not installed at all.
-
-    Any other import failure (the package is there but its C core does not
-    load) is an error, not a skip: that is a broken build.
-    """
-    try:
-        import childproc
-    except ModuleNotFoundError as e:
-        if e.name == "childproc":
-            pytest.skip("childproc is not installed in this interpreter (pip install .)")
-        raise
-    return childproc
-
-
 @pytest.mark.benchmark(group=GROUP)
 def test_childproc_spawn_sync(benchmark):
-    childproc = _import_childproc()
+    childproc = need_childproc()
     # Default options, exactly as a user writes it: stdio is three pipes.
     result = benchmark(childproc.spawn_sync, TRUE)
     assert result.status == 0
@@ -47,7 +34,7 @@ def test_childproc_spawn_sync(benchmark):
 
 @pytest.mark.benchmark(group=GROUP)
 def test_childproc_spawn_sync_inherit(benchmark):
-    childproc = _import_childproc()
+    childproc = need_childproc()
     # No pipes: the same stdio situation as subprocess.run and posix_spawn below.
     result = benchmark(childproc.spawn_sync, TRUE, stdio="inherit")
     assert result.status == 0

@@ -31,44 +31,19 @@
  *   one timed op always runs).  With BALLAST_MIB > 0 the parent first
  *   mallocs and memsets that much memory so it is resident.
  *
- * Prints one line of JSON on stdout:
- *   {"samples_ns":[...],"rss_kib":N,"ballast_mib":M,"failures":0}
- * and exits 1 if any child did not exit with status 0.
+ * Output and exit status: _floor_common.h's (a failed op is a child that did
+ * not exit with status 0).
  */
-#define _GNU_SOURCE
-#include <errno.h>
+#include "_floor_common.h" /* first: it defines _GNU_SOURCE; main() and the batch loop */
+
 #include <fcntl.h>
 #include <poll.h>
 #include <spawn.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
-
-static int64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static long rss_kib(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kib = -1;
-    if (!f)
-        return -1;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-            break;
-    fclose(f);
-    return kib;
-}
 
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
@@ -167,61 +142,9 @@ __attribute__((visibility("default"))) int floor_spawn_op(char **argv) {
 }
 #endif
 
-int main(int argc, char **argv) {
-    if (argc < 6) {
-        fprintf(stderr, "usage: %s OPS MAX_MS WARMUP_OPS WARMUP_MS BALLAST_MIB [PROGRAM]\n", argv[0]);
-        return 2;
-    }
-    long ops = atol(argv[1]);
-    int64_t max_ns = (int64_t)(atof(argv[2]) * 1e6);
-    long warmup = atol(argv[3]);
-    int64_t warmup_ns = (int64_t)(atof(argv[4]) * 1e6);
-    long ballast_mib = atol(argv[5]);
-    char *true_argv[] = {"/bin/true", NULL};
-    char **program = argc > 6 ? argv + 6 : true_argv;
-    if (ops < 1)
-        ops = 1;
-
-    char *ballast = NULL;
-    if (ballast_mib > 0) {
-        size_t n = (size_t)ballast_mib << 20;
-        ballast = malloc(n);
-        if (!ballast) {
-            fprintf(stderr, "cannot allocate %ld MiB\n", ballast_mib);
-            return 2;
-        }
-        memset(ballast, 1, n);
-    }
-
-    long failures = 0;
-    int64_t t_end = now_ns() + warmup_ns;
-    for (long i = 0; i < warmup && now_ns() < t_end; i++)
-        if (spawn_once(program) != 0)
-            failures++;
-
-    int64_t *samples = malloc(sizeof *samples * (size_t)ops);
-    long n = 0;
-    int64_t t_stop = now_ns() + max_ns;
-    while (n < ops) {
-        int64_t t0 = now_ns();
-        int st = spawn_once(program);
-        int64_t t1 = now_ns();
-        if (st != 0)
-            failures++;
-        samples[n++] = t1 - t0;
-        if (t1 >= t_stop)
-            break;
-    }
-
-    printf("{\"samples_ns\":[");
-    for (long i = 0; i < n; i++)
-        printf(i ? ",%lld" : "%lld", (long long)samples[i]);
-    printf("],\"rss_kib\":%ld,\"ballast_mib\":%ld,\"failures\":%ld}\n",
-           rss_kib(), ballast_mib, failures);
-    /* Read the ballast once more so the compiler cannot drop it. */
-    if (ballast && ballast[((size_t)ballast_mib << 20) - 1] != 1)
-        return 3;
-    free(samples);
-    free(ballast);
-    return failures ? 1 : 0;
+/* The runner's op: one spawn + wait of ARGS (default /bin/true); 0 when
+ * the child exited with status 0. */
+static int op(char **args) {
+    static char *true_argv[] = {"/bin/true", NULL};
+    return spawn_once(args[0] ? args : true_argv);
 }

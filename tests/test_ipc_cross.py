@@ -18,7 +18,6 @@ All of it needs ``node``; without it the module is skipped.
 
 from __future__ import annotations
 
-import array
 import base64
 import json
 import os
@@ -48,6 +47,11 @@ ENV = {
     **os.environ,
     "PYTHONPATH": os.pathsep.join([SRC] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])),
 }
+
+
+if str(FIX) not in sys.path:
+    sys.path.insert(0, str(FIX))
+from wire_recorder import record as record_wire  # noqa: E402 - the fixture child's own loop, in-process
 
 
 def fx(name: str) -> str:
@@ -232,30 +236,9 @@ def record_child(argv: list[str], timeout: float = 30) -> tuple[bytes, list]:
         stderr=subprocess.PIPE,
     )
     child_end.close()
-    data = bytearray()
-    fd_chunks = []
-    scanned = 0
     parent_end.settimeout(timeout)
     try:
-        while True:
-            chunk, anc, _f, _a = parent_end.recvmsg(1 << 20, socket.CMSG_SPACE(4 * 8))
-            if not chunk:
-                break
-            fds = array.array("i")
-            for level, kind, payload in anc:
-                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                    fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
-            if fds:
-                fd_chunks.append([len(data), len(data) + len(chunk), len(fds)])
-                for f in fds:
-                    os.close(f)
-            data += chunk
-            end = data.rfind(b"\n")
-            if end >= scanned:
-                for line in bytes(data[scanned:end]).split(b"\n"):
-                    if line.startswith(b'{"cmd":"NODE_HANDLE"'):
-                        parent_end.sendall(b'{"cmd":"NODE_HANDLE_ACK"}\n')
-                scanned = end + 1
+        data, fd_chunks = record_wire(parent_end)
         _, err = proc.communicate(timeout=timeout)
         assert proc.returncode == 0, err.decode(errors="replace")
     finally:
@@ -263,7 +246,7 @@ def record_child(argv: list[str], timeout: float = 30) -> tuple[bytes, list]:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    return bytes(data), fd_chunks
+    return data, fd_chunks
 
 
 @pytest.mark.parametrize("spec", ["typical"])
