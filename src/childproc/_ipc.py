@@ -102,7 +102,7 @@ if _c_make_encoder is not None:
     # One C encoder for every message (json.dumps builds a new one per call).
     # Floats never reach it (see encode_json), so allow_nan does not matter.
     _markers: dict[int, Any] = {}
-    _c_encoder: Any = _c_make_encoder(_markers, _json_default, _c_encode_str, None, ":", ",", False, False, True)
+    _c_encoder = _c_make_encoder(_markers, _json_default, _c_encode_str, None, ":", ",", False, False, True)
 
     def _dumps(message: Any) -> str:
         try:
@@ -112,7 +112,6 @@ if _c_make_encoder is not None:
             raise
 
 else:  # pragma: no cover
-    _c_encoder = None
 
     def _dumps(message: Any) -> str:
         import json
@@ -227,16 +226,7 @@ def encode_json(message: Any) -> bytes:
             floats = _has_float(message)
         except RecursionError:
             floats = False  # circular: the encoder below says so
-        if floats:
-            text = _dumps_js(message)
-        elif _c_encoder is not None:
-            try:
-                text = "".join(_c_encoder(message, 0))  # _dumps, inline: once per send
-            except BaseException:
-                _markers.clear()
-                raise
-        else:  # pragma: no cover
-            text = _dumps(message)
+        text = _dumps_js(message) if floats else _dumps(message)
     except ValueError as exc:
         if "ircular" in str(exc):
             raise TypeError("Converting circular structure to JSON") from None
@@ -396,11 +386,9 @@ class IPC:
         self._on_closed = on_closed
         self._inbuf = bytearray()
         self._fds: deque[int] = deque()  # received, not yet matched to a NODE_HANDLE
-        self._out: deque[list[Any]] = deque()  # [bytes, fd or -1]
+        self._out: deque[list[Any]] = deque()  # [data, fd or -1, callback]; data is bytes, or a
+        # bytearray of plain messages joined while queued (see _write)
         self._out_size = 0
-        # The last queued entry's buffer while plain messages may join it
-        # (None when they may not): the send path appends without a lookup.
-        self._tail: bytearray | None = None
         self._sent_tick = -1  # the loop turn of the last send that skipped the queue
         self._writing = False
         self._batching = False  # a flush is queued for the end of this tick
@@ -458,33 +446,6 @@ class IPC:
         keep_open: bool = False,
         callback: Callable[[BaseException | None], Any] | None = None,
     ) -> bool:
-        if handle is None and self._handle_queue is None and self.connected:
-            # The common send, in as few steps as the rules below allow.
-            if callable(message):
-                raise _invalid_message(message)
-            data = self.encode(message)
-            tail = self._tail
-            if tail is not None and callback is None and len(tail) < _COALESCE_MAX:
-                tail += data  # see _write: queued behind the tick's first message
-                self._out_size += len(data)
-                return self._out_size < _SEND_HWM
-            if callback is None and not self._out and not self._writing:
-                # Nothing queued and nothing sent yet in this turn of the
-                # loop (a reply, a lone notification): straight to the
-                # socket, without the queue, its keep-alive ref and the
-                # end-of-turn flush that _write arranges for a burst.
-                tick = self.reactor.tick
-                if tick is not None and tick != self._sent_tick:
-                    self._sent_tick = tick
-                    try:
-                        sent = self.sock.send(data)
-                    except OSError:
-                        sent = 0  # full, or failing: _write retries and reports
-                    if sent == len(data):
-                        return True
-                    data = data[sent:]
-            self._write(data, -1, callback)
-            return self._out_size < _SEND_HWM
         if not self.connected:
             err = IPCError("Channel closed", code="ERR_IPC_CHANNEL_CLOSED")
             if callback is not None:
@@ -513,6 +474,21 @@ class IPC:
 
     def _write(self, data: bytes, fd: int, callback: Any) -> None:
         out = self._out
+        if not (self._writing or self._batching or out) and fd < 0 and callback is None:
+            tick = self.reactor.tick
+            if tick is not None and tick != self._sent_tick:
+                # Nothing queued and nothing sent yet in this turn of the
+                # loop (a reply, a lone notification): straight to the
+                # socket, without a queue entry, its keep-alive ref and the
+                # end-of-turn flush arranged below for a burst.
+                self._sent_tick = tick
+                try:
+                    sent = self.sock.send(data)
+                except OSError:
+                    sent = 0  # full, or failing: the queue retries and reports
+                if sent == len(data):
+                    return
+                data = data[sent:]
         self._out_size += len(data)
         if not self._write_ref:
             # Like a Node channel with a write in flight: what was sent is
@@ -523,15 +499,15 @@ class IPC:
             # Queued behind a write in progress or for the end of the tick.
             # Plain messages (no fd, no callback) join one buffer as they
             # come: one send for the lot, and no per-message entry to pop.
+            # (A bytearray entry is always such a buffer: encode() gives bytes.)
             if fd < 0 and callback is None:
-                tail = self._tail
-                if tail is not None and len(tail) < _COALESCE_MAX:
-                    tail += data
-                    return
-                self._tail = tail = bytearray(data)
-                out.append([tail, -1, None])
+                if out:
+                    last = out[-1][0]
+                    if type(last) is bytearray and len(last) < _COALESCE_MAX:
+                        last += data
+                        return
+                out.append([bytearray(data), -1, None])
             else:
-                self._tail = None
                 out.append([data, fd, callback])
             return
         out.append([data, fd, callback])
@@ -549,7 +525,6 @@ class IPC:
 
     def _flush(self) -> None:
         sock, out = self.sock, self._out
-        self._tail = None  # what is queued now may be sent, sliced or popped
         while out:
             entry = out[0]
             data, fd = entry[0], entry[1]
@@ -622,7 +597,6 @@ class IPC:
         err = spawn_error(exc.errno or _errno.EPIPE, "write")
         callbacks = [entry[2] for entry in self._out if entry[2] is not None]
         self._out.clear()
-        self._tail = None
         self._out_size = 0
         self._release_write_ref()
         if self._writing:
@@ -805,22 +779,14 @@ class IPC:
         queued call.  Node gives each its own tick so that one throwing
         handler loses no other message; so does this: the rest is queued
         again first."""
-        # emit('message') inline (this runs per message): the listener tuple
-        # is looked up again for each message, as each emit() would.
-        events, pending = self.target._events, self._pending_messages
+        emit, pending = self.target.emit, self._pending_messages
         for i in range(start, len(batch)):
             message = batch[i]
             try:
-                # Nobody listens, or older messages still wait for their
-                # replay: the message waits too.
-                listeners = None if pending else events.get("message")
-                if listeners is None:
+                # emit() is False when nobody listens: then, as while older
+                # messages still wait for their replay, the message waits.
+                if pending or not emit("message", message, None):
                     pending.append((message, None))
-                elif len(listeners) == 1:
-                    listeners[0](message, None)
-                else:
-                    for fn in listeners:
-                        fn(message, None)
             except BaseException:
                 if i + 1 < len(batch):
                     self.reactor.call_soon(self._deliver_batch, batch, i + 1)
@@ -911,7 +877,6 @@ class IPC:
             self.channel = None
             self._closing = True
             self._out.clear()
-            self._tail = None
             self._out_size = 0
             self._release_write_ref()
             # After the messages of the last read, which wait on the queue.
