@@ -43,7 +43,7 @@ import pytest
 import childproc as cp
 from childproc import IPCError
 from childproc._loop import private_loop
-from nodecmp import node_json
+from nodecmp import NODE, node_json
 
 HERE = Path(__file__).resolve().parent
 FIX = HERE / "fixtures" / "ipc"
@@ -1103,11 +1103,16 @@ def test_a_value_never_runs_on_into_the_next_line():
     ]
 
 
+@pytest.mark.skipif(NODE is None, reason="node is not installed")
 def test_whitespace_around_a_value_is_accepted_as_json_parse_accepts_it():
-    child = raw_writer([b'  {"a":1}\t\n\r[2] \n{"b":\t3}\n'])
+    wire = '  {"a":1}\t\n\r[2] \n{"b":\t3}\n'
+    # Node's channel: JSON.parse of each line.
+    expected = node_json(f"out({json.dumps(wire)}.split('\\n').slice(0, -1).map((l) => JSON.parse(l)))")
+    assert expected == [{"a": 1}, [2], {"b": 3}]
+    child = raw_writer([wire.encode()])
     rec = Rec(child)
     rec.wait_close()
-    assert rec.messages == [{"a": 1}, [2], {"b": 3}]
+    assert rec.messages == expected
     assert rec.errors == []
 
 
