@@ -134,7 +134,9 @@ typedef struct {
 int cp_run_sync(cp_spawn_req *req, const cp_sync_opts *opts,
                 cp_sync_result *result);
 
-/* Free what cp_run_sync allocated in result->outputs. */
+/* Free what cp_run_sync allocated in result->outputs.  An output with
+ * len 0 holds nothing (data is NULL), so a run whose outputs are all empty
+ * needs no call. */
 void cp_sync_result_free(cp_sync_result *result, int nstdio);
 
 /* ---- collecting a stream's whole output (pipe_posix.c, pipe_win32.c) - */

@@ -12,6 +12,13 @@
  * rule ("output is not truncated, whole chunks are kept") depends on it. */
 #define CP_READ_CHUNK (64 * 1024)
 
+/* spawn_posix.c */
+/* A cp_spawn_req flag of the C side only: the caller will not watch the
+ * child through a pidfd, so cp_spawn need not open one (run_sync's untimed
+ * runs, which end in a blocking waitpid).  Far from the public CP_SPAWN_*. */
+#define CP__SPAWN_NO_PIDFD (1 << 30)
+int cp__open_pidfd(int pid);               /* -1 where the kernel has none */
+
 /* pipe_posix.c */
 int cp__pipe(int fds[2]);                  /* close-on-exec from birth   */
 int cp__socketpair(int fds[2]);            /* AF_UNIX stream, likewise   */

@@ -14,9 +14,12 @@
  *    it has not exited yet, then every pipe is closed (so a grandchild that
  *    holds one cannot make the call hang) and the child is reaped.
  *
- * Exit is watched through the child's pidfd in the same poll() as the
- * pipes.  Without a pidfd (kernels before 5.3, macOS until kqueue lands
- * here) the loop polls with a short, growing sleep and asks waitpid.
+ * So the loop has two phases.  First the pipes alone are polled until every
+ * one is done (the child's exit changes nothing while a pipe is open).
+ * Then the child is waited for: a plain blocking waitpid when there is no
+ * deadline, as the C floor does; with one, a pidfd opened only then (or,
+ * where the kernel has none, a short growing sleep) bounds the wait.  An
+ * untimed run therefore costs no pidfd at all.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1
@@ -86,28 +89,45 @@ static void kill_child(sync_state *st, const cp_sync_opts *opts, int sig)
     st->killed = 1;
 }
 
+/* Wait for the exit until `deadline`; returns with st->exited set, or
+ * unset once the deadline has passed.  The pidfd is opened on the first
+ * call (the child is unreaped, so its pid cannot have been reused). */
+static void wait_until(sync_state *st, int64_t deadline)
+{
+    if (st->child.pidfd < 0)
+        st->child.pidfd = cp__open_pidfd(st->child.pid);
+    try_reap(st);
+    while (!st->exited) {
+        int64_t left = deadline - now_ns();
+        if (left <= 0)
+            return;
+        int wait_ms = (int)((left + 999999) / 1000000); /* never early */
+        if (st->child.pidfd >= 0) {
+            struct pollfd pfd = {st->child.pidfd, POLLIN, 0};
+            poll(&pfd, 1, wait_ms);
+        } else {
+            /* No pidfd (kernels before 5.3, macOS): sleep in short,
+             * growing steps and ask waitpid. */
+            if (wait_ms > st->no_pidfd_sleep_ms)
+                wait_ms = st->no_pidfd_sleep_ms;
+            if (st->no_pidfd_sleep_ms < 50)
+                st->no_pidfd_sleep_ms *= 2;
+            struct timespec ts = {wait_ms / 1000, (long)(wait_ms % 1000) * 1000000};
+            nanosleep(&ts, NULL);
+        }
+        try_reap(st);
+    }
+}
+
 /* After a kill: wait for the exit, sending SIGKILL once force_kill_after
  * has passed (if asked to). */
 static void reap_after_kill(sync_state *st, const cp_sync_opts *opts)
 {
     if (st->exited || !st->killed || opts->force_kill_after_ns <= 0)
         return;
-    int64_t deadline = now_ns() + opts->force_kill_after_ns;
-    while (!st->exited) {
-        int64_t left = deadline - now_ns();
-        if (left <= 0) {
-            kill_child(st, opts, SIGKILL);
-            return;
-        }
-        if (st->child.pidfd >= 0) {
-            struct pollfd pfd = {st->child.pidfd, POLLIN, 0};
-            poll(&pfd, 1, (int)((left + 999999) / 1000000));
-        } else {
-            struct timespec ts = {0, 1000000}; /* 1 ms steps without a pidfd */
-            nanosleep(&ts, NULL);
-        }
-        try_reap(st);
-    }
+    wait_until(st, now_ns() + opts->force_kill_after_ns);
+    if (!st->exited)
+        kill_child(st, opts, SIGKILL);
 }
 
 static void close_pipes(cp_spawn_req *req)
@@ -152,7 +172,13 @@ int cp_run_sync(cp_spawn_req *req, const cp_sync_opts *opts,
         }
     }
 
+    /* The pidfd is wanted only for a bounded wait (see the top). */
+    int untimed = opts->timeout_ns <= 0 && opts->force_kill_after_ns <= 0;
+    int flags = req->flags;
+    if (untimed)
+        req->flags |= CP__SPAWN_NO_PIDFD;
     rc = cp_spawn(req, &st.child);
+    req->flags = flags;
     if (rc < 0) {
         res->error = rc;
         res->stage = st.child.stage;
@@ -187,13 +213,7 @@ int cp_run_sync(cp_spawn_req *req, const cp_sync_opts *opts,
             slot[np++] = i;
             open_pipes++;
         }
-        if (!st.exited && st.child.pidfd >= 0) {
-            pfds[np].fd = st.child.pidfd;
-            pfds[np].events = POLLIN;
-            pfds[np].revents = 0;
-            slot[np++] = -1;
-        }
-        if (st.exited && open_pipes == 0)
+        if (open_pipes == 0)
             break;
 
         int wait_ms = -1;
@@ -203,12 +223,6 @@ int cp_run_sync(cp_spawn_req *req, const cp_sync_opts *opts,
                 wait_ms = 0;
             else /* round up: never wake before the deadline */
                 wait_ms = (int)((left + 999999) / 1000000);
-        }
-        if (!st.exited && st.child.pidfd < 0) {
-            if (wait_ms < 0 || wait_ms > st.no_pidfd_sleep_ms)
-                wait_ms = st.no_pidfd_sleep_ms;
-            if (st.no_pidfd_sleep_ms < 50)
-                st.no_pidfd_sleep_ms *= 2;
         }
 
         int ready = poll(pfds, (nfds_t)np, wait_ms);
@@ -226,16 +240,10 @@ int cp_run_sync(cp_spawn_req *req, const cp_sync_opts *opts,
             close_pipes(req);
             break;
         }
-        if (!st.exited && st.child.pidfd < 0)
-            try_reap(&st);
 
         for (int k = 0; k < np && ready > 0; k++) {
             if (pfds[k].revents == 0)
                 continue;
-            if (slot[k] < 0) {
-                try_reap(&st);
-                continue;
-            }
             cp_stdio *s = &req->stdio[slot[k]];
             if (s->kind == CP_STDIO_PIPE_IN) {
                 ssize_t w = write(s->fd, opts->input + input_off,
@@ -280,6 +288,15 @@ int cp_run_sync(cp_spawn_req *req, const cp_sync_opts *opts,
         }
     }
 
+    /* Every pipe is done.  A deadline still bounds the wait for the exit
+     * (sh -c 'sleep 9 & exec sleep 9' has closed its pipes early). */
+    if (!st.killed && st.deadline != NO_DEADLINE) {
+        wait_until(&st, st.deadline);
+        if (!st.exited) {
+            res->error = -ETIMEDOUT;
+            kill_child(&st, opts, opts->kill_signal);
+        }
+    }
     reap_after_kill(&st, opts);
     if (!st.exited) {
         int wstatus = 0;
@@ -297,6 +314,15 @@ int cp_run_sync(cp_spawn_req *req, const cp_sync_opts *opts,
     }
 
 out:
+    /* An output that stayed empty gives its read buffer back now, so a
+     * result holds memory exactly where it holds bytes and the caller can
+     * skip cp_sync_result_free for a run that printed nothing. */
+    for (int i = 0; i < n; i++) {
+        if (res->outputs[i].len == 0 && res->outputs[i].data != NULL) {
+            free(res->outputs[i].data);
+            res->outputs[i] = (cp_output){NULL, 0, 0};
+        }
+    }
     close_pipes(req);
     cp__close(&st.child.pidfd);
     if (pfds != small) {

@@ -407,6 +407,14 @@ spawn_failed:
     result->pid = 0;
     result->spawned = 0;
 out:
+    /* As on POSIX: an output that stayed empty holds no memory. */
+    for (i = 0; i < n && result->outputs != NULL; i++) {
+        if (result->outputs[i].len == 0 && result->outputs[i].data != NULL) {
+            free(result->outputs[i].data);
+            result->outputs[i].data = NULL;
+            result->outputs[i].cap = 0;
+        }
+    }
     close_all(&run);
     for (i = 0; i < run.npipes; i++)
         if (run.pipes[i].ev != NULL)

@@ -316,7 +316,7 @@ static int posix_spawn_serves(const cp_spawn_req *req)
            (req->cwd == NULL || libc.addchdir);
 }
 
-static int open_pidfd(int pid)
+int cp__open_pidfd(int pid)
 {
 #ifdef SYS_pidfd_open
     /* Safe from pid reuse: the child is ours and unreaped until cp_wait. */
@@ -327,7 +327,7 @@ static int open_pidfd(int pid)
     return -1;
 }
 #else
-static int open_pidfd(int pid) { (void)pid; return -1; }
+int cp__open_pidfd(int pid) { (void)pid; return -1; }
 static int posix_spawn_serves(const cp_spawn_req *req) { (void)req; return 1; }
 #endif
 
@@ -335,6 +335,7 @@ typedef struct {
     posix_spawnattr_t attr;
     posix_spawn_file_actions_t fa;
     int have_attr, have_fa;
+    int want_pidfd;
 } spawn_setup;
 
 static void spawn_setup_release(spawn_setup *s)
@@ -353,6 +354,7 @@ static int spawn_setup_init(spawn_setup *s, const cp_spawn_req *req,
     sigset_t all, none;
 
     s->have_attr = s->have_fa = 0;
+    s->want_pidfd = !(req->flags & CP__SPAWN_NO_PIDFD);
     if ((rc = posix_spawnattr_init(&s->attr)) != 0)
         return -rc;
     s->have_attr = 1;
@@ -391,9 +393,16 @@ static int spawn_setup_init(spawn_setup *s, const cp_spawn_req *req,
 #ifdef __APPLE__
             rc = posix_spawn_file_actions_addinherit_np(&s->fa, i);
 #else
-            /* dup2(i, i) clears FD_CLOEXEC in glibc >= 2.29 (Austin Group
-             * issue 411), which is what we want for an fd already in place. */
-            rc = posix_spawn_file_actions_adddup2(&s->fa, i, i);
+            /* Already in place.  When it is close-on-exec, dup2(i, i) clears
+             * that in glibc >= 2.29 (Austin Group issue 411).  When it is not
+             * (the parent's own stdio, as a rule), there is nothing to do:
+             * one fcntl here saves glibc two getrlimit calls and the child
+             * two fcntl calls while the parent is suspended. */
+            int fdflags = fcntl(i, F_GETFD);
+            if (fdflags < 0 || (fdflags & FD_CLOEXEC))
+                rc = posix_spawn_file_actions_adddup2(&s->fa, i, i);
+            else
+                rc = 0;
 #endif
         } else {
             rc = posix_spawn_file_actions_adddup2(&s->fa, f, i);
@@ -438,7 +447,7 @@ static int spawn_one(const char *path, const spawn_setup *s, char **argv,
     if (rc != 0)
         return -rc;
     child->pid = pid;
-    child->pidfd = open_pidfd(pid);
+    child->pidfd = s->want_pidfd ? cp__open_pidfd(pid) : -1;
     return 0;
 }
 
@@ -735,8 +744,8 @@ static int spawn_clone(const cp_spawn_req *req, exec_arrays *a,
         pidfd = -1;
         pid = clone(child_main, stack + stack_size,
                     CLONE_VM | CLONE_VFORK | SIGCHLD, &c);
-        if (pid > 0)
-            pidfd = open_pidfd(pid);
+        if (pid > 0 && !(req->flags & CP__SPAWN_NO_PIDFD))
+            pidfd = cp__open_pidfd(pid);
     }
     saved_errno = errno;
     munmap(stack, stack_size);

@@ -505,6 +505,10 @@ def test_encoding_python_types():
     none_means_none=case("sh", ["-c", "echo done"], timeout=None),
     grandchild_holds_pipe=case("sh", ["-c", "sleep 2 & echo hi"], timeout=0.3),
     timeout_with_input=case("sh", ["-c", "sleep 5"], timeout=0.2, input=b"x" * 300000),
+    # every pipe done long before the exit: the deadline still bounds the wait
+    pipes_closed_early=case("sh", ["-c", "exec >&- 2>&-; exec sleep 5"], timeout=0.3),
+    no_pipes_at_all=case("sleep", ["5"], timeout=0.2, stdio="inherit"),
+    no_pipes_exits_in_time=case("sh", ["-c", "sleep 0.1; exit 3"], timeout=5, stdio="ignore"),
 )
 def test_timeout(sync_compare, c):
     sync_compare.check(c)
