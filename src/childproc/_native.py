@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ._core import ffi, lib
+from ._options import MAX_BUFFER as _DEFAULT_MAX_BUFFER
+from ._signals import SIGTERM as _SIGTERM
 
 if TYPE_CHECKING:
     from ._options import SpawnPlan
@@ -75,10 +77,12 @@ def _cstr(data: bytes, keep: list[object]) -> object:
 def build_request(plan: SpawnPlan, keep: list[object]) -> tuple[object, object]:
     """Fill a ``cp_spawn_req`` from the plan; ``keep`` holds what C points at."""
     req = ffi.new("cp_spawn_req *")
-    req.file = _cstr(plan.file_bytes, keep)
     argv = _from_buffer(plan.argv_blob)
     keep.append(argv)
     req.argv = argv
+    # argv[0] is the file itself unless argv0 was given: then the blob
+    # already starts with the NUL-terminated file name.
+    req.file = argv if plan.spawnargs[0] is plan.file else _cstr(plan.file_bytes, keep)
     req.argc = plan.argc
     if plan.env_blob is not None:
         envp = _from_buffer(plan.env_blob)
@@ -214,12 +218,20 @@ def _max_buffer(limit: float) -> int:
     return min(int(limit), _UINT64_MAX)
 
 
-def run_sync(plan: SpawnPlan) -> RawSyncResult:
-    """Run the whole sync loop in C (without the GIL) and collect results."""
-    keep: list[object] = []
-    req, stdio = build_request(plan, keep)
-    opts = ffi.new("cp_sync_opts *")
+# What a plan that sets no sync option runs with: shared, since C only reads it.
+_DEFAULT_SYNC_OPTS = ffi.new("cp_sync_opts *")
+_DEFAULT_SYNC_OPTS.kill_signal = _SIGTERM
+_DEFAULT_SYNC_OPTS.max_buffer = _DEFAULT_MAX_BUFFER
+
+
+def _sync_opts(plan: SpawnPlan, keep: list[object]) -> object:
+    """The ``cp_sync_opts`` of a plan; the shared defaults when it sets none
+    (C only reads them)."""
     data = plan.input
+    if (not data and plan.timeout is None and plan.kill_signal == _SIGTERM and not plan.kill_tree
+            and plan.max_buffer == _DEFAULT_MAX_BUFFER and plan.force_kill_after is None):
+        return _DEFAULT_SYNC_OPTS
+    opts = ffi.new("cp_sync_opts *")
     if data:
         buf = _from_buffer(data)
         keep.append(buf)
@@ -230,32 +242,45 @@ def run_sync(plan: SpawnPlan) -> RawSyncResult:
     opts.max_buffer = _max_buffer(plan.max_buffer)
     opts.kill_group = 1 if plan.kill_tree else 0
     opts.force_kill_after_ns = _timeout_ns(plan.force_kill_after)
+    return opts
 
+
+def run_sync(plan: SpawnPlan) -> RawSyncResult:
+    """Run the whole sync loop in C (without the GIL) and collect results.
+
+    This is all the Python a ``spawn_sync`` pays after the child has run, on
+    caches the child has just made cold, so it touches little: an output
+    that stayed empty comes back from C with nothing to free."""
+    keep: list[object] = []
+    req, stdio = build_request(plan, keep)
     n = len(plan.stdio)
     outputs = ffi.new("cp_output[]", n)
     res = ffi.new("cp_sync_result *")
     res.outputs = outputs
-    lib.cp_run_sync(req, opts, res)
-    try:
-        if res.spawned:
-            collected: list[bytes | None] = []
-            for i in range(n):
-                if stdio[i].kind == _PIPE_OUT:
-                    out = outputs[i]
-                    collected.append(ffi.unpack(out.data, out.len) if out.len else b"")
+    lib.cp_run_sync(req, _sync_opts(plan, keep), res)
+    collected: list[bytes | None] = [None] * n
+    if res.spawned:
+        owned = False
+        for i, slot in enumerate(plan.stdio):
+            if i and slot.kind == "pipe":  # the child's output pipes (PIPE_OUT)
+                out = outputs[i]
+                size = out.len
+                if size:
+                    collected[i] = ffi.unpack(out.data, size)
+                    owned = True
                 else:
-                    collected.append(None)
-        else:
-            collected = [None] * n
-    finally:
-        lib.cp_sync_result_free(res, n)
+                    collected[i] = b""
+        if owned:
+            lib.cp_sync_result_free(res, n)
+    term_signal = res.term_signal
+    error = res.error
     return RawSyncResult(
         pid=res.pid,
         spawned=bool(res.spawned),
-        exit_code=res.exit_code if res.term_signal == 0 else None,
-        term_signal=res.term_signal,
-        error=-res.error if res.error else 0,
-        stage=STAGE_NAMES.get(res.stage, "unknown"),
+        exit_code=None if term_signal else res.exit_code,
+        term_signal=term_signal,
+        error=-error if error else 0,
+        stage=STAGE_NAMES.get(res.stage, "unknown") if error else "none",
         outputs=collected,
     )
 

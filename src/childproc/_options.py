@@ -48,7 +48,7 @@ from ._encoding import (
 from ._env import env_block, environ_path
 from ._errors import ArgValueError, invalid_arg_type, invalid_arg_value, out_of_range
 from ._signals import SIGTERM, signal_number
-from ._stdio import DEFAULT_STDIO as _DEFAULT_STDIO, StdioSlot, fork_stdio, normalize_stdio
+from ._stdio import DEFAULT_STDIO as _DEFAULT_STDIO, SHORTCUTS as _STDIO_SHORTCUTS, StdioSlot, fork_stdio, normalize_stdio
 
 # StdioSlot (from _stdio) and normalize_encoding, decode_output and
 # encode_input (from _encoding) are re-exported for existing imports.
@@ -389,13 +389,21 @@ def normalize_spawn(fn_name: str, command: Any, args: Any, options: Any, kwargs:
 
     ``args`` may be a sequence, None, or the options mapping itself (Node's
     shifting); a str/bytes ``args`` is ``ERR_INVALID_ARG_TYPE``."""
-    if type(command) is str and options is None and not kwargs and (
+    if type(command) is str and options is None and (
             args is None or (type(args) in (tuple, list) and not args)) and command and "\0" not in command:
-        # The default call shape (spawn_sync('/bin/true')): nothing to merge,
-        # no env to build, shared default stdio slots.
-        fb = command.encode(FS_ENCODING, FS_ERRORS)
-        return SpawnPlan(fn_name, command, [command], fb, fb + b"\0", 1, list(_DEFAULT_STDIO),
-                         environ_path(_WIN), command=command, args=[])
+        # The common call shapes (spawn_sync('/bin/true'), and with only a
+        # stdio shortcut such as stdio='inherit'): nothing to merge, no env
+        # to build, shared stdio slots.
+        if not kwargs:
+            slots = _DEFAULT_STDIO
+        elif len(kwargs) == 1 and type(shortcut := kwargs.get("stdio")) is str:
+            slots = _STDIO_SHORTCUTS.get(shortcut)  # type: ignore[assignment]
+        else:
+            slots = None  # type: ignore[assignment]
+        if slots is not None:
+            fb = command.encode(FS_ENCODING, FS_ERRORS)
+            return SpawnPlan(fn_name, command, [command], fb, fb + b"\0", 1, list(slots),
+                             environ_path(_WIN), stdio_given=bool(kwargs), command=command, args=[])
     file = _nonempty(_path(command, "file"))
     args, options = _shift(fn_name, args, options, "object")
     opts = _collect(fn_name, _options_arg(options), kwargs)

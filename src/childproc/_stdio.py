@@ -40,7 +40,7 @@ from typing import Any
 
 from ._errors import child_process_ipc_required, invalid_arg_value, ipc_one_pipe, ipc_sync_fork
 
-__all__ = ["StdioSlot", "DEFAULT_STDIO", "normalize_stdio", "fork_stdio"]
+__all__ = ["StdioSlot", "DEFAULT_STDIO", "SHORTCUTS", "normalize_stdio", "fork_stdio"]
 
 
 @dataclass(slots=True, frozen=True)
@@ -67,10 +67,10 @@ _OVERLAPPED = StdioSlot("pipe", -1, "overlapped")
 _IGNORE = StdioSlot("ignore", -1, "ignore")
 _IPC = StdioSlot("ipc", -1, "ipc")
 _INHERIT = (StdioSlot("fd", 0, "inherit"), StdioSlot("fd", 1, "inherit"), StdioSlot("fd", 2, "inherit"))
-_SHORTCUTS: dict[str, tuple[StdioSlot, ...]] = {
+SHORTCUTS: dict[str, tuple[StdioSlot, ...]] = {
     "pipe": (_PIPE,) * 3, "overlapped": (_OVERLAPPED,) * 3, "ignore": (_IGNORE,) * 3, "inherit": _INHERIT,
 }
-DEFAULT_STDIO = _SHORTCUTS["pipe"]
+DEFAULT_STDIO = SHORTCUTS["pipe"]
 
 
 def _stdio_item(item: Any, index: int, sync: bool) -> StdioSlot:
@@ -111,7 +111,7 @@ def normalize_stdio(value: Any, sync: bool) -> tuple[list[StdioSlot], int]:
     if value is None:
         return list(DEFAULT_STDIO), -1
     if isinstance(value, str):
-        shortcut = _SHORTCUTS.get(value)
+        shortcut = SHORTCUTS.get(value)
         if shortcut is None:
             raise invalid_arg_value("stdio", value)
         return list(shortcut), -1
@@ -141,7 +141,7 @@ def fork_stdio(value: Any, silent: bool) -> Any:
     if value is None:
         return ["pipe", "pipe", "pipe", "ipc"] if silent else [0, 1, 2, "ipc"]
     if isinstance(value, str):
-        if value not in _SHORTCUTS:
+        if value not in SHORTCUTS:
             raise invalid_arg_value("stdio", value)
         return [0, 1, 2, "ipc"] if value == "inherit" else [value, value, value, "ipc"]
     if not isinstance(value, (list, tuple)):

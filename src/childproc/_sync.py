@@ -82,9 +82,9 @@ def _run(plan: SpawnPlan) -> SpawnSyncResult:
         return SpawnSyncResult(0, None, None, None, None, None, error)
 
     enc = plan.encoding
-    output: list[Output | None] = [
-        None if data is None else decode_output(data, enc) for data in raw.outputs
-    ]
+    output: list[Output | None] = raw.outputs  # type: ignore[assignment]
+    if enc is not None:
+        output = [None if data is None else decode_output(data, enc) for data in output]
     return SpawnSyncResult(
         pid=raw.pid,
         output=output,
