@@ -461,3 +461,31 @@ def test_decode_utf8_final_and_not() -> None:
     finally:
         os.close(r)
         os.close(w)
+
+
+_SPLIT_CHAR = "printf 'ab\\303'; sleep 0.3; printf '\\251cd'"
+
+
+def test_set_encoding_after_bytes_chunks_keeps_them() -> None:
+    """Bytes exec, a user's set_encoding on the first chunk: the bytes
+    chunks before it are in the text result, each decoded on its own as
+    UTF-8 (Node joins Buffers and strings with ``join('')``), so a character
+    split across the switch becomes two U+FFFD.  Compared with node."""
+    child = cp.exec(_SPLIT_CHAR, encoding=None)
+    child.stdout.once("data", lambda chunk: child.stdout.set_encoding("utf8"))
+    got = child.result(timeout=20).stdout
+    assert got == "ab\ufffd\ufffdcd"
+    from nodecmp import NODE
+
+    if NODE is None:
+        pytest.skip("node is not installed")
+    import json
+    import subprocess
+
+    script = (
+        "const c = require('child_process').exec(process.argv[1], {encoding: 'buffer'},"
+        " (e, o) => process.stdout.write(JSON.stringify(o)));"
+        "c.stdout.once('data', () => c.stdout.setEncoding('utf8'));"
+    )
+    out = subprocess.run([NODE, "-e", script, _SPLIT_CHAR], capture_output=True, timeout=60, check=True).stdout
+    assert json.loads(out) == got

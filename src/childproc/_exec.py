@@ -101,10 +101,11 @@ class _Collected:
     (``Readable._attach_collector``) and ``tail`` is the whole output, given
     by :func:`_join` as it is, without a copy."""
 
-    __slots__ = ("data", "parts")
+    __slots__ = ("data", "ends", "parts")
 
     def __init__(self) -> None:
         self.data = bytearray()
+        self.ends: list[int] = []  # where each bytes chunk ends in data
         self.parts: list[str] = []
 
     def append(self, chunk: Output) -> None:
@@ -112,13 +113,28 @@ class _Collected:
             self.parts.append(chunk)
         else:
             self.data += chunk
+            self.ends.append(len(self.data))
+
+    def text_parts(self) -> list[str]:
+        """The strings to join for a text result.  Bytes chunks come first
+        (a user's set_encoding switched the stream to strings after them),
+        each decoded on its own as UTF-8: Node's ``array.join('')`` calls
+        ``Buffer.toString()`` on every Buffer chunk."""
+        if not self.ends:
+            return self.parts
+        view, start, texts = memoryview(self.data), 0, []
+        for end in self.ends:
+            texts.append(str(view[start:end], "utf-8", "replace"))
+            start = end
+        view.release()
+        return texts + self.parts
 
 
 def _join(collected: _Collected, text: bool, tail: Output | None = None) -> Output:
     """The output: the chunks collected, then ``tail`` (what the stream's C
     collector still held: the whole output when no chunk came)."""
     if text:
-        parts = collected.parts
+        parts = collected.text_parts()
         if type(tail) is str:
             if not parts:
                 return tail
