@@ -1,0 +1,144 @@
+"""Kernels without pidfds (before 5.3): every path that watches a child's
+exit has a fallback, and these tests run them for real.
+
+A tiny LD_PRELOAD library makes ``syscall(SYS_pidfd_open, ...)`` fail with
+ENOSYS, as an old kernel does, in a Python subprocess that then drives the
+sync loop's bounded waits (a timeout after the pipes are done, and
+force_kill_after) and the async exit watcher (its waiter thread).  The
+default spawn path (posix_spawn, then pidfd_open) is the one intercepted;
+glibc 2.39's pidfd_spawn would not go through syscall(), so the test skips
+when the library is not in effect.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+pytestmark = [
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pidfds are Linux's"),
+    pytest.mark.usefixtures("watchdog"),
+]
+WATCHDOG_SECONDS = 120
+
+_NO_PIDFD_C = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <sys/syscall.h>
+
+/* syscall(2) as libc has it, except that pidfd_open is missing. */
+long syscall(long number, ...)
+{
+    static long (*real)(long, ...);
+    va_list ap;
+    long a[6];
+    if (number == SYS_pidfd_open) {
+        errno = ENOSYS;
+        return -1;
+    }
+    if (!real)
+        real = (long (*)(long, ...))dlsym(RTLD_NEXT, "syscall");
+    va_start(ap, number);
+    for (int i = 0; i < 6; i++)
+        a[i] = va_arg(ap, long);
+    va_end(ap);
+    return real(number, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
+"""
+
+_SCENARIOS = textwrap.dedent(
+    """
+    import json, os, sys, time
+    import childproc as cp
+
+    out = {}
+    try:
+        os.pidfd_open(os.getpid())
+        out["pidfd_open"] = "works"
+    except OSError as exc:
+        out["pidfd_open"] = exc.errno
+
+    def timed(fn):
+        t0 = time.monotonic()
+        r = fn()
+        return r, time.monotonic() - t0
+
+    # 1. Untimed: a blocking waitpid, no pidfd needed at all.
+    r = cp.spawn_sync("sh", ["-c", "echo hi; exit 3"])
+    out["untimed"] = [r.status, r.stdout.decode(), r.error is None]
+
+    # 2. Pipes done long before the exit, then the timeout: the bounded
+    #    wait sleeps in steps and asks waitpid.
+    r, took = timed(lambda: cp.spawn_sync("sh", ["-c", "exec >&- 2>&-; exec sleep 5"], timeout=0.3))
+    out["pipes_closed_then_timeout"] = [r.status, r.signal, r.error and r.error.code, took < 3]
+
+    # 3. The same, with no pipes, and the child ending in time.
+    r, took = timed(lambda: cp.spawn_sync("sh", ["-c", "sleep 0.2; exit 4"], timeout=5, stdio="inherit"))
+    out["exits_in_time"] = [r.status, r.signal, r.error, took < 3]
+
+    # 4. force_kill_after: SIGTERM is ignored, SIGKILL follows.
+    trap = "trap '' TERM; exec >&- 2>&-; while :; do sleep 0.05; done"
+    r, took = timed(lambda: cp.spawn_sync("sh", ["-c", trap], timeout=0.2, force_kill_after=0.3))
+    out["force_kill"] = [r.signal, r.error and r.error.code, took < 3]
+
+    # 5. Async: the exit watcher's waiter thread.
+    child = cp.spawn("sh", ["-c", "exit 5"])
+    events = []
+    child.on("exit", lambda code, sig: events.append(["exit", code, sig]))
+    child.on("close", lambda code, sig: events.append(["close", code, sig]))
+    child.wait(timeout=10)
+    out["async"] = events
+
+    # 6. Async kill of a running child, through the pid (no pidfd to signal).
+    child = cp.spawn("sleep", ["5"])
+    child.kill()
+    child.wait(timeout=10)
+    out["async_kill"] = [child.exit_code, child.signal_code]
+
+    print(json.dumps(out))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def no_pidfd_lib(tmp_path_factory) -> str:
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    tmp = tmp_path_factory.mktemp("nopidfd")
+    src = tmp / "nopidfd.c"
+    src.write_text(_NO_PIDFD_C)
+    lib = tmp / "nopidfd.so"
+    subprocess.run([cc, "-shared", "-fPIC", "-O2", "-o", str(lib), str(src), "-ldl"], check=True)
+    return str(lib)
+
+
+def test_exit_watching_without_pidfds(no_pidfd_lib: str) -> None:
+    import childproc
+
+    env = dict(os.environ, LD_PRELOAD=no_pidfd_lib)
+    package_root = os.path.dirname(os.path.dirname(childproc.__file__))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+    proc = subprocess.run(
+        [sys.executable, "-c", _SCENARIOS], env=env, capture_output=True, timeout=90
+    )
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    out = json.loads(proc.stdout.decode().strip().splitlines()[-1])
+    if out["pidfd_open"] == "works":
+        pytest.skip("the LD_PRELOAD library is not in effect here")
+    assert out["pidfd_open"] == errno.ENOSYS  # as on a kernel before 5.3
+    assert out["untimed"] == [3, "hi\n", True]
+    assert out["pipes_closed_then_timeout"] == [None, "SIGTERM", "ETIMEDOUT", True]
+    assert out["exits_in_time"] == [4, None, None, True]
+    assert out["force_kill"] == ["SIGKILL", "ETIMEDOUT", True]
+    assert out["async"] == [["exit", 5, None], ["close", 5, None]]
+    assert out["async_kill"] == [None, "SIGTERM"]
