@@ -2,8 +2,9 @@
 # The README's test command.  Does all set-up on a fresh machine (python3,
 # gcc; node for the Node-comparison tests, which skip without it): a venv in
 # .venv, the package built and installed from this checkout with its test
-# extra, then pytest over tests/ and, once each with timing off, benchmarks/.
-# Extra arguments go to pytest.
+# extra, then mypy over src/childproc (the package ships py.typed, so its
+# hints are a promise), then pytest over tests/ and, once each with timing
+# off, benchmarks/.  Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
@@ -13,4 +14,5 @@ fi
 # A real (non-editable) install: the tests import the built package, never
 # the source tree, so a missing file in the wheel shows up here.
 .venv/bin/python -m pip install -q --disable-pip-version-check '.[test]'
+.venv/bin/python -m mypy
 exec .venv/bin/python -m pytest tests benchmarks --benchmark-disable -q "$@"

@@ -90,7 +90,7 @@ class ChildProcess(IPCTarget, EventEmitter):
         self._closed = False
         self._refed = False
         self._kill_group = False
-        self._kill_signal = _signal.SIGTERM
+        self._kill_signal: int = _signal.SIGTERM
         self._force_kill_after: float | None = None
         self._force_timer: TimerHandle | None = None
 

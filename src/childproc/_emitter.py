@@ -84,7 +84,7 @@ if TYPE_CHECKING:  # typing costs milliseconds at import; forked children start 
     from collections.abc import Callable, Hashable
     from typing import Any, TypeVar, overload
 
-    
+    Listener = Callable[..., object]
     _F = TypeVar("_F", bound=Callable[..., Any])
     _E = TypeVar("_E", bound="EventEmitter")
 else:

@@ -493,7 +493,7 @@ def invalid_arg_value(name: str, value: Any, reason: str = "is invalid") -> ArgV
 def _numeric_separators(text: str) -> str:
     start = 1 if text.startswith("-") else 0
     head, digits = text[:start], text[start:]
-    groups = []
+    groups: list[str] = []
     while len(digits) > 3:
         groups.insert(0, digits[-3:])
         digits = digits[:-3]

@@ -109,7 +109,7 @@ class _Collected:
         self.parts: list[str] = []
 
     def append(self, chunk: Output) -> None:
-        if type(chunk) is str:
+        if isinstance(chunk, str):
             self.parts.append(chunk)
         else:
             self.data += chunk
@@ -140,9 +140,9 @@ def _join(collected: _Collected, text: bool, tail: Output | None = None) -> Outp
                 return tail
             parts.append(tail)
         return "".join(parts)
-    if tail is not None and type(tail) is not str:
+    if tail is not None and not isinstance(tail, str):
         if not collected.data:
-            return tail  # type: ignore[return-value]
+            return tail
         collected.data += tail
     return bytes(collected.data)
 

@@ -205,10 +205,11 @@ class _OrphanReaper:
                     except BlockingIOError:
                         pass
                     continue
-                pid = children.pop(fd, None)
-                if pid is not None:
+                adopted = children.get(fd)
+                if adopted is not None:
+                    del children[fd]
                     poller.unregister(fd)
-                    _reap(pid)
+                    _reap(adopted)
                     os.close(fd)
 
 

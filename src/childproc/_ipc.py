@@ -47,7 +47,7 @@ try:  # the C pieces behind json, without json's import cost (re, enum)
     from _json import make_encoder as _c_make_encoder
     from _json import make_scanner as _c_make_scanner
 except ImportError:  # pragma: no cover - other Pythons
-    _c_make_encoder = _c_make_scanner = None
+    _c_make_encoder = _c_make_scanner = None  # type: ignore[assignment, misc]
 try:
     from _collections import deque
 except ImportError:  # pragma: no cover
@@ -134,7 +134,8 @@ class _ScanContext:
         raise ValueError(f"{name} is not valid JSON")
 
 
-_scan = _c_make_scanner(_ScanContext()) if _c_make_scanner is not None else None
+# (The scanner reads its settings as attributes of any object.)
+_scan = _c_make_scanner(_ScanContext()) if _c_make_scanner is not None else None  # type: ignore[arg-type]
 _WS = " \t\n\r"
 
 
@@ -623,8 +624,8 @@ class IPC:
             return False
         except OSError:
             size, anc = 0, []
-        for level, kind, payload in anc:
-            if level == _SOL_SOCKET and kind == _SCM_RIGHTS:
+        for level, ctype, payload in anc:
+            if level == _SOL_SOCKET and ctype == _SCM_RIGHTS:
                 count = len(payload) // _INT.size
                 self._fds.extend(struct.unpack_from(f"{count}i", payload))
         if not size:

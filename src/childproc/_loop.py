@@ -47,8 +47,10 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    
+    Callback = Callable[..., object]
+
 # Readiness masks: epoll's where there is epoll (Linux), poll's elsewhere.
+_Poller: Any  # select.epoll, select.poll, or None (Windows)
 if hasattr(select, "epoll"):
     _Poller = select.epoll
     _READ, _WRITE = select.EPOLLIN, select.EPOLLOUT
@@ -62,7 +64,6 @@ else:  # Windows: pipes are not pollable there; its loop (IOCP) is still to come
     _READ, _WRITE, _HUP = 1, 4, 8
 
 __all__ = ["Reactor", "PrivateLoop", "AsyncioReactor", "TimerHandle", "current_reactor", "run"]
-
 
 
 class TimerHandle:

@@ -17,7 +17,7 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._core import ffi, lib
 from ._options import MAX_BUFFER as _DEFAULT_MAX_BUFFER
@@ -74,7 +74,7 @@ def _cstr(data: bytes, keep: list[object]) -> object:
     return buf
 
 
-def build_request(plan: SpawnPlan, keep: list[object]) -> tuple[object, object]:
+def build_request(plan: SpawnPlan, keep: list[object]) -> tuple[Any, Any]:
     """Fill a ``cp_spawn_req`` from the plan; ``keep`` holds what C points at."""
     req = ffi.new("cp_spawn_req *")
     argv = _from_buffer(plan.argv_blob)
@@ -224,7 +224,7 @@ _DEFAULT_SYNC_OPTS.kill_signal = _SIGTERM
 _DEFAULT_SYNC_OPTS.max_buffer = _DEFAULT_MAX_BUFFER
 
 
-def _sync_opts(plan: SpawnPlan, keep: list[object]) -> object:
+def _sync_opts(plan: SpawnPlan, keep: list[object]) -> Any:
     """The ``cp_sync_opts`` of a plan; the shared defaults when it sets none
     (C only reads them)."""
     data = plan.input

@@ -394,12 +394,13 @@ def normalize_spawn(fn_name: str, command: Any, args: Any, options: Any, kwargs:
         # The common call shapes (spawn_sync('/bin/true'), and with only a
         # stdio shortcut such as stdio='inherit'): nothing to merge, no env
         # to build, shared stdio slots.
+        slots: tuple[StdioSlot, ...] | None
         if not kwargs:
             slots = _DEFAULT_STDIO
         elif len(kwargs) == 1 and type(shortcut := kwargs.get("stdio")) is str:
-            slots = _STDIO_SHORTCUTS.get(shortcut)  # type: ignore[assignment]
+            slots = _STDIO_SHORTCUTS.get(shortcut)
         else:
-            slots = None  # type: ignore[assignment]
+            slots = None
         if slots is not None:
             fb = command.encode(FS_ENCODING, FS_ERRORS)
             return SpawnPlan(fn_name, command, [command], fb, fb + b"\0", 1, list(slots),
@@ -519,7 +520,7 @@ def normalize_fork(module_path: Any, args: Any, options: Any, kwargs: Mapping[st
     exec_path = opts.pop("exec_path", None) or sys.executable
     if isinstance(exec_path, os.PathLike) or not isinstance(exec_path, (str, bytes)):
         exec_path = _path(exec_path, "options.execPath")
-    elif ("\0" if isinstance(exec_path, str) else b"\0") in exec_path:
+    elif "\0" in exec_path if isinstance(exec_path, str) else b"\0" in exec_path:
         raise invalid_arg_value("options.execPath", exec_path, NUL_MESSAGE)
     if (exec_argv := opts.pop("exec_argv", None)) is not None and not _is_arg_sequence(exec_argv):
         raise invalid_arg_type("options.execArgv", "Array", exec_argv)

@@ -82,9 +82,9 @@ def _run(plan: SpawnPlan) -> SpawnSyncResult:
         return SpawnSyncResult(0, None, None, None, None, None, error)
 
     enc = plan.encoding
-    output: list[Output | None] = raw.outputs  # type: ignore[assignment]
-    if enc is not None:
-        output = [None if data is None else decode_output(data, enc) for data in output]
+    output: list[Output | None] = list(raw.outputs) if enc is None else [
+        None if data is None else decode_output(data, enc) for data in raw.outputs
+    ]
     return SpawnSyncResult(
         pid=raw.pid,
         output=output,
