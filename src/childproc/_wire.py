@@ -1,0 +1,283 @@
+"""The bytes of an IPC message: Node's two framings and their codecs.
+
+* ``'json'``: ``JSON.stringify(message) + '\\n'`` as UTF-8, byte for byte
+  (:func:`encode_json`), and ``JSON.parse`` of each line
+  (:func:`parse_json_lines`).  json's C encoder and scanner do the work;
+  floats, which JavaScript writes differently from Python, take a Python
+  encoder with JavaScript's number format, and only messages that hold one
+  pay for it.
+* ``'pickle'``: a u32 big-endian length and a pickle, Node's ``'advanced'``
+  framing (:func:`encode_pickle`, :func:`parse_pickle_frames`).
+
+A parser takes the complete messages out of the channel's read buffer and
+leaves a partial one for the next read; bytes that do not parse become a
+:class:`BadMessage` in their place, so the messages after them still arrive.
+
+Every forked child imports this module, so it imports json's C halves
+rather than ``json``, and ``pickle`` only when a pickle channel first needs
+it: each import a child makes delays its first message.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+
+try:  # the C pieces behind json, without json's import cost (re, enum)
+    from _json import encode_basestring as _c_encode_str
+    from _json import make_encoder as _c_make_encoder
+    from _json import make_scanner as _c_make_scanner
+except ImportError:  # pragma: no cover - other Pythons
+    _c_make_encoder = _c_make_scanner = None  # type: ignore[assignment, misc]
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+__all__ = ["BadMessage", "encode_json", "encode_pickle", "parse_json_lines", "parse_pickle_frames"]
+
+_U32 = struct.Struct(">I")
+
+
+def _json_default(value: Any) -> Any:
+    # JSON.stringify's view of what Python has and JSON lacks.
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {"type": "Buffer", "data": list(bytes(value))}
+    import datetime  # only when a message holds one
+
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+        return value.isoformat(timespec="milliseconds") + "Z"
+    if isinstance(value, (set, frozenset)):
+        return {}  # JSON.stringify(new Set([1])) === '{}'
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+if _c_make_encoder is not None:
+    # One C encoder for every message (json.dumps builds a new one per call).
+    # Floats never reach it (see encode_json), so allow_nan does not matter.
+    _markers: dict[int, Any] = {}
+    _c_encoder = _c_make_encoder(_markers, _json_default, _c_encode_str, None, ":", ",", False, False, True)
+
+    def _dumps(message: Any) -> str:
+        try:
+            return "".join(_c_encoder(message, 0))
+        except BaseException:
+            _markers.clear()  # a failed call can leave entries behind
+            raise
+
+else:  # pragma: no cover
+
+    def _dumps(message: Any) -> str:
+        import json
+
+        return json.dumps(message, separators=(",", ":"), ensure_ascii=False, default=_json_default)
+
+
+class _ScanContext:
+    """What json's C scanner reads from its JSONDecoder."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+
+    @staticmethod
+    def parse_constant(name: str) -> Any:
+        # JSON.parse refuses NaN and Infinity; so does the channel.
+        raise ValueError(f"{name} is not valid JSON")
+
+
+# (The scanner reads its settings as attributes of any object.)
+_scan = _c_make_scanner(_ScanContext()) if _c_make_scanner is not None else None  # type: ignore[arg-type]
+_WS = " \t\n\r"
+
+
+def _loads(text: str) -> Any:
+    """JSON.parse of one line."""
+    if _scan is None:  # pragma: no cover
+        import json
+
+        return json.loads(text)
+    start = len(text) - len(text.lstrip(_WS)) if text[:1] in _WS else 0
+    try:
+        value, end = _scan(text, start)
+    except StopIteration as stop:
+        raise ValueError(f"Unexpected token at position {stop.value}") from None
+    if end != len(text) and text[end:].strip(_WS):
+        raise ValueError(f"Unexpected non-whitespace character after JSON at position {end}")
+    return value
+
+
+def _js_number(x: float) -> str:
+    """A float as JavaScript's Number#toString writes it (JSON.stringify's
+    numbers): the same shortest digits as Python's repr, laid out by
+    ECMA-262's rules -- plain up to 1e21, '0.00001' down to 1e-6, and
+    exponents without padding ('1e-7', not '1e-07'); -0 is '0'."""
+    if x != x or x in (math.inf, -math.inf):
+        return "null"
+    if x == 0:
+        return "0"
+    if x.is_integer() and abs(x) < 1e21:
+        return str(int(x))
+    sign = "-" if x < 0 else ""
+    mantissa, _, exp = repr(abs(x)).partition("e")
+    whole, _, frac = mantissa.partition(".")
+    raw = whole + frac
+    lead = len(raw) - len(raw.lstrip("0"))
+    digits = raw.strip("0")
+    k = len(digits)
+    n = len(whole) - lead + int(exp or 0)  # the value is 0.<digits> x 10**n
+    if k <= n <= 21:
+        text = digits + "0" * (n - k)
+    elif 0 < n <= 21:
+        text = digits[:n] + "." + digits[n:]
+    elif -6 < n <= 0:
+        text = "0." + "0" * -n + digits
+    else:
+        e = n - 1
+        text = (digits if k == 1 else digits[0] + "." + digits[1:]) + ("e+" if e >= 0 else "e-") + str(abs(e))
+    return sign + text
+
+
+def _has_float(value: Any) -> bool:
+    # On every send: plain loops, scalars checked inline (no generators).
+    kind = type(value)
+    if kind is float:
+        return True
+    if kind is dict:
+        items: Any = value.values()
+    elif kind is list or kind is tuple:
+        items = value
+    else:
+        return False
+    for item in items:
+        t = type(item)
+        if t is float or ((t is dict or t is list or t is tuple) and _has_float(item)):
+            return True
+    return False
+
+
+def _dumps_js(message: Any) -> str:
+    # The pure-Python encoder takes a float formatter; the C one does not.
+    # Only messages that hold floats pay for it.
+    from json.encoder import _make_iterencode, encode_basestring  # type: ignore[attr-defined]
+
+    iterencode = _make_iterencode(
+        {}, _json_default, encode_basestring, None, _js_number, ":", ",", False, False, True
+    )
+    return "".join(iterencode(message, 0))
+
+
+def _escape_surrogates(text: str) -> str:
+    # JSON.stringify escapes lone surrogates as \\udXXX and nothing else.
+    return "".join(f"\\u{ord(c):04x}" if "\ud800" <= c <= "\udfff" else c for c in text)
+
+
+def encode_json(message: Any) -> bytes:
+    """``JSON.stringify(message) + '\\n'`` as UTF-8, byte for byte."""
+    try:
+        try:
+            floats = _has_float(message)
+        except RecursionError:
+            floats = False  # circular: the encoder below says so
+        text = _dumps_js(message) if floats else _dumps(message)
+    except ValueError as exc:
+        if "ircular" in str(exc):
+            raise TypeError("Converting circular structure to JSON") from None
+        raise
+    try:
+        return (text + "\n").encode("utf-8")
+    except UnicodeEncodeError:
+        return _escape_surrogates(text).encode("utf-8") + b"\n"
+
+
+def encode_pickle(message: Any) -> bytes:
+    payload = _pickle_lib.dumps(message, protocol=_pickle_lib.HIGHEST_PROTOCOL)
+    return _U32.pack(len(payload)) + payload
+
+
+class _LazyPickle:
+    """``pickle``, imported when a pickle channel first needs it (a json
+    child never pays for the import) and then one attribute away."""
+
+    def __getattr__(self, name: str) -> Any:
+        import pickle
+
+        global _pickle_lib
+        _pickle_lib = pickle
+        return getattr(pickle, name)
+
+
+_pickle_lib: Any = _LazyPickle()
+
+
+class BadMessage:
+    """Bytes that did not parse: the error, and (the start of) the bytes."""
+
+    __slots__ = ("error", "data")
+
+    def __init__(self, error: BaseException, data: bytes) -> None:
+        self.error = error
+        self.data = data
+
+
+def parse_json_lines(buf: bytearray) -> list[Any]:
+    """Take every complete line out of ``buf`` and parse each as
+    ``JSON.parse`` would; a line that does not parse becomes a
+    :class:`BadMessage` in its place (the lines after it still count)."""
+    messages: list[Any] = []
+    end = buf.rfind(b"\n")
+    if end < 0:
+        return messages
+    # One UTF-8 decode for the whole read (a '\\n' byte never sits
+    # inside a multi-byte sequence); invalid bytes become U+FFFD as
+    # in Node's StringDecoder.
+    text = buf[: end + 1].decode("utf-8", "replace")
+    del buf[: end + 1]
+    append, find, scan = messages.append, text.find, _scan
+    pos, size = 0, len(text)
+    while pos < size:
+        eol = find("\n", pos)
+        # The common line: one scanner call on the text in place (no
+        # slice per line) that ends exactly at the newline.  Anything
+        # else -- whitespace, a value running on past the newline,
+        # garbage -- takes the careful path for this line alone.
+        if scan is not None:
+            try:
+                value, stop = scan(text, pos)
+            except (StopIteration, ValueError, RecursionError):
+                stop = -1
+            if stop == eol:
+                append(value)
+                pos = eol + 1
+                continue
+        line = text[pos:eol]
+        try:
+            append(_loads(line))
+        except (ValueError, RecursionError) as exc:
+            append(BadMessage(exc, line.encode("utf-8", "replace")))
+        pos = eol + 1
+    return messages
+
+
+def parse_pickle_frames(buf: bytearray) -> list[Any]:
+    """Take every complete frame (u32 big-endian length, then the pickle)
+    out of ``buf`` and unpickle it; one that fails becomes a
+    :class:`BadMessage`."""
+    messages: list[Any] = []
+    pos = 0
+    while len(buf) - pos >= 4:
+        (size,) = _U32.unpack_from(buf, pos)
+        if len(buf) - pos - 4 < size:
+            break
+        payload = buf[pos + 4 : pos + 4 + size]  # one copy; loads takes a bytearray
+        pos += 4 + size
+        try:
+            messages.append(_pickle_lib.loads(payload))
+        except Exception as exc:  # noqa: BLE001 - any unpickling failure is bad input
+            messages.append(BadMessage(exc, bytes(payload[:64])))
+    del buf[:pos]
+    return messages
