@@ -96,6 +96,8 @@ SCENARIOS = [
     "internal",
     "late_listener",
     "send_after_disconnect",
+    # the same, with the channel's EOF and the exit both ready at the first look
+    "send_after_disconnect_late",
     "child_disconnect",
     "child_exit",
     "no_listener",
@@ -148,6 +150,48 @@ def test_event_traces_match_node_to_node(scenario, tmp_path):
             expected = expected + [["close", *exit_event[1:]]]
         assert canonical(ptrace) == expected, f"parent trace, {parent} parent / {child} child\n{stderr}"
         assert ctrace == node_child, f"child trace, {parent} parent / {child} child\n{stderr}"
+
+
+_ASYNCIO_LATE_PARENT = '''
+import asyncio, json, sys, time
+import childproc as cp
+
+events = []
+trace = lambda *ev: events.append(list(ev))
+
+async def main():
+    child = cp.fork(sys.argv[1], ["send_after_disconnect_late", sys.argv[3]], exec_path=sys.argv[2])
+    child.on("spawn", lambda: trace("spawn"))
+    child.on("disconnect", lambda: trace("disconnect", child.connected, child.channel is None))
+    child.on("exit", lambda code, sig: trace("exit", code, sig))
+    child.on("close", lambda code, sig: trace("close", code, sig))
+    child.on("error", lambda e: trace("error", e.code, str(e)))
+
+    @child.on("disconnect")
+    def _():
+        trace("send", child.send("late", callback=lambda err: trace("send_cb", err and err.code)))
+        trace("send", child.send("late2"))
+
+    time.sleep(0.5)  # the channel's EOF and the exit both wait when the loop first looks
+    await child
+
+asyncio.run(main())
+print(json.dumps(events))
+'''
+
+
+def test_send_after_disconnect_late_under_asyncio(tmp_path):
+    """The race of send_after_disconnect_late on an asyncio loop: the
+    send errors are next-tick callbacks there too, so they still come
+    before 'exit', as in Node."""
+    results = run_traces("send_after_disconnect_late", tmp_path)
+    node_parent = results[("node", "node")][0]
+    proc = subprocess.run(
+        [PY, "-c", _ASYNCIO_LATE_PARENT, script("trace_child", "node"), NODE, str(tmp_path / "asyncio.jsonl")],
+        env=ENV, capture_output=True, text=True, timeout=30,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert canonical(json.loads(proc.stdout.strip().splitlines()[-1])) == canonical(node_parent), proc.stderr
 
 
 # --------------------------------------------------------------------------- bytes on the wire

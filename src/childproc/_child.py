@@ -199,10 +199,11 @@ class ChildProcess(IPCTarget, EventEmitter):
             self.signal_code = signal_name(os.WTERMSIG(status)) or f"SIG{os.WTERMSIG(status)}"
         else:
             self.exit_code = os.waitstatus_to_exitcode(status)
-        if self._ipc is not None and self._ipc.connected:
-            # Messages the child sent before it exited come before 'exit':
-            # read what the channel holds now (deliveries are queued), and
-            # queue the exit behind them.
+        if self._ipc is not None and self._ipc.settling:
+            # Messages the child sent before it exited come before 'exit',
+            # and so does the channel's 'disconnect' (with what its
+            # listeners start): read what the channel holds now (deliveries
+            # are queued), and queue the exit behind them.
             self._ipc.drain()
             self._reactor.call_soon(self._on_exit, None)
             return

@@ -264,11 +264,13 @@ class IPC:
         callback: Callable[[BaseException | None], Any] | None = None,
     ) -> bool:
         if not self.connected:
+            # Node reports this on the next tick: before anything else that
+            # waits, such as an exit seen in the same turn.
             err = IPCError("Channel closed", code="ERR_IPC_CHANNEL_CLOSED")
             if callback is not None:
-                self.reactor.call_soon(callback, err)
+                self.reactor.next_tick(callback, err)
             else:
-                self.reactor.call_soon(self.target.emit, "error", err)
+                self.reactor.next_tick(self.target.emit, "error", err)
             return False
         if callable(message):
             raise _invalid_message(message)
@@ -651,6 +653,12 @@ class IPC:
         elif self._closing and not self._out:
             # Queued like the close above: messages already read go first.
             self.reactor.call_soon(self._finish_close)
+
+    @property
+    def settling(self) -> bool:
+        """The channel still has events to give: it is connected, or it
+        has closed and its 'disconnect' is queued."""
+        return self.connected or self._closing
 
     def _finish_close(self) -> None:
         if self.sock.fileno() < 0:

@@ -108,6 +108,12 @@ class Reactor:
     def call_soon(self, callback: Callback, *args: Any) -> None:
         raise NotImplementedError
 
+    def next_tick(self, callback: Callback, *args: Any) -> None:
+        """Node's ``process.nextTick``: run ``callback`` as soon as the
+        callback running now returns, ahead of everything already queued
+        (an fd that turned ready in the same turn, a call_soon)."""
+        raise NotImplementedError
+
     def call_soon_threadsafe(self, callback: Callback, *args: Any) -> None:
         raise NotImplementedError
 
@@ -152,6 +158,7 @@ class PrivateLoop(Reactor):
         self._poller = _Poller()
         self._callbacks: dict[int, list[Callback | None]] = {}  # fd -> [reader, writer]
         self._ready: deque[tuple[Callback, tuple[Any, ...]]] = deque()
+        self._ticks: deque[tuple[Callback, tuple[Any, ...]]] = deque()  # next_tick's, run first
         self._timers: list[tuple[float, int, TimerHandle]] = []
         self._seq = itertools.count()
         self._refs = 0
@@ -205,8 +212,11 @@ class PrivateLoop(Reactor):
     def call_soon(self, callback: Callback, *args: Any) -> None:
         self._ready.append((callback, args))
 
+    def next_tick(self, callback: Callback, *args: Any) -> None:
+        self._ticks.append((callback, args))
+
     def nothing_queued(self) -> bool:
-        return not self._ready
+        return not self._ready and not self._ticks
 
     tick: int = 0
 
@@ -253,16 +263,21 @@ class PrivateLoop(Reactor):
 
     def has_work(self) -> bool:
         """Ref'd handles remain, or callbacks are queued (which may ref more)."""
-        return self._refs > 0 or bool(self._ready)
+        return self._refs > 0 or bool(self._ready) or bool(self._ticks)
 
     # -- running -----------------------------------------------------------
 
     def _run_ready(self, done: Callable[[], bool]) -> bool:
-        ready = self._ready
-        while ready:
-            callback, args = ready.popleft()
+        ready, ticks = self._ready, self._ticks
+        while ready or ticks:
+            # next_tick's callbacks first: Node runs its nextTick queue
+            # after every callback, before anything else that waits.
+            callback, args = (ticks or ready).popleft()
             callback(*args)
             if done():
+                while ticks:  # still part of the callback that finished the wait
+                    callback, args = ticks.popleft()
+                    callback(*args)
                 return True
         return done()
 
@@ -332,7 +347,7 @@ class PrivateLoop(Reactor):
                     ready.append((entry[1], ()))
             if self._timers:
                 self._run_timers()
-            if deadline is not None and time.monotonic() >= deadline and not self._ready:
+            if deadline is not None and time.monotonic() >= deadline and not self._ready and not self._ticks:
                 return done()
 
     def close(self) -> None:
@@ -346,7 +361,7 @@ class PrivateLoop(Reactor):
 
     def run_while_referenced(self) -> None:
         """Node's keep-alive: run until no ref'd handle remains."""
-        self.run_until(lambda: self._refs <= 0 and not self._ready)
+        self.run_until(lambda: self._refs <= 0 and not self._ready and not self._ticks)
 
 
 def _pipe_cloexec() -> tuple[int, int]:
@@ -357,33 +372,59 @@ def _pipe_cloexec() -> tuple[int, int]:
 
 
 class AsyncioReactor(Reactor):
-    """Delivers events on a running asyncio loop (uvloop works too)."""
+    """Delivers events on a running asyncio loop (uvloop works too).
+
+    asyncio has no queue that runs between two callbacks, so next_tick's
+    is ours: every callback childproc gives the loop goes through
+    :meth:`_run`, which runs the ticks it queued before returning.
+    """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.thread_id = _thread.get_ident()
+        self._ticks: deque[tuple[Callback, tuple[Any, ...]]] = deque()
+
+    def _run(self, callback: Callback, args: tuple[Any, ...]) -> None:
+        callback(*args)
+        ticks = self._ticks
+        while ticks:
+            callback, args = ticks.popleft()
+            callback(*args)
+
+    def _run_ticks(self) -> None:
+        # For ticks queued outside our callbacks (user code in a coroutine),
+        # or left behind by a callback that raised.
+        ticks = self._ticks
+        while ticks:
+            callback, args = ticks.popleft()
+            callback(*args)
 
     def add_reader(self, fd: int, callback: Callback) -> None:
-        self.loop.add_reader(fd, callback)
+        self.loop.add_reader(fd, self._run, callback, ())
 
     def remove_reader(self, fd: int) -> None:
         self.loop.remove_reader(fd)
 
     def add_writer(self, fd: int, callback: Callback) -> None:
-        self.loop.add_writer(fd, callback)
+        self.loop.add_writer(fd, self._run, callback, ())
 
     def remove_writer(self, fd: int) -> None:
         self.loop.remove_writer(fd)
 
     def call_soon(self, callback: Callback, *args: Any) -> None:
-        self.loop.call_soon(callback, *args)
+        self.loop.call_soon(self._run, callback, args)
+
+    def next_tick(self, callback: Callback, *args: Any) -> None:
+        if not self._ticks:
+            self.loop.call_soon(self._run_ticks)
+        self._ticks.append((callback, args))
 
     def call_soon_threadsafe(self, callback: Callback, *args: Any) -> None:
-        self.loop.call_soon_threadsafe(callback, *args)
+        self.loop.call_soon_threadsafe(self._run, callback, args)
 
     def call_later(self, delay: float, callback: Callback, *args: Any) -> TimerHandle:
         handle = TimerHandle(self.loop.time() + delay, callback, args)
-        handle._inner = self.loop.call_later(delay, callback, *args)
+        handle._inner = self.loop.call_later(delay, self._run, callback, args)
         return handle
 
     def run_until(self, done: Callable[[], bool], timeout: float | None = None) -> bool:
