@@ -12,6 +12,9 @@ The stream owns one non-blocking pipe fd and follows Node's core rules:
   ``'resume'``; ``'end'`` comes even in paused mode when EOF arrives with
   nothing buffered, as in Node.
 
+The Python additions -- ``for``/``async for`` over the stream, ``lines()``
+and ``read()`` -- are its ``_consume.Consuming`` part.
+
 Reading is the hot path (DESIGN.md §5: ``'data'`` callbacks at 0.9x a shell
 pipe).  Each read asks for the pipe's whole capacity so one ``read(2)``
 empties it, and the bytes object ``os.read`` returns is the chunk itself: one
@@ -64,16 +67,16 @@ from __future__ import annotations
 import errno as _errno
 import os
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._collect import ExecCollecting
+from ._consume import Consuming
 from ._fdstream import MAX_READS_PER_WAKE, FdStream
-from ._writable import premature_close, system_error, to_bytes
+from ._writable import system_error, to_bytes
 
 if TYPE_CHECKING:
     from ._loop import Reactor
-    from ._streams import LineIterator
 
 __all__ = ["Readable"]
 
@@ -99,7 +102,7 @@ Chunk = bytes | str
 Decoder = Callable[[bytes, bool], str]  # (data, final) -> text
 
 
-class Readable(ExecCollecting, FdStream):
+class Readable(Consuming, ExecCollecting, FdStream):
     """A child's stdout, stderr or extra output pipe, with Node's stream contract.
 
     ``fd`` must be non-blocking; the stream owns it and closes it at the end,
@@ -581,147 +584,6 @@ class Readable(ExecCollecting, FdStream):
 
     def _lendable(self) -> bool:
         return self._pump is None  # a pump is moving this fd's bytes already
-
-    # -- Python additions: iteration, lines(), read() ---------------------------
-
-    def _take(self) -> Chunk | None:
-        """One buffered chunk for an iterator (Node's ``read()``), or None."""
-        if not self._buffer:
-            return None
-        chunk = self._buffer.popleft()
-        self._length -= len(chunk)
-        self._after_consume()
-        return chunk
-
-    def _wake(self) -> None:
-        waiters, self._waiters = self._waiters, []
-        for fut in waiters:
-            if not fut.done():
-                fut.set_result(None)
-
-    def _consumer_error(self, err: BaseException) -> None:
-        pass  # kept in self._errored by destroy(); the iterator raises it
-
-    def _begin_consume(self) -> None:
-        self._consumers += 1
-        if self._consumers == 1:
-            self.on("error", self._consumer_error)
-        # Node's async iterator listens to 'readable', which turns flowing off.
-        self._flowing = False
-
-    def _end_consume(self) -> None:
-        self._consumers -= 1
-        if self._consumers == 0:
-            self.off("error", self._consumer_error)
-            if self._drain_cap is not None:
-                self._start_reading()  # left early after the exit: drain on, to EOF
-
-    def _poll(self) -> tuple[int, Chunk | None]:
-        """(0, chunk) | (1, None) end reached | (2, None) failed | (3, None) wait."""
-        chunk = self._take()
-        if chunk is not None:
-            return 0, chunk
-        if self._errored is not None:
-            return 2, None
-        if self._end_emitted or (self._eof and not self._destroyed):
-            return 1, None
-        if self._destroyed:
-            return 2, None
-        self._start_reading()  # an explicitly paused stream reads for its iterator
-        return 3, None
-
-    def _failure(self) -> BaseException:
-        return self._errored if self._errored is not None else premature_close()
-
-    def __iter__(self) -> Iterator[Chunk]:
-        """``for chunk in stream``: chunks until EOF, driving this thread's loop.
-
-        The stream is in paused mode meanwhile (backpressure still applies).
-        Leaving the loop early leaves the stream paused and usable (Node's
-        async iterator would destroy it).  An ``'error'`` is raised here
-        rather than as an unhandled event.
-        """
-        self._begin_consume()
-        reactor = self._reactor
-        try:
-            while True:
-                state, chunk = self._poll()
-                if state == 0:
-                    yield chunk  # type: ignore[misc]
-                elif state == 3:
-                    reactor.run_until(lambda: bool(self._buffer) or self._eof or self._destroyed)
-                else:
-                    # Let 'end'/'error' and 'close' fire before returning.
-                    reactor.run_until(lambda: self._closed)
-                    if state == 2:
-                        raise self._failure()
-                    return
-        finally:
-            self._end_consume()
-
-    def __aiter__(self) -> AsyncIterator[Chunk]:
-        """``async for chunk in stream`` on the asyncio loop the stream belongs to."""
-        return self._aiter()
-
-    async def _aiter(self) -> AsyncIterator[Chunk]:
-        loop = self._asyncio_loop()
-        self._begin_consume()
-        try:
-            while True:
-                state, chunk = self._poll()
-                if state == 0:
-                    yield chunk  # type: ignore[misc]
-                    continue
-                if state != 3 and self._closed:
-                    if state == 2:
-                        raise self._failure()
-                    return
-                fut = loop.create_future()
-                self._waiters.append(fut)
-                await fut
-        finally:
-            self._end_consume()
-
-    def _asyncio_loop(self) -> Any:
-        loop = getattr(self._reactor, "loop", None)
-        if loop is None:
-            raise RuntimeError(
-                "this stream belongs to a thread's private childproc loop (it was created "
-                "outside asyncio): iterate it with 'for', not 'async for'"
-            )
-        return loop
-
-    def lines(self, max_line: int = 1 << 20) -> LineIterator:
-        """Lines with their ``\\n`` (the last may lack it), for ``for`` and ``async for``.
-
-        ``bytes`` lines, or ``str`` once an encoding is set.  A line longer than
-        ``max_line`` bytes/characters (not counting its ``\\n``) raises
-        :class:`LineTooLongError`: never a silent cut, never a hidden limit.
-        """
-        from ._streams import LineIterator
-
-        return LineIterator(self, max_line)
-
-    def read(self) -> Chunk | Coroutine[Any, Any, Chunk]:
-        """Everything up to EOF, as ``bytes`` (or ``str`` with an encoding).
-
-        In plain code it drives the loop and returns the data:
-        ``data = child.stdout.read()``.  On an asyncio loop it returns an
-        awaitable instead: ``data = await child.stdout.read()``.
-        """
-        if getattr(self._reactor, "loop", None) is not None:
-            return self._read_async()
-        return self._join(list(self))
-
-    async def _read_async(self) -> Chunk:
-        return self._join([chunk async for chunk in self])
-
-    def _join(self, chunks: list[Chunk]) -> Chunk:
-        if len(chunks) == 1:
-            return chunks[0]
-        if self._decoder is not None:
-            return "".join(chunks)  # type: ignore[arg-type]
-        return b"".join(chunks)  # type: ignore[arg-type]
 
 
 def encode_chunk(chunk: Chunk) -> bytes | memoryview:

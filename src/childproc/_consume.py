@@ -1,0 +1,193 @@
+"""The Python additions to a child's output stream: ``for chunk in
+stream``, ``async for``, ``stream.lines()`` and ``stream.read()``.
+
+They are Node's ``'readable'``-style consumer (its async iterator): while
+one is in progress the stream stays in paused mode and backpressure still
+applies; an ``'error'`` is raised from the loop or the ``await`` rather
+than emitted as an unhandled event.  In plain code they drive the thread's
+private loop; on an asyncio loop they await it.
+
+:class:`Consuming` is that part of :class:`childproc._readable.Readable`,
+kept apart as a concern of its own; it works on the stream's state, which
+Readable owns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from typing import TYPE_CHECKING, Any, cast
+
+from ._writable import premature_close
+
+if TYPE_CHECKING:
+    from ._loop import Reactor
+    from ._readable import Readable
+    from ._streams import LineIterator
+
+__all__ = ["Consuming"]
+
+Chunk = bytes | str
+
+
+class Consuming:
+    """The iteration half of Readable (see the module's docstring)."""
+
+    # The stream state this reads (Readable's, set in its __init__).
+    _buffer: Any
+    _length: int
+    _waiters: list[Any]
+    _consumers: int
+    _flowing: bool | None
+    _drain_cap: int | None
+    _errored: BaseException | None
+    _end_emitted: bool
+    _eof: bool
+    _destroyed: bool
+    _closed: bool
+    _decoder: Any
+    _reactor: Reactor
+
+    if TYPE_CHECKING:  # Readable's methods this calls
+        def _after_consume(self) -> None: ...
+        def _start_reading(self) -> None: ...
+        def on(self, event: Any, fn: Any = None) -> Any: ...
+        def off(self, event: Any, fn: Any) -> Any: ...
+
+    def _take(self) -> Chunk | None:
+        """One buffered chunk for an iterator (Node's ``read()``), or None."""
+        if not self._buffer:
+            return None
+        chunk = self._buffer.popleft()
+        self._length -= len(chunk)
+        self._after_consume()
+        return chunk
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
+
+    def _consumer_error(self, err: BaseException) -> None:
+        pass  # kept in self._errored by destroy(); the iterator raises it
+
+    def _begin_consume(self) -> None:
+        self._consumers += 1
+        if self._consumers == 1:
+            self.on("error", self._consumer_error)
+        # Node's async iterator listens to 'readable', which turns flowing off.
+        self._flowing = False
+
+    def _end_consume(self) -> None:
+        self._consumers -= 1
+        if self._consumers == 0:
+            self.off("error", self._consumer_error)
+            if self._drain_cap is not None:
+                self._start_reading()  # left early after the exit: drain on, to EOF
+
+    def _poll(self) -> tuple[int, Chunk | None]:
+        """(0, chunk) | (1, None) end reached | (2, None) failed | (3, None) wait."""
+        chunk = self._take()
+        if chunk is not None:
+            return 0, chunk
+        if self._errored is not None:
+            return 2, None
+        if self._end_emitted or (self._eof and not self._destroyed):
+            return 1, None
+        if self._destroyed:
+            return 2, None
+        self._start_reading()  # an explicitly paused stream reads for its iterator
+        return 3, None
+
+    def _failure(self) -> BaseException:
+        return self._errored if self._errored is not None else premature_close()
+
+    def __iter__(self) -> Iterator[Chunk]:
+        """``for chunk in stream``: chunks until EOF, driving this thread's loop.
+
+        The stream is in paused mode meanwhile (backpressure still applies).
+        Leaving the loop early leaves the stream paused and usable (Node's
+        async iterator would destroy it).  An ``'error'`` is raised here
+        rather than as an unhandled event.
+        """
+        self._begin_consume()
+        reactor = self._reactor
+        try:
+            while True:
+                state, chunk = self._poll()
+                if state == 0:
+                    yield chunk  # type: ignore[misc]
+                elif state == 3:
+                    reactor.run_until(lambda: bool(self._buffer) or self._eof or self._destroyed)
+                else:
+                    # Let 'end'/'error' and 'close' fire before returning.
+                    reactor.run_until(lambda: self._closed)
+                    if state == 2:
+                        raise self._failure()
+                    return
+        finally:
+            self._end_consume()
+
+    def __aiter__(self) -> AsyncIterator[Chunk]:
+        """``async for chunk in stream`` on the asyncio loop the stream belongs to."""
+        return self._aiter()
+
+    async def _aiter(self) -> AsyncIterator[Chunk]:
+        loop = self._asyncio_loop()
+        self._begin_consume()
+        try:
+            while True:
+                state, chunk = self._poll()
+                if state == 0:
+                    yield chunk  # type: ignore[misc]
+                    continue
+                if state != 3 and self._closed:
+                    if state == 2:
+                        raise self._failure()
+                    return
+                fut = loop.create_future()
+                self._waiters.append(fut)
+                await fut
+        finally:
+            self._end_consume()
+
+    def _asyncio_loop(self) -> Any:
+        loop = getattr(self._reactor, "loop", None)
+        if loop is None:
+            raise RuntimeError(
+                "this stream belongs to a thread's private childproc loop (it was created "
+                "outside asyncio): iterate it with 'for', not 'async for'"
+            )
+        return loop
+
+    def lines(self, max_line: int = 1 << 20) -> LineIterator:
+        """Lines with their ``\\n`` (the last may lack it), for ``for`` and ``async for``.
+
+        ``bytes`` lines, or ``str`` once an encoding is set.  A line longer than
+        ``max_line`` bytes/characters (not counting its ``\\n``) raises
+        :class:`LineTooLongError`: never a silent cut, never a hidden limit.
+        """
+        from ._streams import LineIterator
+
+        return LineIterator(cast("Readable", self), max_line)  # Consuming is always a Readable's part
+
+    def read(self) -> Chunk | Coroutine[Any, Any, Chunk]:
+        """Everything up to EOF, as ``bytes`` (or ``str`` with an encoding).
+
+        In plain code it drives the loop and returns the data:
+        ``data = child.stdout.read()``.  On an asyncio loop it returns an
+        awaitable instead: ``data = await child.stdout.read()``.
+        """
+        if getattr(self._reactor, "loop", None) is not None:
+            return self._read_async()
+        return self._join(list(self))
+
+    async def _read_async(self) -> Chunk:
+        return self._join([chunk async for chunk in self])
+
+    def _join(self, chunks: list[Chunk]) -> Chunk:
+        if len(chunks) == 1:
+            return chunks[0]
+        if self._decoder is not None:
+            return "".join(chunks)  # type: ignore[arg-type]
+        return b"".join(chunks)  # type: ignore[arg-type]
