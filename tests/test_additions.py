@@ -266,6 +266,22 @@ def test_spawn_sync_timeout_kill_tree():
         cleanup(m)
 
 
+def test_spawn_sync_timeout_kill_tree_leader_already_gone():
+    """The child itself has exited; a grandchild in its group holds the
+    pipes past the timeout.  The group still gets kill_signal, so the
+    grandchild does not outlive the call (the child's own status stays)."""
+    m = marker()
+    try:
+        t0 = time.monotonic()
+        r = cp.spawn_sync("sh", ["-c", f"sleep {m} & exit 3"], timeout=0.3, kill_tree=True)
+        assert time.monotonic() - t0 < 1.0
+        assert (r.status, r.signal) == (3, None)
+        assert isinstance(r.error, cp.SpawnError) and r.error.code == "ETIMEDOUT"
+        assert wait_gone(m) == []
+    finally:
+        cleanup(m)
+
+
 def test_exec_sync_timeout_kill_tree():
     m = marker()
     try:
