@@ -165,8 +165,9 @@ _CASES: list[dict] = [
       opts={"encoding": "buffer", "max_buffer": 3 * MiB}),
     C("collect-bytes-max-buffer-kill-signal", "exec", f"head -c {3 * MiB} /dev/zero; exec sleep 2",
       opts={"encoding": "buffer", "max_buffer": MiB, "kill_signal": "SIGKILL"}),
+    # (2 s: both sides must have read the 2 MiB before it, even on a loaded machine)
     C("collect-timeout-keeps-output", "exec", f"head -c {2 * MiB} /dev/zero | tr '\\0' b; exec sleep 5",
-      opts={"encoding": "buffer", "max_buffer": float("inf"), "timeout": 0.5}),
+      opts={"encoding": "buffer", "max_buffer": float("inf"), "timeout": 2.0}),
     C("collect-user-set-encoding-stdout-only", "exec", _PIECES + "; printf 'e\\377' >&2",
       opts={"encoding": "buffer", "max_buffer": float("inf")}, user_encoding="utf-8"),
     # -- abort -------------------------------------------------------------
