@@ -10,9 +10,11 @@
  *    once, so `cat` sees EOF;
  *  - max_buffer counts all output pipes together; going over it is ENOBUFS,
  *    the output is kept whole (chunks of up to 64 KiB, not truncated);
- *  - on timeout or ENOBUFS the child is signalled with kill_signal only if
- *    it has not exited yet, then every pipe is closed (so a grandchild that
- *    holds one cannot make the call hang) and the child is reaped.
+ *  - on timeout or ENOBUFS the child is signalled with kill_signal, then
+ *    every pipe is closed (so a grandchild that holds one cannot make the
+ *    call hang) and the child is reaped.  A child that has already exited
+ *    is still unreaped then, so the signal reaches nothing else and its
+ *    status stays; with kill_tree its process group still gets it.
  *
  * So the loop has two phases.  First the pipes alone are polled until every
  * one is done (the child's exit changes nothing while a pipe is open).
@@ -289,7 +291,7 @@ int cp_run_sync(cp_spawn_req *req, const cp_sync_opts *opts,
     }
 
     /* Every pipe is done.  A deadline still bounds the wait for the exit
-     * (sh -c 'sleep 9 & exec sleep 9' has closed its pipes early). */
+     * (sh -c 'exec >&- 2>&-; exec sleep 9' closes its pipes early). */
     if (!st.killed && st.deadline != NO_DEADLINE) {
         wait_until(&st, st.deadline);
         if (!st.exited) {

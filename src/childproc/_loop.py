@@ -386,14 +386,13 @@ class AsyncioReactor(Reactor):
 
     def _run(self, callback: Callback, args: tuple[Any, ...]) -> None:
         callback(*args)
-        ticks = self._ticks
-        while ticks:
-            callback, args = ticks.popleft()
-            callback(*args)
+        if self._ticks:
+            self._run_ticks()
 
     def _run_ticks(self) -> None:
-        # For ticks queued outside our callbacks (user code in a coroutine),
-        # or left behind by a callback that raised.
+        # Also called on its own (next_tick schedules it), for ticks queued
+        # outside our callbacks (user code in a coroutine) or left behind by
+        # a callback that raised.
         ticks = self._ticks
         while ticks:
             callback, args = ticks.popleft()
