@@ -252,7 +252,7 @@ def run_sync(plan: SpawnPlan) -> RawSyncResult:
     caches the child has just made cold, so it touches little: an output
     that stayed empty comes back from C with nothing to free."""
     keep: list[object] = []
-    req, stdio = build_request(plan, keep)
+    req, stdio = build_request(plan, keep)  # (stdio stays bound: req points into it)
     n = len(plan.stdio)
     outputs = ffi.new("cp_output[]", n)
     res = ffi.new("cp_sync_result *")
@@ -261,17 +261,19 @@ def run_sync(plan: SpawnPlan) -> RawSyncResult:
     collected: list[bytes | None] = [None] * n
     if res.spawned:
         owned = False
-        for i, slot in enumerate(plan.stdio):
-            if i and slot.kind == "pipe":  # the child's output pipes (PIPE_OUT)
-                out = outputs[i]
-                size = out.len
-                if size:
-                    collected[i] = ffi.unpack(out.data, size)
-                    owned = True
-                else:
-                    collected[i] = b""
-        if owned:
-            lib.cp_sync_result_free(res, n)
+        try:
+            for i, slot in enumerate(plan.stdio):
+                if i and slot.kind == "pipe":  # the child's output pipes (PIPE_OUT)
+                    out = outputs[i]
+                    size = out.len
+                    if size:
+                        owned = True  # first: a failing unpack (MemoryError) still frees
+                        collected[i] = ffi.unpack(out.data, size)
+                    else:
+                        collected[i] = b""
+        finally:
+            if owned:
+                lib.cp_sync_result_free(res, n)
     term_signal = res.term_signal
     error = res.error
     return RawSyncResult(
