@@ -48,7 +48,9 @@ from ._encoding import (
 from ._env import env_block, environ_path
 from ._errors import ArgValueError, invalid_arg_type, invalid_arg_value, out_of_range
 from ._signals import SIGTERM, signal_number
-from ._stdio import DEFAULT_STDIO as _DEFAULT_STDIO, SHORTCUTS as _STDIO_SHORTCUTS, StdioSlot, fork_stdio, normalize_stdio
+from ._stdio import DEFAULT_STDIO as _DEFAULT_STDIO
+from ._stdio import SHORTCUTS as _STDIO_SHORTCUTS
+from ._stdio import StdioSlot, fork_stdio, normalize_stdio
 
 # StdioSlot (from _stdio) and normalize_encoding, decode_output and
 # encode_input (from _encoding) are re-exported for existing imports.
