@@ -1,16 +1,50 @@
 /*
- * cp_internal.h - helpers shared between the C files of the POSIX core.
- * Not part of the cffi interface (that is childproc.h alone).
+ * cp_internal.h - helpers shared between the C files of the core.  The
+ * POSIX files use all of it; the Windows files the platform-neutral part
+ * (CP_READ_CHUNK, cp__grow_cap, cp__grow).  Not part of the cffi interface
+ * (that is childproc.h alone).
  */
 #ifndef CP_INTERNAL_H
 #define CP_INTERNAL_H
 
+#include <errno.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include "childproc.h"
 
 /* A read chunk: Node's spawnSync reads 64 KiB at a time, and its maxBuffer
  * rule ("output is not truncated, whole chunks are kept") depends on it. */
 #define CP_READ_CHUNK (64 * 1024)
+
+/* The capacity that leaves room for `need` more bytes after `len`: `cap`
+ * doubled until it does (`need` to start an empty buffer), so a large
+ * output costs a logarithmic number of reallocs.  0 if it would overflow. */
+static inline size_t cp__grow_cap(size_t cap, size_t len, size_t need)
+{
+    cap = cap ? cap * 2 : need;
+    while (cap - len < need) {
+        if (cap > SIZE_MAX / 4)
+            return 0;
+        cap *= 2;
+    }
+    return cap;
+}
+
+/* Room for `need` more bytes after `len` in the malloc'd *data of *cap
+ * bytes.  0, or -ENOMEM with the buffer unchanged. */
+static inline int cp__grow(char **data, size_t *cap, size_t len, size_t need)
+{
+    if (*cap - len >= need)
+        return 0;
+    size_t want = cp__grow_cap(*cap, len, need);
+    char *p = want ? realloc(*data, want) : NULL;
+    if (p == NULL)
+        return -ENOMEM;
+    *data = p;
+    *cap = want;
+    return 0;
+}
 
 /* spawn_posix.c */
 /* A cp_spawn_req flag of the C side only: the caller will not watch the

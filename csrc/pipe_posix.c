@@ -107,18 +107,10 @@ long cp__read_append(int fd, cp_output *out)
     /* Read straight into the growing result buffer: one copy from the
      * kernel, none through a bounce buffer.  The buffer doubles, so a
      * 100 MiB capture costs ~11 reallocs, most of them mremap'd by glibc. */
-    static const size_t chunk = CP_READ_CHUNK;
-    if (out->cap - out->len < chunk) {
-        size_t cap = out->cap ? out->cap * 2 : chunk;
-        while (cap - out->len < chunk)
-            cap *= 2;
-        char *data = realloc(out->data, cap);
-        if (data == NULL)
-            return -ENOMEM;
-        out->data = data;
-        out->cap = cap;
-    }
-    long n = read_some(fd, out->data + out->len, chunk);
+    int rc = cp__grow(&out->data, &out->cap, out->len, CP_READ_CHUNK);
+    if (rc < 0)
+        return rc;
+    long n = read_some(fd, out->data + out->len, CP_READ_CHUNK);
     if (n > 0)
         out->len += (size_t)n;
     return n;
@@ -159,12 +151,9 @@ static int collect_grow(cp_collector *c, size_t max)
 {
     if (c->cap - c->len >= max)
         return 0;
-    size_t cap = c->cap ? c->cap * 2 : max;
-    while (cap - c->len < max) {
-        if (cap > SIZE_MAX / 4)
-            return -ENOMEM;
-        cap *= 2;
-    }
+    size_t cap = cp__grow_cap(c->cap, c->len, max);
+    if (cap == 0)
+        return -ENOMEM;
 #ifdef __linux__
     if (cap >= CP_COLLECT_MAP_MIN) {
         size_t page = page_size();
@@ -192,12 +181,7 @@ static int collect_grow(cp_collector *c, size_t max)
         return 0;
     }
 #endif
-    char *data = realloc(c->data, cap);
-    if (data == NULL)
-        return -ENOMEM;
-    c->data = data;
-    c->cap = cap;
-    return 0;
+    return cp__grow(&c->data, &c->cap, c->len, max);
 }
 
 long cp_read_append(int fd, cp_collector *c, size_t max)

@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "childproc.h"
+#include "cp_internal.h"
 
 /* CPython's errno module on Windows deliberately maps these names to the
  * Winsock values (errno.ETIMEDOUT == 10060, errno.ENOBUFS == 10055), not to
@@ -398,19 +399,9 @@ long cp_read_append(int fd, cp_collector *out, size_t max)
         if (avail < max)
             max = avail;
     }
-    if (out->cap - out->len < max) {
-        size_t cap = out->cap ? out->cap * 2 : max;
-        while (cap - out->len < max) {
-            if (cap > SIZE_MAX / 2)
-                return -ENOMEM;
-            cap *= 2;
-        }
-        char *data = realloc(out->data, cap);
-        if (data == NULL)
-            return -ENOMEM;
-        out->data = data;
-        out->cap = cap;
-    }
+    int grown = cp__grow(&out->data, &out->cap, out->len, max);
+    if (grown < 0)
+        return grown;
     /* An OVERLAPPED with its own event works on overlapped and synchronous
      * handles alike; on ours the data is there, so the wait is short. */
     memset(&ov, 0, sizeof ov);

@@ -39,6 +39,7 @@
 #include <string.h>
 
 #include "childproc.h"
+#include "cp_internal.h"
 
 /* Python's errno module on Windows names the Winsock values (see
  * pipe_win32.c): errno.ENOBUFS == 10055, errno.ETIMEDOUT == 10060. */
@@ -46,12 +47,11 @@
 #define CP_ETIMEDOUT 10060 /* WSAETIMEDOUT */
 #define CP_SIGKILL 9
 
-/* Node reads 64 KiB at a time, and its maxBuffer rule ("whole chunks are
+/* Node reads 64 KiB (CP_READ_CHUNK) at a time, and its maxBuffer rule ("whole chunks are
  * kept") is stated in those chunks; with max_buffer set we read no more at
  * once.  Without it, larger reads into the free end of the buffer cut the
  * number of round trips when the child writes big blocks (a named pipe
  * hands a pending large write straight to a large enough read). */
-#define CP_READ_CHUNK (64 * 1024)
 #define CP_READ_MAX (1024 * 1024)
 /* Input goes in bounded writes: a pending pipe write beyond the pipe's
  * buffer holds kernel memory for the part not yet read. */
@@ -145,17 +145,7 @@ static void kill_and_close(sync_run *run)
 static int grow(sync_pipe *p)
 {
     cp_output *o = p->out;
-    if (o->cap - o->len >= CP_READ_CHUNK)
-        return 0;
-    size_t cap = o->cap ? o->cap * 2 : CP_READ_CHUNK;
-    while (cap - o->len < CP_READ_CHUNK)
-        cap *= 2;
-    char *d = realloc(o->data, cap);
-    if (d == NULL)
-        return -ENOMEM;
-    o->data = d;
-    o->cap = cap;
-    return 0;
+    return cp__grow(&o->data, &o->cap, o->len, CP_READ_CHUNK);
 }
 
 /* Put the next operation of `p` in flight, or close it when it is done. */
