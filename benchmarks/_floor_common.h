@@ -1,6 +1,7 @@
 /*
  * _floor_common.h - what every C floor of benchmarks/compare.py shares: the
- * clock, RSS, the ballast, and the batch loop of the runner's protocol.
+ * clock, RSS, the ballast, the batch loop of the runner's protocol, and
+ * grow_pipe for the floors that move bytes through a pipe.
  *
  * A floor defines `static int op(char **args)` (0 on success) and
  * `#include`s this file, which supplies main():
@@ -19,11 +20,25 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+/* The pipe grown to 1 MiB (F_SETPIPE_SZ), as childproc grows a pipe that
+ * bulk output keeps full: fewer wake-ups on both sides.  -DPLAIN_PIPE keeps
+ * the kernel's default (64 KiB).  A refusal (the per-user pipe quota) just
+ * leaves the pipe as it is.  (Inline: the floors that move no bytes
+ * leave it unused.) */
+static inline void grow_pipe(int fd) {
+#ifndef PLAIN_PIPE
+    fcntl(fd, F_SETPIPE_SZ, 1 << 20);
+#else
+    (void)fd;
+#endif
+}
 
 static int op(char **args);
 

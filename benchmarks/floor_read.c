@@ -28,18 +28,6 @@
 
 extern char **environ;
 
-/* The pipe grown to 1 MiB (F_SETPIPE_SZ), as childproc grows a pipe that
- * bulk output keeps full: fewer wake-ups on both sides.  -DPLAIN_PIPE keeps
- * the kernel's default (64 KiB).  A refusal (the per-user pipe quota) just
- * leaves the pipe as it is. */
-static void grow_pipe(int fd) {
-#ifndef PLAIN_PIPE
-    fcntl(fd, F_SETPIPE_SZ, 1 << 20);
-#else
-    (void)fd;
-#endif
-}
-
 #ifdef KEEP
 struct buf {
     char *p;
