@@ -38,7 +38,6 @@ On the Python side the error classes are also checked (``ExecError``,
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import json
 import os

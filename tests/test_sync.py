@@ -13,7 +13,6 @@ import errno
 import os
 import pathlib
 import signal
-import stat
 import sys
 import time
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import errno
 import io
-import os
 import sys
 
 import pytest

@@ -48,7 +48,6 @@ except ImportError:  # pragma: no cover
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds at import; forked children start faster without
-    import socket
     from collections.abc import Callable
     from typing import Any
 
