@@ -24,6 +24,7 @@ import select
 import threading
 from collections.abc import Callable
 
+from ._forksafe import on_fork_in_child, replace_with_null, track
 from ._loop import PrivateLoop, Reactor
 
 __all__ = ["ExitWatch"]
@@ -50,7 +51,7 @@ class ExitWatch:
     has exited and been reaped.  ``close()`` stops watching (the child is
     then left for whoever reaps it)."""
 
-    __slots__ = ("_reactor", "_pid", "_on_exit", "_fd", "_kq", "_thread", "_done")
+    __slots__ = ("_reactor", "_pid", "_on_exit", "_fd", "_kq", "_thread", "_done", "__weakref__")
 
     def __init__(self, reactor: Reactor, pid: int, pidfd: int, on_exit: OnExit) -> None:
         self._reactor = reactor
@@ -60,6 +61,7 @@ class ExitWatch:
         self._kq: select.kqueue | None = None  # type: ignore[name-defined]
         self._thread: threading.Thread | None = None
         self._done = False
+        track(self)
         if isinstance(reactor, PrivateLoop):
             reactor.exit_watches.add(self)
         if pidfd >= 0:
@@ -129,6 +131,11 @@ class ExitWatch:
         self.close()
         self._on_exit(status)
 
+    def _forget_after_fork(self, null_fd: int) -> None:
+        # In a forked copy (see _forksafe): the child is not the copy's to reap.
+        self._done = True
+        replace_with_null(self._fd, null_fd)
+
     def hand_to_reaper(self) -> None:
         """The owning thread has ended: let the reaper thread wait for the
         child, so it does not stay a zombie.  The child's events are not
@@ -141,7 +148,7 @@ class ExitWatch:
         if kq is not None:
             kq.close()
             fd = -1
-        _reaper.adopt(pid, fd)
+        _orphan_reaper().adopt(pid, fd)
 
     def close(self) -> None:
         if self._done:
@@ -224,4 +231,20 @@ def _reap_blocking(pid: int) -> None:
             return
 
 
-_reaper = _OrphanReaper()
+_reaper: _OrphanReaper | None = None
+
+
+def _orphan_reaper() -> _OrphanReaper:
+    global _reaper
+    if _reaper is None:
+        _reaper = _OrphanReaper()
+    return _reaper
+
+
+def _forget_reaper() -> None:
+    # A forked copy has no reaper thread (nor, perhaps, a usable lock).
+    global _reaper
+    _reaper = None
+
+
+on_fork_in_child(_forget_reaper)

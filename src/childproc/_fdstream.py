@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 from ._emitter import EventEmitter
+from ._forksafe import replace_with_null, track
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ class FdStream(EventEmitter):
         self._holding_ref = False  # whether we hold one on the reactor now
         self.used_as_stdio = False
         self._lent = False  # the fd went blocking for a spawn (see _childproc_fd)
+        track(self)
 
     @property
     def destroyed(self) -> bool:
@@ -79,6 +81,10 @@ class FdStream(EventEmitter):
         if want != self._holding_ref:
             self._holding_ref = want
             self._reactor.ref() if want else self._reactor.unref()
+
+    def _forget_after_fork(self, null_fd: int) -> None:
+        # In a forked copy (see _forksafe): the parent's pipe end is let go.
+        replace_with_null(self._fd, null_fd)
 
     # -- handing the fd to another child ---------------------------------------
 

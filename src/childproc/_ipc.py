@@ -53,6 +53,7 @@ if TYPE_CHECKING:  # typing costs milliseconds at import; forked children start 
 
 from ._emitter import EventEmitter
 from ._errors import ArgTypeError, IPCError, spawn_error
+from ._forksafe import replace_with_null, track
 from ._loop import Reactor
 from ._wire import BadMessage, encode_json, encode_pickle, parse_json_lines, parse_pickle_frames
 
@@ -218,12 +219,22 @@ class IPC:
         self._refed = False
         self._pinned = False
         self._follow = follow_listeners
+        track(self)
         reactor.add_reader(fd, partial(self._read_once, True))
         if refed:
             self._set_ref(True)
         target.on("newListener", self._on_new_listener)
         if follow_listeners:
             target.on("removeListener", self._on_listeners_changed)
+
+    def _forget_after_fork(self, null_fd: int) -> None:
+        # In a forked copy (see _forksafe): the channel is the parent's; the
+        # copy lets go of its end, and of fds received but not yet claimed.
+        self.connected = False
+        self.channel = None
+        replace_with_null(self.sock.fileno(), null_fd)
+        for fd in self._fds:
+            replace_with_null(fd, null_fd)
 
     # -- keep-alive -------------------------------------------------------
 

@@ -37,6 +37,8 @@ try:
 except ImportError:  # pragma: no cover - other Pythons
     from collections import deque
 
+from ._forksafe import on_fork_in_child, replace_with_null, track
+
 # The C modules above instead of threading, heapq, collections, weakref:
 # a forked child imports this module before it can say hello, and those
 # cost it milliseconds.
@@ -87,7 +89,7 @@ class TimerHandle:
 class Reactor:
     """What childproc needs from a loop.  Two implementations below."""
 
-    thread_id: int
+    thread_id: int | None  # None: retired in a forked copy (see _forksafe)
     # Counts the loop's turns (one per wait for events), so that a caller can
     # tell "earlier in this turn" from "in an earlier turn"; None where the
     # loop does not say (asyncio).
@@ -154,7 +156,8 @@ class PrivateLoop(Reactor):
                 "childproc's async API (spawn, exec, fork) has no Windows loop yet; "
                 "the sync forms (spawn_sync, exec_sync, exec_file_sync) work there"
             )
-        self.thread_id = _thread.get_ident()
+        self.thread_id: int | None = _thread.get_ident()
+        self._pid = os.getpid()
         self._poller = _Poller()
         self._callbacks: dict[int, list[Callback | None]] = {}  # fd -> [reader, writer]
         self._ready: deque[tuple[Callback, tuple[Any, ...]]] = deque()
@@ -171,6 +174,29 @@ class PrivateLoop(Reactor):
         self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK) if hasattr(os, "pipe2") else _pipe_cloexec()
         self._poller.register(self._wake_r, _READ)
         self._callbacks[self._wake_r] = [self._drain_wakeups, None]
+        track(self)
+
+    def _forget_after_fork(self, null_fd: int) -> None:
+        # In a forked copy (see _forksafe): the epoll instance is the
+        # parent's own (fork copies the fd, not the instance), so it is let
+        # go before anything here can touch it, and the loop is retired.
+        self.thread_id = None
+        self.exit_watches.clear()
+        self._ready.clear()
+        self._ticks.clear()
+        self._timers.clear()
+        self._threadsafe.clear()
+        for fd in (self._poller.fileno(), self._wake_r, self._wake_w):
+            replace_with_null(fd, null_fd)
+
+    def _check_owner(self) -> None:
+        if self.thread_id is None:
+            raise RuntimeError(
+                "this childproc loop belongs to the process this one was forked from "
+                "(os.fork(), multiprocessing's 'fork'): its children and streams are not "
+                "this process's to wait for"
+            )
+        raise RuntimeError("a childproc loop can only be driven by the thread that owns it")
 
     # -- fds ---------------------------------------------------------------
 
@@ -308,7 +334,7 @@ class PrivateLoop(Reactor):
 
     def run_until(self, done: Callable[[], bool], timeout: float | None = None) -> bool:
         if _thread.get_ident() != self.thread_id:
-            raise RuntimeError("a childproc loop can only be driven by the thread that owns it")
+            self._check_owner()
         deadline = None if timeout is None else time.monotonic() + timeout
         callbacks = self._callbacks
         while True:
@@ -461,6 +487,8 @@ class _ThreadExit:
         self.loop = loop
 
     def __del__(self) -> None:
+        if self.loop._pid != os.getpid():
+            return  # a forked copy dropping another thread's state: not its children
         watches = list(self.loop.exit_watches)
         self.loop.exit_watches.clear()
         for watch in watches:
@@ -503,6 +531,18 @@ def run() -> None:
     """Run this thread's private loop until no ref'd child, stream or
     channel remains (what Node does before its process exits)."""
     private_loop().run_while_referenced()
+
+
+def _forget_loops() -> None:
+    # A forked copy starts afresh: its threads get new loops on first use
+    # (the old ones are retired, see PrivateLoop._forget_after_fork).
+    global _local, _main_loop, _asyncio_reactors
+    _local = _thread._local()
+    _main_loop = None
+    _asyncio_reactors = None
+
+
+on_fork_in_child(_forget_loops)
 
 
 @atexit.register

@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # typing costs milliseconds at import; forked children start 
     from typing import Any
 
 from ._emitter import EventEmitter
+from ._forksafe import track
 from ._ipc import IPC, IPCTarget
 from ._loop import current_reactor
 
@@ -65,6 +66,18 @@ class Process(IPCTarget, EventEmitter):
         super().__init__()
         self._fd, self._mode = _take_channel()
         self._ipc: IPC | None = None
+        if self._fd >= 0:
+            track(self)
+
+    def _forget_after_fork(self, null_fd: int) -> None:
+        # A forked copy of a forked child does not share its channel (see
+        # _forksafe); once attached, the IPC lets go of it itself.
+        if self._ipc is None and self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            try:
+                os.close(fd)  # nothing else knows this number
+            except OSError:
+                pass
 
     _no_channel = "this process has no IPC channel (it was not forked)"
 
