@@ -649,6 +649,7 @@ register(
 # -- IPC (issue 5) ------------------------------------------------------------------------
 
 _IPC_FLOOR = "C floor: socketpair"
+_IPC_LOOP_FLOOR = "C floor: socketpair, epoll"
 
 
 def _ipc_peers(mode: str) -> list[Peer]:
@@ -662,6 +663,12 @@ def _ipc_peers(mode: str) -> list[Peer]:
             note="fork(ipc_pong.py)" if roundtrip else "fork(ipc_sink.py)"),
     ]
     if roundtrip:
+        # What any event loop pays on top of the floor: each side waits in
+        # epoll_wait() before its read(), as libuv, asyncio and childproc do.
+        peers.insert(1, Peer(_IPC_LOOP_FLOOR, "raw lines",
+                             command=lambda ctx: [str(ctx.binaries["floor_ipc"]), "roundtrip-epoll"],
+                             unavailable=_binary_unavailable("floor_ipc"),
+                             note="floor_ipc.c roundtrip-epoll: the same, each read() after an epoll_wait()"))
         peers.append(_cp("childproc fork json, asyncio", "json",
                          P(pyops.childproc_roundtrip_await, serialization="json"),
                          note="the same on an asyncio loop, awaiting a future per burst"))
@@ -689,7 +696,8 @@ register(
         per_op=lambda s: s.roundtrips,
         ratio_to=[("x C", _IPC_FLOOR), ("x node", "node fork")],
         peers=_ipc_peers("roundtrip"),
-        headline=[("childproc fork json", "multiprocessing Pipe"), ("childproc fork pickle", "multiprocessing Pipe")],
+        headline=[("childproc fork json", "multiprocessing Pipe"), ("childproc fork pickle", "multiprocessing Pipe"),
+                  ("childproc fork json", _IPC_LOOP_FLOOR), (_IPC_LOOP_FLOOR, _IPC_FLOOR)],
         **_IPC_SIZING,
     )
 )
@@ -719,7 +727,8 @@ register(
         per_op=lambda s: s.roundtrips,
         ratio_to=[("x C", _IPC_FLOOR), ("x node", "node fork")],
         peers=_on_two_cpus(_ipc_peers("roundtrip")),
-        headline=[("childproc fork json", "multiprocessing Pipe"), ("childproc fork pickle", "multiprocessing Pipe")],
+        headline=[("childproc fork json", "multiprocessing Pipe"), ("childproc fork pickle", "multiprocessing Pipe"),
+                  ("childproc fork json", _IPC_LOOP_FLOOR), (_IPC_LOOP_FLOOR, _IPC_FLOOR)],
         **dict(_IPC_SIZING, pin_one_cpu=False, split_cpus=True),
     )
 )

@@ -9,6 +9,12 @@
  *   oneway     one op = COUNT messages, one write() each, then an "end"
  *              message; the child counts the messages and answers "end"
  *              with the count, which the parent reads and checks
+ *   roundtrip-epoll
+ *              roundtrip, but both sides wait in epoll_wait() before each
+ *              read(), as any event loop does (libuv's, asyncio's,
+ *              childproc's): the floor for a channel on an event loop.  On
+ *              a VM whose idle vCPUs halt, a wake-up through epoll can cost
+ *              far more than one straight into a blocked read().
  *
  * The child is forked once per batch (before the ballast, so it stays small)
  * and serves until the parent closes the socket.
@@ -23,6 +29,7 @@
 
 #include <sched.h>
 #include <signal.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -31,6 +38,7 @@ static const char MSG[] = "{\"seq\":1,\"cmd\":\"ping\",\"ok\":true,\"data\":\"he
 static const char END[] = "\"end\"\n";
 static int sock = -1;
 static int oneway = 0;
+static int epfd = -1; /* roundtrip-epoll: wait here before each read() */
 
 /* Read until one whole line is in buf; returns its length (with '\n'). */
 static ssize_t read_line(int fd, char *buf, size_t cap, size_t *have) {
@@ -40,6 +48,11 @@ static ssize_t read_line(int fd, char *buf, size_t cap, size_t *have) {
             return nl - buf + 1;
         if (*have == cap)
             return -1;
+        if (epfd >= 0) {
+            struct epoll_event ev;
+            if (epoll_wait(epfd, &ev, 1, -1) < 0 && errno != EINTR)
+                return -1;
+        }
         ssize_t n = read(fd, buf + *have, cap - *have);
         if (n > 0)
             *have += (size_t)n;
@@ -111,13 +124,21 @@ static int op(char **args) {
     return 0;
 }
 
+/* One epoll instance per process (made after the fork), watching fd. */
+static int watch(int fd) {
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+    epfd = epoll_create1(EPOLL_CLOEXEC);
+    return epfd < 0 || epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0;
+}
+
 int main(int argc, char **argv) {
     int sv[2];
     if (argc < 2) {
-        fprintf(stderr, "usage: %s roundtrip|oneway OPS MAX_MS WARMUP_OPS WARMUP_MS BALLAST_MIB COUNT\n", argv[0]);
+        fprintf(stderr, "usage: %s roundtrip|roundtrip-epoll|oneway OPS MAX_MS WARMUP_OPS WARMUP_MS BALLAST_MIB COUNT\n", argv[0]);
         return 2;
     }
     oneway = strcmp(argv[1], "oneway") == 0;
+    int use_epoll = strcmp(argv[1], "roundtrip-epoll") == 0;
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
         return 2;
     fflush(stdout);
@@ -134,10 +155,14 @@ int main(int argc, char **argv) {
             sched_setaffinity(0, sizeof set, &set);
         }
         close(sv[0]);
+        if (use_epoll && watch(sv[1]))
+            _exit(2);
         child_serve(sv[1]);
     }
     close(sv[1]);
     sock = sv[0];
+    if (use_epoll && watch(sock))
+        return 2;
     argv[1] = argv[0];
     int rc = common_main(argc - 1, argv + 1);
     close(sock); /* the child sees EOF and exits */
