@@ -30,6 +30,7 @@ import time
 import pytest
 
 import childproc as cp
+from nodecmp import node_json, requires_node
 from test_spawn import case, compare, run_node_cases, shape
 
 WATCHDOG_SECONDS = 30
@@ -512,6 +513,58 @@ def test_read_of_a_big_output():
     assert len(data) == 20 * 1024 * 1024 and data.count(0) == len(data)
     assert c.wait(timeout=10) == 0
     assert time.monotonic() - t0 < 20
+
+
+# --------------------------------------------------------------------------
+# a parent busy while the child finishes: every fd is ready at the first look
+
+
+BUSY_COMMANDS = {
+    "stdout": "echo hi",
+    "both": "echo out; echo err >&2",
+    "stderr-then-exit-code": "echo err >&2; exit 3",
+    "silent": "exit 0",
+}
+
+
+@requires_node
+@pytest.mark.parametrize("command", list(BUSY_COMMANDS.values()), ids=list(BUSY_COMMANDS))
+def test_whole_event_order_when_everything_is_ready_at_the_first_look(command):
+    """The general traces above compare what is invariant in Node.  When the
+    parent is busy until the child has written, exited and closed its pipes,
+    Node's whole order is fixed as well: libuv reads each pipe to its EOF in
+    one callback (POLLHUP after a short read), 'end' is a nextTick, the exit
+    (SIGCHLD) comes after the pipes, the pipes were registered with epoll
+    in the order their reads started, and the streams' 'close' events come
+    in the close phase, the last closed first.  Compared in full."""
+    js = f"""
+        const ev = [];
+        const c = cp.spawn('sh', ['-c', {json.dumps(command)}]);
+        for (const n of ['stdout', 'stderr']) {{
+            c[n].on('data', (d) => ev.push(n + ':data:' + d));
+            c[n].on('end', () => ev.push(n + ':end'));
+            c[n].on('close', () => ev.push(n + ':close'));
+        }}
+        c.on('exit', (code, sig) => ev.push('exit:' + code));
+        c.on('close', (code, sig) => ev.push('close:' + code));
+        const until = Date.now() + 300;
+        while (Date.now() < until) {{}}
+        // After every event (a stream's 'close' may follow the child's).
+        process.on('exit', () => process.stdout.write('\\n' + JSON.stringify(ev)));
+    """
+    expected = node_json(js)
+    ev: list[str] = []
+    c = cp.spawn("sh", ["-c", command])
+    for n in ("stdout", "stderr"):
+        stream = getattr(c, n)
+        stream.on("data", lambda d, n=n: ev.append(f"{n}:data:{d.decode()}"))
+        stream.on("end", lambda n=n: ev.append(f"{n}:end"))
+        stream.on("close", lambda *_, n=n: ev.append(f"{n}:close"))
+    c.on("exit", lambda code, sig: ev.append(f"exit:{code}"))
+    c.on("close", lambda code, sig: ev.append(f"close:{code}"))
+    time.sleep(0.3)
+    c.wait(timeout=10)
+    assert ev == expected
 
 
 def test_every_case_is_checked():

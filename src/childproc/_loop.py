@@ -94,6 +94,10 @@ class Reactor:
     # tell "earlier in this turn" from "in an earlier turn"; None where the
     # loop does not say (asyncio).
     tick: int | None = None
+    # The fds the last wait for events found hung up (every writer gone),
+    # where the loop says (empty under asyncio): a reader whose read came
+    # back short reads on to EOF at once, as libuv does on POLLHUP.
+    hangups: set[int] | frozenset[int] = frozenset()
 
     def add_reader(self, fd: int, callback: Callback) -> None:
         raise NotImplementedError
@@ -115,6 +119,13 @@ class Reactor:
         callback running now returns, ahead of everything already queued
         (an fd that turned ready in the same turn, a call_soon)."""
         raise NotImplementedError
+
+    def call_closing(self, callback: Callback, *args: Any) -> None:
+        """Run ``callback`` for a handle closed now: in libuv's close phase,
+        after the other callbacks of this turn, the last closed first (how
+        Node orders two streams' ``'close'`` events); ``call_soon`` where
+        the loop has no such phase (asyncio)."""
+        self.call_soon(callback, *args)
 
     def call_soon_threadsafe(self, callback: Callback, *args: Any) -> None:
         raise NotImplementedError
@@ -160,14 +171,17 @@ class PrivateLoop(Reactor):
         self._pid = os.getpid()
         self._poller = _Poller()
         self._callbacks: dict[int, list[Callback | None]] = {}  # fd -> [reader, writer]
+        self._unregistered: dict[int, None] = {}  # fds in _callbacks not yet given to the poller, in order
         self._ready: deque[tuple[Callback, tuple[Any, ...]]] = deque()
         self._ticks: deque[tuple[Callback, tuple[Any, ...]]] = deque()  # next_tick's, run first
+        self._closing: list[tuple[Callback, tuple[Any, ...]]] = []  # call_closing's, run last
         self._timers: list[tuple[float, int, TimerHandle]] = []
         self._seq = itertools.count()
         self._refs = 0
         self._lock = _thread.allocate_lock()
         self._threadsafe: deque[tuple[Callback, tuple[Any, ...]]] = deque()
         self._awaited_wakeups = 0  # threads that will call call_soon_threadsafe
+        self.hangups = set()
         self.exit_watches: set[Any] = set()  # children still running, for _ThreadExit
         # Wake-up pipe for other threads (exit waiters without a pidfd, C
         # pumps finishing).  Close-on-exec and non-blocking from birth.
@@ -184,6 +198,8 @@ class PrivateLoop(Reactor):
         self.exit_watches.clear()
         self._ready.clear()
         self._ticks.clear()
+        self._closing.clear()
+        self._unregistered.clear()
         self._timers.clear()
         self._threadsafe.clear()
         for fd in (self._poller.fileno(), self._wake_r, self._wake_w):
@@ -208,18 +224,45 @@ class PrivateLoop(Reactor):
             entry = [None, None]
             entry[slot] = callback
             self._callbacks[fd] = entry
-            self._poller.register(fd, _READ if slot == 0 else _WRITE)
+            # Registered at the next wait, in the order added (libuv's watcher
+            # queue): fds that are all ready by then (a child that wrote,
+            # exited and closed its pipes while this thread was busy) are
+            # reported in that order -- stdout, stderr, then the exit -- as
+            # Node's are.  Removals stay immediate (see below).
+            self._unregistered[fd] = None
             return
         entry[slot] = callback
         mask = (_READ if entry[0] else 0) | (_WRITE if entry[1] else 0)
+        if fd in self._unregistered:
+            if not mask:
+                del self._callbacks[fd]
+                del self._unregistered[fd]
+            return
         if mask:
             self._poller.modify(fd, mask)
         else:
+            # At once, before the owner closes the fd: a registration
+            # outlives the close while another process holds the same file
+            # (a pipe handed to a child) and would go on reporting it.
             del self._callbacks[fd]
             try:
                 self._poller.unregister(fd)
             except (OSError, ValueError, KeyError):
                 pass  # closed already: the kernel dropped it from epoll
+
+    def _register_added(self) -> None:
+        callbacks, poller = self._callbacks, self._poller
+        added, self._unregistered = self._unregistered, {}
+        failed: OSError | None = None
+        for fd in added:
+            entry = callbacks[fd]
+            try:
+                poller.register(fd, (_READ if entry[0] else 0) | (_WRITE if entry[1] else 0))
+            except OSError as exc:  # not pollable: its owner hears of it here
+                del callbacks[fd]
+                failed = failed or exc
+        if failed is not None:
+            raise failed
 
     def add_reader(self, fd: int, callback: Callback) -> None:
         self._update(fd, 0, callback)
@@ -241,10 +284,14 @@ class PrivateLoop(Reactor):
     def next_tick(self, callback: Callback, *args: Any) -> None:
         self._ticks.append((callback, args))
 
+    def call_closing(self, callback: Callback, *args: Any) -> None:
+        self._closing.append((callback, args))
+
     def nothing_queued(self) -> bool:
-        return not self._ready and not self._ticks
+        return not self._ready and not self._ticks and not self._closing
 
     tick: int = 0
+    hangups: set[int]
 
     def call_soon_threadsafe(self, callback: Callback, *args: Any) -> None:
         with self._lock:
@@ -289,13 +336,18 @@ class PrivateLoop(Reactor):
 
     def has_work(self) -> bool:
         """Ref'd handles remain, or callbacks are queued (which may ref more)."""
-        return self._refs > 0 or bool(self._ready) or bool(self._ticks)
+        return self._refs > 0 or bool(self._ready) or bool(self._ticks) or bool(self._closing)
 
     # -- running -----------------------------------------------------------
 
     def _run_ready(self, done: Callable[[], bool]) -> bool:
-        ready, ticks = self._ready, self._ticks
-        while ready or ticks:
+        ready, ticks, closing = self._ready, self._ticks, self._closing
+        while ready or ticks or closing:
+            if not (ready or ticks):
+                # libuv's close phase, once the rest has run: what closed
+                # meanwhile, the last closed first.
+                ready.extend(reversed(closing))
+                closing.clear()
             # next_tick's callbacks first: Node runs its nextTick queue
             # after every callback, before anything else that waits.
             callback, args = (ticks or ready).popleft()
@@ -351,6 +403,8 @@ class PrivateLoop(Reactor):
                 # Nothing could ever make progress: no fd, no timer, no
                 # thread that owes us a wake-up.
                 raise RuntimeError("childproc: waiting for an event that can never come")
+            if self._unregistered:
+                self._register_added()
             try:
                 # epoll takes seconds (-1: forever), poll milliseconds.
                 if _Poller is select.poll:
@@ -360,7 +414,9 @@ class PrivateLoop(Reactor):
             except InterruptedError:
                 events = []
             self.tick += 1
-            ready = self._ready
+            ready, hangups = self._ready, self.hangups
+            if hangups:
+                hangups.clear()
             for fd, mask in events:
                 entry = callbacks.get(fd)
                 if entry is None:
@@ -369,11 +425,13 @@ class PrivateLoop(Reactor):
                 # read or write then reports it.
                 if mask & (_READ | _HUP) and entry[0] is not None:
                     ready.append((entry[0], ()))
+                    if mask & _HUP:
+                        hangups.add(fd)
                 if mask & (_WRITE | _HUP) and entry[1] is not None:
                     ready.append((entry[1], ()))
             if self._timers:
                 self._run_timers()
-            if deadline is not None and time.monotonic() >= deadline and not self._ready and not self._ticks:
+            if deadline is not None and time.monotonic() >= deadline and self.nothing_queued():
                 return done()
 
     def close(self) -> None:
@@ -387,7 +445,7 @@ class PrivateLoop(Reactor):
 
     def run_while_referenced(self) -> None:
         """Node's keep-alive: run until no ref'd handle remains."""
-        self.run_until(lambda: self._refs <= 0 and not self._ready and not self._ticks)
+        self.run_until(lambda: self._refs <= 0 and self.nothing_queued())
 
 
 def _pipe_cloexec() -> tuple[int, int]:

@@ -255,7 +255,13 @@ class Readable(Consuming, ExecCollecting, FdStream):
             # page fault per 4 KiB, a third of the cost at 1 MiB chunks).
             data = b""
             size = self._next_read_size(n, size)
-            if not size or not self._reading:  # a trickle; paused at the mark, destroyed or piped
+            if not size:  # a trickle: the pipe is empty now
+                if fd not in self._reactor.hangups:
+                    return
+                # ... and its writers are gone: the EOF now, in this turn
+                # (before an exit seen in the same wait, as in Node).
+                size = self._read_size
+            if not self._reading:  # paused at the mark, destroyed or piped
                 return
 
     def _next_read_size(self, n: int, size: int) -> int:
@@ -334,7 +340,9 @@ class Readable(Consuming, ExecCollecting, FdStream):
     def _maybe_end(self) -> None:
         if self._eof and not self._buffer and not self._end_scheduled and not self._end_emitted and not self._destroyed:
             self._end_scheduled = True
-            self._reactor.call_soon(self._emit_end)
+            # Node's endReadableNT is a nextTick: 'end' comes before other
+            # callbacks of this turn (another stream's data, the exit).
+            self._reactor.next_tick(self._emit_end)
 
     def _emit_end(self) -> None:
         self._end_scheduled = False
@@ -501,7 +509,7 @@ class Readable(Consuming, ExecCollecting, FdStream):
             self._pump.cancel()  # the fd is closed and 'close' emitted when it stops
         else:
             self._close_fd()
-            self._reactor.call_soon(self._emit_close, err)
+            self._reactor.call_closing(self._emit_close, err)
         self._wake()
         return self
 

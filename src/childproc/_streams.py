@@ -388,7 +388,7 @@ class Pump:
         if src._destroyed:
             # destroy() waited for the thread to let go of the fd.
             src._close_fd()
-            self.reactor.call_soon(src._emit_close, src._errored)
+            self.reactor.call_closing(src._emit_close, src._errored)
         elif rc == 0:
             src._eof = True  # EOF: 'end' then 'close', as after the last 'data'
             src._maybe_end()
