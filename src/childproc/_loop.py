@@ -94,10 +94,11 @@ class Reactor:
     # tell "earlier in this turn" from "in an earlier turn"; None where the
     # loop does not say (asyncio).
     tick: int | None = None
-    # The fds the last wait for events found hung up (every writer gone),
-    # where the loop says (empty under asyncio): a reader whose read came
-    # back short reads on to EOF at once, as libuv does on POLLHUP.
-    hangups: set[int] | frozenset[int] = frozenset()
+    # The fds the last wait for events found hung up (every writer gone);
+    # None where the loop does not say (asyncio).  A reader whose read came
+    # back short on one reads on to its EOF at once, as libuv does on
+    # POLLHUP (where the loop does not say, it tries one more read).
+    hangups: set[int] | None = None
 
     def add_reader(self, fd: int, callback: Callback) -> None:
         raise NotImplementedError
@@ -467,6 +468,7 @@ class AsyncioReactor(Reactor):
         self.loop = loop
         self.thread_id = _thread.get_ident()
         self._ticks: deque[tuple[Callback, tuple[Any, ...]]] = deque()
+        self._closing: list[tuple[Callback, tuple[Any, ...]]] = []
 
     def _run(self, callback: Callback, args: tuple[Any, ...]) -> None:
         callback(*args)
@@ -501,6 +503,26 @@ class AsyncioReactor(Reactor):
         if not self._ticks:
             self.loop.call_soon(self._run_ticks)
         self._ticks.append((callback, args))
+
+    def call_closing(self, callback: Callback, *args: Any) -> None:
+        # One asyncio callback for the handles closed in this turn: it runs
+        # after the turn's other callbacks, and runs them the last first.
+        if not self._closing:
+            self.loop.call_soon(self._run, self._run_closing, ())
+        self._closing.append((callback, args))
+
+    def _run_closing(self) -> None:
+        batch = self._closing[::-1]
+        self._closing = []
+        for i, (callback, args) in enumerate(batch):
+            try:
+                callback(*args)
+            except BaseException:
+                for rest in reversed(batch[i + 1 :]):  # not lost: queued again
+                    self.call_closing(rest[0], *rest[1])
+                raise
+            if self._ticks:
+                self._run_ticks()
 
     def call_soon_threadsafe(self, callback: Callback, *args: Any) -> None:
         self.loop.call_soon_threadsafe(self._run, callback, args)

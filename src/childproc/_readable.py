@@ -256,7 +256,8 @@ class Readable(Consuming, ExecCollecting, FdStream):
             data = b""
             size = self._next_read_size(n, size)
             if not size:  # a trickle: the pipe is empty now
-                if fd not in self._reactor.hangups:
+                hangups = self._reactor.hangups
+                if hangups is not None and fd not in hangups:
                     return
                 # ... and its writers are gone: the EOF now, in this turn
                 # (before an exit seen in the same wait, as in Node).
