@@ -52,12 +52,21 @@ static inline int cp__grow(char **data, size_t *cap, size_t len, size_t need)
  * runs, which end in a blocking waitpid).  Far from the public CP_SPAWN_*. */
 #define CP__SPAWN_NO_PIDFD (1 << 30)
 int cp__open_pidfd(int pid);               /* -1 where the kernel has none */
+/* cp_spawn, with the parent's pipe ends still held (run_sync's). */
+int cp__spawn_held(cp_spawn_req *req, cp_child *child);
 
 /* pipe_posix.c */
 int cp__pipe(int fds[2]);                  /* close-on-exec from birth   */
 int cp__socketpair(int fds[2]);            /* AF_UNIX stream, likewise   */
 int cp__set_nonblock(int fd, int on);
 void cp__close(int *fd);                   /* close and mark -1, keeps errno */
+/* The same, "held": a forked copy of the process closes them at once
+ * (see pipe_posix.c).  Close them with cp__close, or cp__let_go them when
+ * they pass to code that closes them otherwise (Python). */
+int cp__pipe_held(int fds[2]);
+int cp__socketpair_held(int fds[2]);
+int cp__dup_held(int fd, int min_fd);      /* F_DUPFD_CLOEXEC: the new fd, or -errno */
+void cp__let_go(int fd);
 /* Read one chunk of at most CP_READ_CHUNK bytes from fd, appending to out.
  * Returns bytes read, 0 at EOF, or -errno (-EAGAIN when nothing is ready). */
 long cp__read_append(int fd, cp_output *out);

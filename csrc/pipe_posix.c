@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,106 @@ int cp__socketpair(int fds[2])
 #endif
 }
 
+/* ------------------------------------------------------------------ */
+/* What a forked copy of the process must not keep.                      */
+/* ------------------------------------------------------------------ */
+
+/* os.fork() in another thread (multiprocessing's 'fork' workers, say)
+ * copies every fd, close-on-exec or not.  The fds that only C knows -- a
+ * spawn's pipes while the child gets its ends (both ends, and the lifted
+ * dups), a *_sync run's ends until they close -- would keep a child's
+ * stdin open in the copy: the child never sees EOF, and the run waits for
+ * the copy to exit.  So they are "held": made and closed under a lock that
+ * fork's prepare handler takes too, so the set is exact at the fork, and
+ * the copy closes every held fd at once (no code in the copy knows these
+ * numbers: the C frames that did are the parent's).  Python's own fds are
+ * let go of in _forksafe.py.  fds above CP__HELD_MAX are not tracked. */
+#define CP__HELD_MAX 65536
+static uint64_t held[CP__HELD_MAX / 64];
+static pthread_mutex_t held_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t held_once = PTHREAD_ONCE_INIT;
+
+static void held_before_fork(void) { pthread_mutex_lock(&held_lock); }
+static void held_after_fork_parent(void) { pthread_mutex_unlock(&held_lock); }
+
+static void held_after_fork_child(void)
+{
+    /* Only close(), a syscall: safe in the child of a fork. */
+    for (int w = 0; w < CP__HELD_MAX / 64; w++) {
+        uint64_t bits = held[w];
+        while (bits) {
+            int b = __builtin_ctzll(bits);
+            close(w * 64 + b);
+            bits &= bits - 1;
+        }
+        held[w] = 0;
+    }
+    pthread_mutex_unlock(&held_lock); /* taken by this thread, before the fork */
+}
+
+static void held_init(void)
+{
+    pthread_atfork(held_before_fork, held_after_fork_parent, held_after_fork_child);
+}
+
+static void held_enter(void)
+{
+    pthread_once(&held_once, held_init);
+    pthread_mutex_lock(&held_lock);
+}
+
+static void held_mark(int fd, int on)
+{
+    if (fd < 0 || fd >= CP__HELD_MAX)
+        return;
+    /* Atomic, for cp__close's look without the lock. */
+    if (on)
+        __atomic_fetch_or(&held[fd / 64], UINT64_C(1) << (fd % 64), __ATOMIC_RELAXED);
+    else
+        __atomic_fetch_and(&held[fd / 64], ~(UINT64_C(1) << (fd % 64)), __ATOMIC_RELAXED);
+}
+
+int cp__pipe_held(int fds[2])
+{
+    held_enter();
+    int rc = cp__pipe(fds);
+    if (rc == 0) {
+        held_mark(fds[0], 1);
+        held_mark(fds[1], 1);
+    }
+    pthread_mutex_unlock(&held_lock);
+    return rc;
+}
+
+int cp__socketpair_held(int fds[2])
+{
+    held_enter();
+    int rc = cp__socketpair(fds);
+    if (rc == 0) {
+        held_mark(fds[0], 1);
+        held_mark(fds[1], 1);
+    }
+    pthread_mutex_unlock(&held_lock);
+    return rc;
+}
+
+int cp__dup_held(int fd, int min_fd)
+{
+    held_enter();
+    int dup = fcntl(fd, F_DUPFD_CLOEXEC, min_fd);
+    int rc = dup < 0 ? -errno : dup;
+    held_mark(dup, 1);
+    pthread_mutex_unlock(&held_lock);
+    return rc;
+}
+
+void cp__let_go(int fd)
+{
+    held_enter();
+    held_mark(fd, 0);
+    pthread_mutex_unlock(&held_lock);
+}
+
 int cp__set_nonblock(int fd, int on)
 {
     int flags = fcntl(fd, F_GETFL);
@@ -84,7 +185,17 @@ void cp__close(int *fd)
 {
     if (*fd >= 0) {
         int saved = errno;
+        /* Under the lock when held: a fork between the close and the mark
+         * would have the copy close a number reused meanwhile. */
+        int was_held = *fd < CP__HELD_MAX &&
+                       (__atomic_load_n(&held[*fd / 64], __ATOMIC_RELAXED) >> (*fd % 64) & 1);
+        if (was_held)
+            held_enter();
         close(*fd);
+        if (was_held) {
+            held_mark(*fd, 0);
+            pthread_mutex_unlock(&held_lock);
+        }
         errno = saved;
         *fd = -1;
     }

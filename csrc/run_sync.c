@@ -179,7 +179,7 @@ int cp_run_sync(cp_spawn_req *req, const cp_sync_opts *opts,
     int flags = req->flags;
     if (untimed)
         req->flags |= CP__SPAWN_NO_PIDFD;
-    rc = cp_spawn(req, &st.child);
+    rc = cp__spawn_held(req, &st.child);
     req->flags = flags;
     if (rc < 0) {
         res->error = rc;

@@ -162,7 +162,7 @@ static int stdio_plan_init(stdio_plan *plan, cp_spawn_req *req)
         case CP_STDIO_PIPE_IN:
         case CP_STDIO_PIPE_OUT:
             s->fd = -1;
-            if ((rc = cp__pipe(fds)) < 0)
+            if ((rc = cp__pipe_held(fds)) < 0)
                 return rc;
             /* fds[0] is the read end: the child's for PIPE_IN. */
             s->fd = s->kind == CP_STDIO_PIPE_IN ? fds[1] : fds[0];
@@ -177,7 +177,7 @@ static int stdio_plan_init(stdio_plan *plan, cp_spawn_req *req)
             break;
         case CP_STDIO_IPC:
             s->fd = -1;
-            if ((rc = cp__socketpair(fds)) < 0)
+            if ((rc = cp__socketpair_held(fds)) < 0)
                 return rc;
             s->fd = fds[0];
             plan->src[i] = fds[1];
@@ -216,9 +216,9 @@ static int stdio_plan_init(stdio_plan *plan, cp_spawn_req *req)
     for (int i = 0; i < n; i++) {
         int f = plan->src[i];
         if (f >= 0 && f < n && f != i) {
-            int lifted = fcntl(f, F_DUPFD_CLOEXEC, n);
+            int lifted = cp__dup_held(f, n);
             if (lifted < 0)
-                return -errno;
+                return lifted;
             plan->owned[plan->nowned++] = lifted;
             plan->src[i] = lifted;
         }
@@ -802,6 +802,20 @@ static int spawn_clone(const cp_spawn_req *req, exec_arrays *a,
 /* ------------------------------------------------------------------ */
 
 int cp_spawn(cp_spawn_req *req, cp_child *child)
+{
+    int rc = cp__spawn_held(req, child);
+    if (rc == 0) {
+        /* The parent's ends go to Python, which closes them itself. */
+        for (int i = 0; i < req->nstdio; i++) {
+            int k = req->stdio[i].kind;
+            if (k == CP_STDIO_PIPE_IN || k == CP_STDIO_PIPE_OUT || k == CP_STDIO_IPC)
+                cp__let_go(req->stdio[i].fd);
+        }
+    }
+    return rc;
+}
+
+int cp__spawn_held(cp_spawn_req *req, cp_child *child)
 {
     exec_arrays arrays;
     stdio_plan plan = {0};

@@ -251,3 +251,35 @@ def test_multiprocessing_fork_workers_do_not_hold_the_channel(tmp_path: Path) ->
         tmp_path,
     )
     assert got == {"code": 0}
+
+
+def test_a_fork_in_another_thread_during_spawn_sync(tmp_path: Path) -> None:
+    # The pipes of a *_sync run live in C: held there, and closed in the
+    # copy by an atfork handler (csrc/pipe_posix.c).  Unguarded, the copy
+    # held the child's stdin open, and the run waited out its timeout.
+    got = run(
+        """
+        import threading
+        copies = []
+
+        def forker():
+            time.sleep(0.15)  # while the parent is still writing the input
+            copies.append(copy_that_lingers())
+
+        thread = threading.Thread(target=forker)
+        thread.start()
+        t = time.monotonic()
+        r = cp.spawn_sync("sh", ["-c", "sleep 0.4; cat >/dev/null; echo done"],
+                          input=b"x" * (4 << 20), timeout=3)
+        took = time.monotonic() - t
+        thread.join()
+        for pid in copies:
+            done(pid)
+        print(json.dumps({"took": took, "copies": len(copies),
+                          "error": r.error and r.error.code, "stdout": r.stdout.decode()}))
+        """,
+        tmp_path,
+    )
+    assert got["copies"] == 1
+    assert got["error"] is None and got["stdout"] == "done\n"
+    assert got["took"] < 2.5

@@ -23,9 +23,8 @@ the copy reaches the parent's.  The loops are retired (driving one raises
 ``RuntimeError``) and forgotten, so childproc used in the copy starts
 afresh, with its own loop and children.  The parent is not touched.
 
-(What ``spawn_sync`` holds while another thread forks is in C and out of
-reach here; as with ``subprocess``, do not fork while another thread waits
-on a child.)
+(The fds of a *_sync run, or of a spawn in progress, live in C: the C core
+holds them and closes them in the copy itself, csrc/pipe_posix.c.)
 """
 
 from __future__ import annotations
