@@ -129,10 +129,10 @@ static void held_mark(int fd, int on)
         __atomic_fetch_and(&held[fd / 64], ~(UINT64_C(1) << (fd % 64)), __ATOMIC_RELAXED);
 }
 
-int cp__pipe_held(int fds[2])
+static int make_held(int (*make)(int[2]), int fds[2])
 {
     held_enter();
-    int rc = cp__pipe(fds);
+    int rc = make(fds);
     if (rc == 0) {
         held_mark(fds[0], 1);
         held_mark(fds[1], 1);
@@ -141,17 +141,8 @@ int cp__pipe_held(int fds[2])
     return rc;
 }
 
-int cp__socketpair_held(int fds[2])
-{
-    held_enter();
-    int rc = cp__socketpair(fds);
-    if (rc == 0) {
-        held_mark(fds[0], 1);
-        held_mark(fds[1], 1);
-    }
-    pthread_mutex_unlock(&held_lock);
-    return rc;
-}
+int cp__pipe_held(int fds[2]) { return make_held(cp__pipe, fds); }
+int cp__socketpair_held(int fds[2]) { return make_held(cp__socketpair, fds); }
 
 int cp__dup_held(int fd, int min_fd)
 {

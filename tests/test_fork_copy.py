@@ -45,6 +45,9 @@ def done(pid):
 """
 
 
+ECHO_CHILD = "from childproc import process\nprocess.on('message', lambda m, h=None: process.send(m))\n"
+
+
 def run(script: str, tmp_path: Path, timeout: float = 30) -> dict:
     path = tmp_path / "case.py"
     path.write_text(PRELUDE + textwrap.dedent(script))
@@ -80,9 +83,7 @@ def test_stdin_end_reaches_the_child(tmp_path: Path) -> None:
 
 
 def test_disconnect_reaches_a_forked_child(tmp_path: Path) -> None:
-    (tmp_path / "child.py").write_text(
-        "from childproc import process\nprocess.on('message', lambda m, h=None: process.send(m))\n"
-    )
+    (tmp_path / "child.py").write_text(ECHO_CHILD)
     got = run(
         """
         child = cp.fork("child.py")
@@ -230,9 +231,7 @@ def test_the_copy_gets_a_clear_error_and_a_loop_of_its_own(tmp_path: Path) -> No
 def test_multiprocessing_fork_workers_do_not_hold_the_channel(tmp_path: Path) -> None:
     # How this was found: a benchmark started a multiprocessing Pipe peer
     # after a cp.fork() child, and the child's disconnect never arrived.
-    (tmp_path / "child.py").write_text(
-        "from childproc import process\nprocess.on('message', lambda m, h=None: process.send(m))\n"
-    )
+    (tmp_path / "child.py").write_text(ECHO_CHILD)
     got = run(
         """
         import multiprocessing
