@@ -1174,3 +1174,22 @@ def test_writable_ref_only_while_writes_are_pending(loop):
     dest.destroy()
     run(loop, lambda: dest.closed)
     os.close(r)
+
+
+def test_loop_registers_fds_at_its_next_wait(loop):
+    """The private loop hands new fds to epoll at its next wait, in the order
+    added (see PrivateLoop._update).  An fd added and removed before then
+    costs nothing; one closed before then (with no removal) is dropped; one
+    that cannot be polled is reported from the wait."""
+    r, w = os.pipe()
+    loop.add_reader(r, lambda: None)
+    loop.remove_reader(r)  # never given to epoll
+    loop.add_reader(r, lambda: None)
+    os.close(r)
+    os.close(w)
+    assert loop.run_until(lambda: False, timeout=0.02) is False
+    with open(__file__) as f:  # a regular file: epoll says EPERM
+        loop.add_reader(f.fileno(), lambda: None)
+        with pytest.raises(PermissionError):
+            loop.run_until(lambda: False, timeout=0.02)
+    assert loop.run_until(lambda: False, timeout=0.02) is False  # and it is forgotten

@@ -30,6 +30,7 @@ import os
 import select
 import sys
 import time
+from errno import EBADF as _EBADF
 from _heapq import heappop, heappush
 
 try:
@@ -259,9 +260,10 @@ class PrivateLoop(Reactor):
             entry = callbacks[fd]
             try:
                 poller.register(fd, (_READ if entry[0] else 0) | (_WRITE if entry[1] else 0))
-            except OSError as exc:  # not pollable: its owner hears of it here
+            except OSError as exc:
                 del callbacks[fd]
-                failed = failed or exc
+                if exc.errno != _EBADF:  # EBADF: closed before the wait, nothing to watch
+                    failed = failed or exc  # not pollable: its owner hears of it here
         if failed is not None:
             raise failed
 
