@@ -16,9 +16,13 @@ Either way a listener attached right after ``spawn()`` returns never misses an
 event: nothing is delivered before the creating code yields to the loop.
 
 Both reactors offer the same small interface (:class:`Reactor`): fd readiness
-callbacks, ``call_soon`` (Node's next tick), timers, a thread-safe wake-up,
-and the ref count.  Child exits are fd readiness too (a pidfd), so no SIGCHLD
-handler and no ``waitpid(-1)`` is ever involved.
+callbacks, ``call_soon`` (libuv's next turn), ``next_tick`` (Node's
+``process.nextTick``), ``call_closing`` (libuv's close phase), timers, a
+thread-safe wake-up, and the ref count.  Child exits are fd readiness too (a
+pidfd), so no SIGCHLD handler and no ``waitpid(-1)`` is ever involved.  The
+private loop follows libuv's order where Node's events depend on it: new fds
+are registered at the next wait in the order added, the fds one wait returns
+are served in epoll's order, then what they closed, the last first.
 """
 
 from __future__ import annotations
@@ -30,19 +34,20 @@ import os
 import select
 import sys
 import time
-from errno import EBADF as _EBADF
 from _heapq import heappop, heappush
+from errno import EBADF as _EBADF
 
 try:
     from _collections import deque
 except ImportError:  # pragma: no cover - other Pythons
     from collections import deque
 
-from ._forksafe import on_fork_in_child, replace_with_null, track
-
 # The C modules above instead of threading, heapq, collections, weakref:
 # a forked child imports this module before it can say hello, and those
 # cost it milliseconds.
+
+from ._forksafe import on_fork_in_child, replace_with_null, track
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import asyncio

@@ -259,8 +259,9 @@ class Readable(Consuming, ExecCollecting, FdStream):
                 hangups = self._reactor.hangups
                 if hangups is not None and fd not in hangups:
                     return
-                # ... and its writers are gone: the EOF now, in this turn
-                # (before an exit seen in the same wait, as in Node).
+                # ... and its writers are gone (or the loop does not say,
+                # under asyncio: one more read finds out): the EOF now, in
+                # this turn, before an exit seen in the same wait (Node's).
                 size = self._read_size
             if not self._reading:  # paused at the mark, destroyed or piped
                 return
