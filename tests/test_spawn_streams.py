@@ -532,7 +532,8 @@ BUSY_COMMANDS = {
 @pytest.mark.parametrize("command", list(BUSY_COMMANDS.values()), ids=list(BUSY_COMMANDS))
 def test_whole_event_order_when_everything_is_ready_at_the_first_look(command):
     """The general traces above compare what is invariant in Node.  When the
-    parent is busy until the child has written, exited and closed its pipes,
+    parent is busy until the child has written, exited and closed its pipes
+    (each side waits for the child to become a zombie before its loop runs),
     Node's whole order is fixed as well: libuv reads each pipe to its EOF in
     one callback (POLLHUP after a short read), 'end' is a nextTick, the exit
     (SIGCHLD) comes after the pipes, the pipes were registered with epoll
@@ -548,8 +549,13 @@ def test_whole_event_order_when_everything_is_ready_at_the_first_look(command):
         }}
         c.on('exit', (code, sig) => ev.push('exit:' + code));
         c.on('close', (code, sig) => ev.push('close:' + code));
-        const until = Date.now() + 300;
-        while (Date.now() < until) {{}}
+        // Busy until the child is a zombie: it has written, exited and
+        // closed its pipes before the loop first looks.
+        const stat = '/proc/' + c.pid + '/stat';
+        for (const until = Date.now() + 10000; Date.now() < until;) {{
+            const st = require('fs').readFileSync(stat, 'utf8');
+            if (st.slice(st.lastIndexOf(')') + 2).startsWith('Z')) break;
+        }}
         // After every event (a stream's 'close' may follow the child's).
         process.on('exit', () => process.stdout.write('\\n' + JSON.stringify(ev)));
     """
@@ -573,7 +579,9 @@ def _busy_parent_trace(command: str, wait: bool) -> list[str]:
         stream.on("close", lambda *_, n=n: ev.append(f"{n}:close"))
     c.on("exit", lambda code, sig: ev.append(f"exit:{code}"))
     c.on("close", lambda code, sig: ev.append(f"close:{code}"))
-    time.sleep(0.3)
+    # Blocked until the child has exited (not reaped): it has written and
+    # closed its pipes before the loop first looks.
+    os.waitid(os.P_PID, c.pid, os.WEXITED | os.WNOWAIT)
     if wait:
         c.wait(timeout=10)
     return ev
