@@ -857,7 +857,9 @@ def test_grandchild_holding_the_pipe_delays_close(node_traces, case_dir):
     for side, tr in (("node", node["grandchild"]), ("childproc", py["grandchild"])):
         t = tr["times"]
         # 'exit' as soon as sh is done; 'close' only when `sleep 1` lets go of stdout.
-        assert t["exit"] < 0.9, (side, t)
+        # The exit is timed from 'spawn': on a loaded machine node itself took
+        # 0.25 s to get there (three suites at once), and its exit came at 0.92 s.
+        assert t["exit"] - t["spawn"] < 0.9, (side, t)
         assert t["close"] >= 0.95, (side, t)
 
 
