@@ -561,12 +561,7 @@ def test_whole_event_order_when_everything_is_ready_at_the_first_look(command):
     """
     expected = node_json(js)
     assert _busy_parent_trace(command, wait=True) == expected
-    if command in (BUSY_COMMANDS["stdout"], BUSY_COMMANDS["both"]):
-        # asyncio gives an fd to epoll as soon as it is added, so pipes come
-        # back in the order they turned ready (the kernel's: a silent pipe's
-        # hang-up at exit is not ordered by fd); that is Node's order
-        # whenever stdout turned ready first.
-        assert asyncio.run(_busy_parent_trace_async(command)) == expected
+    assert asyncio.run(_busy_parent_trace_async(command)) == expected
 
 
 def _busy_parent_trace(command: str, wait: bool) -> list[str]:

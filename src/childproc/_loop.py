@@ -476,6 +476,7 @@ class AsyncioReactor(Reactor):
         self.thread_id = _thread.get_ident()
         self._ticks: deque[tuple[Callback, tuple[Any, ...]]] = deque()
         self._closing: list[tuple[Callback, tuple[Any, ...]]] = []
+        self._adding: dict[tuple[int, int], Callback] = {}  # (fd, 0 read / 1 write) -> callback
 
     def _run(self, callback: Callback, args: tuple[Any, ...]) -> None:
         callback(*args)
@@ -491,16 +492,39 @@ class AsyncioReactor(Reactor):
             callback, args = ticks.popleft()
             callback(*args)
 
+    # New fds go to asyncio in one callback of the next turn, in the order
+    # added, as the private loop gives them to epoll at its next wait (see
+    # PrivateLoop._update): fds that are all ready by then come back in
+    # that order, as Node's do.
+    def _add(self, fd: int, slot: int, callback: Callback) -> None:
+        if not self._adding:
+            self.loop.call_soon(self._register_added)
+        self._adding[(fd, slot)] = callback
+
+    def _register_added(self) -> None:
+        adding, self._adding = self._adding, {}
+        failed: OSError | None = None
+        for (fd, slot), callback in adding.items():
+            try:
+                (self.loop.add_writer if slot else self.loop.add_reader)(fd, self._run, callback, ())
+            except OSError as exc:
+                if exc.errno != _EBADF:  # EBADF: closed meanwhile, nothing to watch
+                    failed = failed or exc
+        if failed is not None:
+            raise failed
+
     def add_reader(self, fd: int, callback: Callback) -> None:
-        self.loop.add_reader(fd, self._run, callback, ())
+        self._add(fd, 0, callback)
 
     def remove_reader(self, fd: int) -> None:
+        self._adding.pop((fd, 0), None)
         self.loop.remove_reader(fd)
 
     def add_writer(self, fd: int, callback: Callback) -> None:
-        self.loop.add_writer(fd, self._run, callback, ())
+        self._add(fd, 1, callback)
 
     def remove_writer(self, fd: int) -> None:
+        self._adding.pop((fd, 1), None)
         self.loop.remove_writer(fd)
 
     def call_soon(self, callback: Callback, *args: Any) -> None:
