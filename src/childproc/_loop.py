@@ -212,14 +212,15 @@ class PrivateLoop(Reactor):
         for fd in (self._poller.fileno(), self._wake_r, self._wake_w):
             replace_with_null(fd, null_fd)
 
-    def _check_owner(self) -> None:
+    def _not_the_owner(self) -> RuntimeError:
+        """What driving this loop from the wrong thread, or process, raises."""
         if self.thread_id is None:
-            raise RuntimeError(
+            return RuntimeError(
                 "this childproc loop belongs to the process this one was forked from "
                 "(os.fork(), multiprocessing's 'fork'): its children and streams are not "
                 "this process's to wait for"
             )
-        raise RuntimeError("a childproc loop can only be driven by the thread that owns it")
+        return RuntimeError("a childproc loop can only be driven by the thread that owns it")
 
     # -- fds ---------------------------------------------------------------
 
@@ -394,7 +395,7 @@ class PrivateLoop(Reactor):
 
     def run_until(self, done: Callable[[], bool], timeout: float | None = None) -> bool:
         if _thread.get_ident() != self.thread_id:
-            self._check_owner()
+            raise self._not_the_owner()
         deadline = None if timeout is None else time.monotonic() + timeout
         callbacks = self._callbacks
         while True:
