@@ -124,6 +124,8 @@ typedef struct {
     int exit_code;  /* >= 0 when it exited, -1 when a signal ended it      */
     int term_signal;/* the signal that ended it, else 0                    */
     int error;      /* 0, a spawn -errno, -ETIMEDOUT or -ENOBUFS           */
+    size_t collected; /* bytes in all outputs together: 0 lets the caller
+                         skip looking at each one                          */
     cp_output *outputs; /* caller-provided, nstdio entries; filled for
                            PIPE_OUT slots                                  */
 } cp_sync_result;

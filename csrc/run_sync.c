@@ -158,6 +158,7 @@ int cp_run_sync(cp_spawn_req *req, const cp_sync_opts *opts,
     res->exit_code = -1;
     res->term_signal = 0;
     res->error = 0;
+    res->collected = 0;
     for (int i = 0; i < n; i++)
         res->outputs[i] = (cp_output){NULL, 0, 0};
 
@@ -320,6 +321,7 @@ out:
      * result holds memory exactly where it holds bytes and the caller can
      * skip cp_sync_result_free for a run that printed nothing. */
     for (int i = 0; i < n; i++) {
+        res->collected += res->outputs[i].len;
         if (res->outputs[i].len == 0 && res->outputs[i].data != NULL) {
             free(res->outputs[i].data);
             res->outputs[i] = (cp_output){NULL, 0, 0};

@@ -268,6 +268,7 @@ int cp_run_sync(cp_spawn_req *req, const cp_sync_opts *opts,
     result->exit_code = -1;
     result->term_signal = 0;
     result->error = 0;
+    result->collected = 0;
     for (i = 0; i < n && result->outputs != NULL; i++)
         memset(&result->outputs[i], 0, sizeof result->outputs[i]);
     for (i = 0; i < n; i++) {
@@ -399,6 +400,7 @@ spawn_failed:
 out:
     /* As on POSIX: an output that stayed empty holds no memory. */
     for (i = 0; i < n && result->outputs != NULL; i++) {
+        result->collected += result->outputs[i].len;
         if (result->outputs[i].len == 0 && result->outputs[i].data != NULL) {
             free(result->outputs[i].data);
             result->outputs[i].data = NULL;

@@ -238,6 +238,7 @@ static void test_exit_codes(void)
               "exit %s gave %d", codes[i], rr.res.exit_code);
         CHECK(rr.res.term_signal == 0, "signal %d", rr.res.term_signal);
         CHECK(rr.out[1].len == 0 && rr.out[2].len == 0, "no output");
+        CHECK(rr.res.collected == 0, "collected %zu", rr.res.collected);
         run_free(&rr);
     }
 }
@@ -658,6 +659,7 @@ static void test_large_output(void)
     CHECK(rr.rc == 0, "rc %d", rr.rc);
     CHECK(rr.out[1].len == 3145728 && rr.out[2].len == 3145728,
           "len %zu %zu", rr.out[1].len, rr.out[2].len);
+    CHECK(rr.res.collected == 2 * 3145728, "collected %zu", rr.res.collected);
     CHECK(is_pattern(rr.out[1].data, rr.out[1].len) &&
               is_pattern(rr.out[2].data, rr.out[2].len),
           "bytes differ");
