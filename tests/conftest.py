@@ -617,8 +617,15 @@ class SyncComparer:
         return n, p
 
     def check(self, case):
+        """Node's result and ours must agree, and so must our second run of
+        the same call: a repeated call shape runs from a kept request
+        (``_sync``'s prepared calls), which must behave as the first."""
+        if isinstance(case, dict):
+            case = SyncCase(**case)
         n, p = self.both(case)
         assert p == n, _diff_text(n, p)
+        again = self.py(case)
+        assert again == n, "on the second run: " + _diff_text(n, again)
         return p
 
 

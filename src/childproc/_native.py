@@ -26,7 +26,7 @@ from ._signals import SIGTERM as _SIGTERM
 if TYPE_CHECKING:
     from ._options import SpawnPlan
 
-__all__ = ["RawChild", "RawSyncResult", "run_sync", "spawn", "STAGE_NAMES"]
+__all__ = ["RawChild", "RawSyncResult", "SyncRequest", "spawn", "STAGE_NAMES"]
 
 STAGE_NAMES = {
     lib.CP_STAGE_NONE: "none",
@@ -50,22 +50,15 @@ _INT64_MAX = 2**63 - 1
 _UINT64_MAX = 2**64 - 1
 
 
-@dataclass(slots=True)
-class RawSyncResult:
-    """What the C sync loop reports, before Node's shapes are applied.
-
-    ``outputs[i]`` is the captured bytes of every output pipe slot and None
-    for the others; ``error`` is 0 or a positive errno (ETIMEDOUT, ENOBUFS,
-    or the spawn failure); ``stage`` names where a failed spawn stopped.
-    """
-
-    pid: int
-    spawned: bool
-    exit_code: int | None
-    term_signal: int
-    error: int
-    stage: str
-    outputs: list[bytes | None]
+# What a sync run reports, before Node's shapes are applied: ``(pid,
+# outputs, exit_code, term_signal, errno)``.  ``outputs`` is None when no
+# child was started, else a new list with the captured bytes of every output
+# pipe slot and None for the others; ``exit_code`` is None when a signal
+# (``term_signal``, else 0) ended the child; ``errno`` is 0 or a positive
+# errno (ETIMEDOUT, ENOBUFS, or why the spawn failed).  A plain tuple: it
+# is built on caches the child has just made cold, where every object and
+# call shows.
+RawSyncResult = tuple[int, "list[bytes | None] | None", "int | None", int, int]
 
 
 def _cstr(data: bytes, keep: list[object]) -> object:
@@ -245,46 +238,68 @@ def _sync_opts(plan: SpawnPlan, keep: list[object]) -> Any:
     return opts
 
 
-def run_sync(plan: SpawnPlan) -> RawSyncResult:
-    """Run the whole sync loop in C (without the GIL) and collect results.
+class SyncRequest:
+    """One synchronous run's C structures, built once from a plan and
+    reusable: :meth:`run` spawns, collects and reaps in C (without the GIL)
+    and reports what happened.
 
-    This is all the Python a ``spawn_sync`` pays after the child has run, on
-    caches the child has just made cold, so it touches little: an output
-    that stayed empty comes back from C with nothing to free."""
-    keep: list[object] = []
-    req, stdio = build_request(plan, keep)  # (stdio stays bound: req points into it)
-    n = len(plan.stdio)
-    outputs = ffi.new("cp_output[]", n)
-    res = ffi.new("cp_sync_result *")
-    res.outputs = outputs
-    lib.cp_run_sync(req, _sync_opts(plan, keep), res)
-    collected: list[bytes | None] = [None] * n
-    if res.spawned:
+    A request can run again and again.  C resets the result at the start of
+    each run and leaves the request as it found it (every pipe end it made
+    is closed and its slot back at -1), so a caller that repeats a call
+    shape keeps the request instead of validating and packing the same plan
+    each time (``_sync``'s prepared calls).  One run at a time: a run writes
+    into the request's result, so whoever shares requests between threads
+    takes one out of the pool while it runs.
+    """
+
+    __slots__ = ("plan", "_req", "_stdio", "_opts", "_res", "_outputs", "_keep", "_out_slots", "_no_output")
+
+    def __init__(self, plan: SpawnPlan) -> None:
+        self.plan = plan
+        keep: list[object] = []
+        self._req, self._stdio = build_request(plan, keep)  # req points into stdio
+        self._opts = _sync_opts(plan, keep)
+        n = len(plan.stdio)
+        self._outputs = outputs = ffi.new("cp_output[]", n)
+        self._res = res = ffi.new("cp_sync_result *")
+        res.outputs = outputs
+        self._keep = keep
+        # The child's output pipes (PIPE_OUT): every pipe slot but stdin.
+        self._out_slots = tuple(i for i, slot in enumerate(plan.stdio) if i and slot.kind == "pipe")
+        # What a run that printed nothing collected.
+        self._no_output = tuple(b"" if i in self._out_slots else None for i in range(n))
+
+    def run(self) -> RawSyncResult:
+        """Run the child to its end.  This is all the Python a sync call pays
+        after the child has run, on caches the child has just made cold, so
+        it touches little: an output that stayed empty comes back from C
+        with nothing to free."""
+        res = self._res
+        lib.cp_run_sync(self._req, self._opts, res)
+        error = res.error
+        if not res.spawned:
+            return 0, None, None, 0, -error
+        if not res.collected:
+            term_signal = res.term_signal
+            return res.pid, list(self._no_output), None if term_signal else res.exit_code, term_signal, -error
+        n = len(self._stdio)
+        collected: list[bytes | None] = [None] * n
+        outputs = self._outputs
         owned = False
         try:
-            for i, slot in enumerate(plan.stdio):
-                if i and slot.kind == "pipe":  # the child's output pipes (PIPE_OUT)
-                    out = outputs[i]
-                    size = out.len
-                    if size:
-                        owned = True  # first: a failing unpack (MemoryError) still frees
-                        collected[i] = ffi.unpack(out.data, size)
-                    else:
-                        collected[i] = b""
+            for i in self._out_slots:
+                out = outputs[i]
+                size = out.len
+                if size:
+                    owned = True  # first: a failing unpack (MemoryError) still frees
+                    collected[i] = ffi.unpack(out.data, size)
+                else:
+                    collected[i] = b""
         finally:
             if owned:
                 lib.cp_sync_result_free(res, n)
-    term_signal = res.term_signal
-    error = res.error
-    return RawSyncResult(
-        pid=res.pid,
-        spawned=bool(res.spawned),
-        exit_code=None if term_signal else res.exit_code,
-        term_signal=term_signal,
-        error=-error if error else 0,
-        stage=STAGE_NAMES.get(res.stage, "unknown") if error else "none",
-        outputs=collected,
-    )
+        term_signal = res.term_signal
+        return res.pid, collected, None if term_signal else res.exit_code, term_signal, -error
 
 
 # Errors that Node reports as 'error' events (async) rather than throws.
