@@ -37,16 +37,18 @@ enum {
     CP_SPAWN_SETPGROUP = 2,   /* the child leads its own process group       */
     CP_SPAWN_SETUID = 4,      /* switch to `uid` (forces the clone path)     */
     CP_SPAWN_SETGID = 8,      /* switch to `gid` (forces the clone path)     */
-    CP_SPAWN_USE_CLONE = 16,  /* take the clone path even when posix_spawn
-                                 could serve (tests exercise both paths)     */
+    CP_SPAWN_USE_CLONE = 16,  /* take the clone path (Linux: the default)    */
     CP_SPAWN_NONBLOCK = 32,   /* the parent's pipe ends are O_NONBLOCK (the
                                  child's ends always stay blocking); Windows:
                                  its pipe ends are always overlapped         */
     CP_SPAWN_VERBATIM_ARGS = 64, /* Windows: argv joined without quoting
                                     (Node's windowsVerbatimArguments)        */
     CP_SPAWN_HIDE = 128,      /* Windows: no console window (windowsHide)    */
-    CP_SPAWN_DIE_WITH_PARENT = 256 /* the child dies with this process
+    CP_SPAWN_DIE_WITH_PARENT = 256, /* the child dies with this process
                                       (Windows: a kill-on-close job)         */
+    CP_SPAWN_USE_POSIX_SPAWN = 512 /* take the posix_spawn path where it can
+                                      serve (macOS: the default; tests run
+                                      both paths everywhere)                 */
 };
 
 /* Where a failed spawn stopped; Python turns (errno, stage) into an error. */

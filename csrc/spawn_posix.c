@@ -4,15 +4,22 @@
  * Two paths, and never fork() of the interpreter (its page-table copy grows
  * with the parent's memory: 25 ms at 1 GiB, see spawn-internals.md §6.4):
  *
- *  - posix_spawn: glibc >= 2.24 implements it with clone(CLONE_VM |
- *    CLONE_VFORK), so its cost does not depend on the parent's size.  File
- *    actions place the stdio fds, addchdir_np does cwd, SETSID/SETPGROUP the
- *    session, SETSIGDEF/SETSIGMASK give the child default dispositions and an
- *    empty mask, as libuv does.
- *  - clone(CLONE_VM | CLONE_VFORK) with our own child function, for what
- *    posix_spawn cannot express: uid/gid with setgroups (glibc's set*id
- *    wrappers must not run in a vfork child: they signal every thread of the
- *    parent to keep credentials in sync, bpo-35823, so raw syscalls are used).
+ *  - clone(CLONE_VM | CLONE_VFORK) with our own child function: the Linux
+ *    default.  It does what glibc's posix_spawn does, plus what posix_spawn
+ *    cannot express: uid/gid with setgroups (glibc's set*id wrappers must
+ *    not run in a vfork child: they signal every thread of the parent to
+ *    keep credentials in sync, bpo-35823, so raw syscalls are used).  It is
+ *    also cheaper: the child's stack is kept for the next spawn instead of
+ *    being mapped and unmapped each time (see take_stack), and the parent
+ *    skips glibc's getrlimit per file action.  On macOS, vfork() with an
+ *    error pipe.
+ *  - posix_spawn: the macOS default, and on Linux when asked for
+ *    (CP_SPAWN_USE_POSIX_SPAWN; the tests run both paths).  glibc >= 2.24
+ *    implements it with clone(CLONE_VM | CLONE_VFORK), so its cost does not
+ *    depend on the parent's size either.  File actions place the stdio fds,
+ *    addchdir_np does cwd, SETSID/SETPGROUP the session, SETSIGDEF/
+ *    SETSIGMASK give the child default dispositions and an empty mask, as
+ *    libuv does.
  *
  * Both paths search PATH the way glibc's execvp does in Node's child (PATH
  * from the child's env, EACCES remembered while searching on, ENOEXEC run
@@ -43,6 +50,7 @@
 #include <dlfcn.h>
 #include <sched.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #endif
@@ -358,9 +366,15 @@ static int spawn_setup_init(spawn_setup *s, const cp_spawn_req *req,
     if ((rc = posix_spawnattr_init(&s->attr)) != 0)
         return -rc;
     s->have_attr = 1;
-    /* Every signal back to SIG_DFL (Python ignores SIGPIPE and SIGXFSZ;
-     * the child must not inherit that) and nothing blocked, as libuv. */
-    sigfillset(&all);
+    /* Signals 1-31 back to SIG_DFL (Python ignores SIGPIPE and SIGXFSZ;
+     * the child must not inherit that) and nothing blocked, as libuv does.
+     * Above 31 (the real-time signals) an ignored one stays ignored, as in
+     * Node; glibc's child resets any with a handler.  (glibc also leaves
+     * its own two internal signals ignored, which Node's child does not
+     * show: the clone path does not do that.) */
+    sigemptyset(&all);
+    for (int sig = 1; sig < 32; sig++)
+        sigaddset(&all, sig);
     sigemptyset(&none);
     posix_spawnattr_setsigdefault(&s->attr, &all);
     posix_spawnattr_setsigmask(&s->attr, &none);
@@ -551,7 +565,9 @@ typedef struct {
      * or exited; the parent is suspended in between (CLONE_VFORK). */
     volatile int err;
     volatile int stage;
-    int max_fd; /* fallback bound for closing inherited fds */
+#ifndef __linux__
+    int max_fd; /* bound for closing inherited fds */
+#endif
     pid_t parent_pid; /* for the die_with_parent race check */
 #ifndef __linux__
     int errpipe; /* without CLONE_VM the child reports through a pipe */
@@ -596,13 +612,22 @@ static int child_main(void *arg)
     struct sigaction dfl;
     sigset_t none;
 
-    /* 1. Handlers back to SIG_DFL while everything is still blocked: a
-     *    parent's handler must never run here, on shared memory.  Errors
-     *    (SIGKILL, SIGSTOP, libc's internal signals) are expected. */
+    /* 1. Dispositions, while everything is still blocked.  Signals 1-31
+     *    go back to SIG_DFL, as libuv does for Node (SIGKILL and SIGSTOP
+     *    fail, as expected).  Above that, a handler goes too: a parent's
+     *    handler must never run here, on shared memory (exec would reset
+     *    it anyway); an ignored real-time signal stays ignored, as in
+     *    Node.  libc's internal signals refuse both calls and keep their
+     *    handlers, which exec resets. */
     memset(&dfl, 0, sizeof dfl);
     dfl.sa_handler = SIG_DFL;
-    for (int sig = 1; sig < NSIG; sig++)
+    for (int sig = 1; sig < NSIG; sig++) {
+        struct sigaction cur;
+        if (sig >= 32 && (sigaction(sig, NULL, &cur) < 0 ||
+                          cur.sa_handler == SIG_IGN || cur.sa_handler == SIG_DFL))
+            continue;
         sigaction(sig, &dfl, NULL);
+    }
 
     /* 2. Session or group: before anything that could fail visibly. */
     if ((req->flags & CP_SPAWN_SETSID) && setsid() < 0)
@@ -628,9 +653,14 @@ static int child_main(void *arg)
     /* 3b. Nothing else reaches the new program (see spawn_setup_init). */
 #ifdef __linux__
     if (syscall(SYS_close_range, (unsigned)req->nstdio, ~0U, 0) < 0) {
-        /* Kernels before 5.9: close one by one up to the fd limit the
-         * parent read for us. */
-        for (int fd = req->nstdio; fd < c->max_fd; fd++)
+        /* Kernels before 5.9: close one by one up to the fd limit (a raw
+         * prlimit64: getrlimit is not on the async-signal-safe list). */
+        struct rlimit rl;
+        int max_fd = 65536;
+        if (syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, NULL, &rl) == 0 &&
+            rl.rlim_cur < (rlim_t)max_fd)
+            max_fd = (int)rl.rlim_cur;
+        for (int fd = req->nstdio; fd < max_fd; fd++)
             close(fd);
     }
 #else
@@ -709,13 +739,53 @@ static int child_main(void *arg)
     return 127;
 }
 
+#ifdef __linux__
+/* The child's stack: generous, since glibc's execve and the PATH buffer
+ * live there.  A few are kept for the next spawns instead of being mapped
+ * and unmapped each time: a fresh mapping costs two system calls, a page
+ * fault for each page the child touches and, at the unmap, a TLB shootdown
+ * on the CPU the child ran on (together about 2% of spawning /bin/true
+ * here).  Slots are taken and given back with atomic exchanges, so
+ * concurrent spawns never share a stack and a fork() at any moment leaves
+ * the copy a consistent pool. */
+#define CHILD_STACK_SIZE (64 * 1024 + PATH_MAX)
+#define KEPT_STACKS 4
+static char *kept_stacks[KEPT_STACKS];
+
+static char *take_stack(void)
+{
+    for (int i = 0; i < KEPT_STACKS; i++) {
+        char *s = __atomic_exchange_n(&kept_stacks[i], NULL, __ATOMIC_ACQUIRE);
+        if (s != NULL)
+            return s;
+    }
+    char *s = mmap(NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    return s == MAP_FAILED ? NULL : s;
+}
+
+static void keep_stack(char *s)
+{
+    for (int i = 0; i < KEPT_STACKS; i++) {
+        char *expected = NULL;
+        if (__atomic_compare_exchange_n(&kept_stacks[i], &expected, s, 0,
+                                        __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+            return;
+    }
+    munmap(s, CHILD_STACK_SIZE);
+}
+#endif
+
 static int spawn_clone(const cp_spawn_req *req, exec_arrays *a,
                        const stdio_plan *plan, cp_child *child)
 {
     child_args c = {.req = req, .arrays = a, .plan = plan, .err = 0, .stage = 0};
-    c.parent_pid = getpid();
+    if (req->flags & CP_SPAWN_DIE_WITH_PARENT)
+        c.parent_pid = getpid();
+#ifndef __linux__
     long open_max = sysconf(_SC_OPEN_MAX);
     c.max_fd = open_max < 0 || open_max > 65536 ? 65536 : (int)open_max;
+#endif
     sigset_t all, old;
     int pid, saved_errno;
 
@@ -725,30 +795,28 @@ static int spawn_clone(const cp_spawn_req *req, exec_arrays *a,
     pthread_sigmask(SIG_SETMASK, &all, &old);
 
 #ifdef __linux__
-    /* The child's stack: generous, since glibc's execve and the PATH
-     * buffer live there.  mmap keeps it away from the parent's heap. */
-    size_t stack_size = 64 * 1024 + PATH_MAX;
-    char *stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-    if (stack == MAP_FAILED) {
+    size_t stack_size = CHILD_STACK_SIZE;
+    char *stack = take_stack();
+    if (stack == NULL) {
         saved_errno = errno;
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         child->stage = CP_STAGE_FORK;
         return -saved_errno;
     }
     int pidfd = -1;
+    int want_pidfd = !(req->flags & CP__SPAWN_NO_PIDFD);
     pid = clone(child_main, stack + stack_size,
-                CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &c, &pidfd);
-    if (pid < 0 && errno == EINVAL) {
+                CLONE_VM | CLONE_VFORK | (want_pidfd ? CLONE_PIDFD : 0) | SIGCHLD, &c, &pidfd);
+    if (pid < 0 && errno == EINVAL && want_pidfd) {
         /* Kernels before 5.2 have no CLONE_PIDFD. */
         pidfd = -1;
         pid = clone(child_main, stack + stack_size,
                     CLONE_VM | CLONE_VFORK | SIGCHLD, &c);
-        if (pid > 0 && !(req->flags & CP__SPAWN_NO_PIDFD))
+        if (pid > 0)
             pidfd = cp__open_pidfd(pid);
     }
     saved_errno = errno;
-    munmap(stack, stack_size);
+    keep_stack(stack);
 #else
     int errpipe[2];
     int rc = cp__pipe(errpipe);
@@ -839,6 +907,10 @@ int cp__spawn_held(cp_spawn_req *req, cp_child *child)
     int use_clone = (req->flags & (CP_SPAWN_SETUID | CP_SPAWN_SETGID | CP_SPAWN_USE_CLONE |
                                    CP_SPAWN_DIE_WITH_PARENT)) ||
                     !posix_spawn_serves(req);
+#ifdef __linux__
+    if (!(req->flags & CP_SPAWN_USE_POSIX_SPAWN))
+        use_clone = 1; /* the default: see the top of this file */
+#endif
     if (use_clone) {
         rc = spawn_clone(req, &arrays, &plan, child);
     } else {

@@ -2,12 +2,13 @@
 exit has a fallback, and these tests run them for real.
 
 A tiny LD_PRELOAD library makes ``syscall(SYS_pidfd_open, ...)`` fail with
-ENOSYS, as an old kernel does, in a Python subprocess that then drives the
-sync loop's bounded waits (a timeout after the pipes are done, and
-force_kill_after) and the async exit watcher (its waiter thread).  The
-default spawn path (posix_spawn, then pidfd_open) is the one intercepted;
-glibc 2.39's pidfd_spawn would not go through syscall(), so the test skips
-when the library is not in effect.
+ENOSYS and ``clone()`` refuse CLONE_PIDFD with EINVAL, as kernels before 5.3
+and 5.2 do, in a Python subprocess that then drives the sync loop's bounded
+waits (a timeout after the pipes are done, and force_kill_after) and the
+async exit watcher (its waiter thread).  Both spawn paths are intercepted:
+the default clone path falls back from CLONE_PIDFD to pidfd_open, the
+posix_spawn path calls pidfd_open; glibc 2.39's pidfd_spawn would not go
+through syscall(), so the test skips when the library is not in effect.
 """
 
 from __future__ import annotations
@@ -32,8 +33,33 @@ _NO_PIDFD_C = r"""
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <sys/syscall.h>
+
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
+
+/* clone(2) as libc has it, except that CLONE_PIDFD is unknown. */
+int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...)
+{
+    static int (*real)(int (*)(void *), void *, int, void *, ...);
+    va_list ap;
+    void *parent_tid, *tls, *child_tid;
+    if (flags & CLONE_PIDFD) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (!real)
+        real = (int (*)(int (*)(void *), void *, int, void *, ...))dlsym(RTLD_NEXT, "clone");
+    va_start(ap, arg);
+    parent_tid = va_arg(ap, void *);
+    tls = va_arg(ap, void *);
+    child_tid = va_arg(ap, void *);
+    va_end(ap);
+    return real(fn, stack, flags, arg, parent_tid, tls, child_tid);
+}
 
 /* syscall(2) as libc has it, except that pidfd_open is missing. */
 long syscall(long number, ...)
@@ -71,6 +97,20 @@ _SCENARIOS = textwrap.dedent(
         t0 = time.monotonic()
         r = fn()
         return r, time.monotonic() - t0
+
+    # 0. Neither spawn path gets a pidfd for the child.
+    from childproc import _native, _options
+    from childproc._core import lib
+    for name, flag in (("clone", 0), ("posix_spawn", lib.CP_SPAWN_USE_POSIX_SPAWN)):
+        plan = _options.normalize_spawn("spawn", "true", None, None, {"stdio": "ignore"}, sync=False)
+        plan.timeout = None
+        keep = []
+        req, _ = _native.build_request(plan, keep)
+        req.flags |= flag
+        child = _native.ffi.new("cp_child *")
+        rc = lib.cp_spawn(req, child)
+        os.waitpid(child.pid, 0)
+        out["pidfd_" + name] = [rc, child.pidfd]
 
     # 1. Untimed: a blocking waitpid, no pidfd needed at all.
     r = cp.spawn_sync("sh", ["-c", "echo hi; exit 3"])
@@ -136,6 +176,7 @@ def test_exit_watching_without_pidfds(no_pidfd_lib: str) -> None:
     if out["pidfd_open"] == "works":
         pytest.skip("the LD_PRELOAD library is not in effect here")
     assert out["pidfd_open"] == errno.ENOSYS  # as on a kernel before 5.3
+    assert out["pidfd_clone"] == [0, -1] and out["pidfd_posix_spawn"] == [0, -1]
     assert out["untimed"] == [3, "hi\n", True]
     assert out["pipes_closed_then_timeout"] == [None, "SIGTERM", "ETIMEDOUT", True]
     assert out["exits_in_time"] == [4, None, None, True]
