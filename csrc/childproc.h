@@ -100,6 +100,11 @@ int cp_kill(cp_child *child, int sig);
  * *status gets the raw wait status (WIFEXITED / WTERMSIG decode it). */
 int cp_wait(cp_child *child, int *status);
 
+/* How many stacks for the clone path's child are mapped now: the ones kept
+ * for the next spawns (at most 4) plus those of spawns under way.  0 where
+ * there is no clone path.  For tests and diagnostics. */
+int cp_child_stacks_mapped(void);
+
 /* ---- the *_sync loop (run_sync.c) ---------------------------------- */
 
 typedef struct {

@@ -751,6 +751,7 @@ static int child_main(void *arg)
 #define CHILD_STACK_SIZE (64 * 1024 + PATH_MAX)
 #define KEPT_STACKS 4
 static char *kept_stacks[KEPT_STACKS];
+static int stacks_mapped;
 
 static char *take_stack(void)
 {
@@ -761,7 +762,10 @@ static char *take_stack(void)
     }
     char *s = mmap(NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-    return s == MAP_FAILED ? NULL : s;
+    if (s == MAP_FAILED)
+        return NULL;
+    __atomic_add_fetch(&stacks_mapped, 1, __ATOMIC_RELAXED);
+    return s;
 }
 
 static void keep_stack(char *s)
@@ -773,7 +777,15 @@ static void keep_stack(char *s)
             return;
     }
     munmap(s, CHILD_STACK_SIZE);
+    __atomic_sub_fetch(&stacks_mapped, 1, __ATOMIC_RELAXED);
 }
+
+int cp_child_stacks_mapped(void)
+{
+    return __atomic_load_n(&stacks_mapped, __ATOMIC_RELAXED);
+}
+#else
+int cp_child_stacks_mapped(void) { return 0; }
 #endif
 
 static int spawn_clone(const cp_spawn_req *req, exec_arrays *a,

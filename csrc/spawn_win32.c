@@ -1063,3 +1063,6 @@ int cp_kill(cp_child *child, int sig)
         return -ESRCH;
     return cp__kill_handle((HANDLE)(intptr_t)child->pidfd, sig);
 }
+
+/* No clone path here: nothing is kept between spawns. */
+int cp_child_stacks_mapped(void) { return 0; }

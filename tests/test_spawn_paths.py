@@ -154,3 +154,28 @@ def test_a_failed_spawn_leaves_no_zombie_on_either_path(tmp_path: Path) -> None:
                 r = through(path, "cp-nope-xyz", cwd=cwd)
                 assert r.error is not None and r.error.errno == errno.ENOENT
         assert _zombie_children() == [], path
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the clone path's kept stacks")
+def test_concurrent_spawns_get_their_own_stacks_and_keep_only_a_few() -> None:
+    # More threads than kept stacks: some spawns map a stack of their own
+    # and must unmap it after; at most four stay mapped for later spawns.
+    import threading
+
+    errors: list[str] = []
+    start = threading.Barrier(12)
+
+    def worker() -> None:
+        start.wait()
+        for _ in range(15):
+            r = cp.spawn_sync("sh", ["-c", "echo $$"], encoding="utf-8")
+            if r.stdout != f"{r.pid}\n":
+                errors.append(f"pid {r.pid} printed {r.stdout!r}")
+
+    threads = [threading.Thread(target=worker) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert 1 <= lib.cp_child_stacks_mapped() <= 4
