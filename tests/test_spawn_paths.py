@@ -24,6 +24,8 @@ import childproc as cp
 from childproc import _native, _sync
 from childproc._core import lib
 from childproc._options import normalize_spawn
+from test_orphans import _zombies_of
+from test_sync_prepared import pid_mixups_in_threads
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="the POSIX spawn paths")
 
@@ -132,20 +134,6 @@ def test_both_paths_give_the_same_result(name: str, tmp_path: Path, parent_signa
     assert default == clone  # the default path is the clone path
 
 
-def _zombie_children() -> list[int]:
-    me, found = os.getpid(), []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if fields[0] == "Z" and int(fields[1]) == me:
-                found.append(int(entry))
-    return found
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc")
 def test_a_failed_spawn_leaves_no_zombie_on_either_path(tmp_path: Path) -> None:
     for path in ("clone", "posix_spawn"):
@@ -153,29 +141,12 @@ def test_a_failed_spawn_leaves_no_zombie_on_either_path(tmp_path: Path) -> None:
             for _ in range(10):
                 r = through(path, "cp-nope-xyz", cwd=cwd)
                 assert r.error is not None and r.error.errno == errno.ENOENT
-        assert _zombie_children() == [], path
+        assert _zombies_of(os.getpid()) == [], path
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the clone path's kept stacks")
 def test_concurrent_spawns_get_their_own_stacks_and_keep_only_a_few() -> None:
     # More threads than kept stacks: some spawns map a stack of their own
     # and must unmap it after; at most four stay mapped for later spawns.
-    import threading
-
-    errors: list[str] = []
-    start = threading.Barrier(12)
-
-    def worker() -> None:
-        start.wait()
-        for _ in range(15):
-            r = cp.spawn_sync("sh", ["-c", "echo $$"], encoding="utf-8")
-            if r.stdout != f"{r.pid}\n":
-                errors.append(f"pid {r.pid} printed {r.stdout!r}")
-
-    threads = [threading.Thread(target=worker) for _ in range(12)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert pid_mixups_in_threads(12, 15) == []
     assert 1 <= lib.cp_child_stacks_mapped() <= 4

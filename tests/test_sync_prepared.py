@@ -120,23 +120,31 @@ def test_only_exact_str_shapes_are_kept() -> None:
     assert len(_sync._prepared) == 1
 
 
-def test_threads_running_one_shape_at_once_each_get_their_own_child() -> None:
-    # Each child prints its own pid: a request shared by two runs at once
-    # would mix their results up.
+def pid_mixups_in_threads(threads: int, calls: int) -> list[str]:
+    """Run ``sh -c 'echo $$'`` ``calls`` times in each of ``threads``
+    threads started at once; every child prints its own pid, so a result
+    that shows another pid (or none) reveals state two runs shared."""
     errors: list[str] = []
+    start = threading.Barrier(threads)
 
     def worker() -> None:
-        for _ in range(25):
+        start.wait()
+        for _ in range(calls):
             r = cp.spawn_sync("sh", ["-c", "echo $$"], encoding="utf-8")
             if r.stdout != f"{r.pid}\n" or r.status != 0:
                 errors.append(f"pid {r.pid} printed {r.stdout!r}, status {r.status}")
 
-    threads = [threading.Thread(target=worker) for _ in range(6)]
-    for t in threads:
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in pool:
         t.start()
-    for t in threads:
+    for t in pool:
         t.join()
-    assert errors == []
+    return errors
+
+
+def test_threads_running_one_shape_at_once_each_get_their_own_child() -> None:
+    # A request shared by two runs at once would mix their results up.
+    assert pid_mixups_in_threads(6, 25) == []
 
 
 def test_what_is_kept_stays_bounded() -> None:
