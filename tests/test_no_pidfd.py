@@ -1,14 +1,18 @@
-"""Kernels without pidfds (before 5.3): every path that watches a child's
-exit has a fallback, and these tests run them for real.
+"""Kernels without pidfds (before 5.3) and without clone3 (before 5.3, or
+behind a container's seccomp filter): every path that watches a child's
+exit has a fallback, and so does the way the child is made; these tests run
+them for real.
 
 A tiny LD_PRELOAD library makes ``syscall(SYS_pidfd_open, ...)`` fail with
 ENOSYS and ``clone()`` refuse CLONE_PIDFD with EINVAL, as kernels before 5.3
-and 5.2 do, in a Python subprocess that then drives the sync loop's bounded
-waits (a timeout after the pipes are done, and force_kill_after) and the
-async exit watcher (its waiter thread).  Both spawn paths are intercepted:
-the default clone path falls back from CLONE_PIDFD to pidfd_open, the
-posix_spawn path calls pidfd_open; glibc 2.39's pidfd_spawn would not go
-through syscall(), so the test skips when the library is not in effect.
+and 5.2 do, and its constructor installs a seccomp filter that answers
+clone3 with ENOSYS, as container runtimes do.  A Python subprocess then
+drives the sync loop's bounded waits (a timeout after the pipes are done,
+and force_kill_after) and the async exit watcher (its waiter thread).  Both
+spawn paths are intercepted: the default clone path falls back from clone3
+to glibc's clone() and from CLONE_PIDFD to pidfd_open, the posix_spawn path
+calls pidfd_open; glibc 2.39's pidfd_spawn would not go through syscall(),
+so the test skips when the library is not in effect.
 """
 
 from __future__ import annotations
@@ -37,9 +41,28 @@ _NO_PIDFD_C = r"""
 #include <stdarg.h>
 #include <sys/syscall.h>
 
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/prctl.h>
+
 #ifndef CLONE_PIDFD
 #define CLONE_PIDFD 0x00001000
 #endif
+
+/* clone3 (435 on every architecture) answers ENOSYS. */
+__attribute__((constructor)) static void refuse_clone3(void)
+{
+    struct sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 435, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {sizeof filter / sizeof filter[0], filter};
+    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog);
+}
 
 /* clone(2) as libc has it, except that CLONE_PIDFD is unknown. */
 int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...)
@@ -112,6 +135,16 @@ _SCENARIOS = textwrap.dedent(
         os.waitpid(child.pid, 0)
         out["pidfd_" + name] = [rc, child.pidfd]
 
+    # 0b. Without clone3's CLONE_CLEAR_SIGHAND the child resets handlers
+    #     itself: the same signal state as everywhere else.
+    import signal
+    signal.signal(signal.SIGRTMIN + 5, signal.SIG_IGN)
+    signal.signal(signal.SIGRTMIN + 6, lambda *_: None)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    r = cp.spawn_sync("grep", ["-E", "^Sig(Blk|Ign)", "/proc/self/status"], encoding="utf-8")
+    out["signal_state"] = r.stdout
+    out["rt_ignored"] = f"{1 << (signal.SIGRTMIN + 5 - 1):016x}"
+
     # 1. Untimed: a blocking waitpid, no pidfd needed at all.
     r = cp.spawn_sync("sh", ["-c", "echo hi; exit 3"])
     out["untimed"] = [r.status, r.stdout.decode(), r.error is None]
@@ -177,6 +210,7 @@ def test_exit_watching_without_pidfds(no_pidfd_lib: str) -> None:
         pytest.skip("the LD_PRELOAD library is not in effect here")
     assert out["pidfd_open"] == errno.ENOSYS  # as on a kernel before 5.3
     assert out["pidfd_clone"] == [0, -1] and out["pidfd_posix_spawn"] == [0, -1]
+    assert out["signal_state"] == f"SigBlk:\t{0:016x}\nSigIgn:\t{out['rt_ignored']}\n"
     assert out["untimed"] == [3, "hi\n", True]
     assert out["pipes_closed_then_timeout"] == [None, "SIGTERM", "ETIMEDOUT", True]
     assert out["exits_in_time"] == [4, None, None, True]
