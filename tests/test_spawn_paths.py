@@ -56,6 +56,13 @@ def _make(tmp: Path, rel: str, text: str, mode: int) -> str:
     return str(p)
 
 
+def _two_tools(tmp: Path) -> str:
+    """A PATH whose first ``tool`` is not executable and whose second is."""
+    _make(tmp, "a/tool", "#!/bin/sh\necho a\n", 0o644)
+    _make(tmp, "b/tool", "#!/bin/sh\necho b\n", 0o755)
+    return f"{tmp}/a:{tmp}/b"
+
+
 Case = Callable[[Path], tuple[Any, Any, dict[str, Any]]]
 
 CASES: dict[str, Case] = {
@@ -66,11 +73,7 @@ CASES: dict[str, Case] = {
     "enoent_absolute": lambda t: ("/nonexistent/dir/prog", ["x"], {}),
     "eacces_file": lambda t: (_make(t, "plain.txt", "echo hi\n", 0o644), [], {}),
     "eacces_directory": lambda t: (str(t), [], {}),
-    "eacces_then_found_on_path": lambda t: (
-        _make(t, "a/tool", "#!/bin/sh\necho a\n", 0o644) and "tool",
-        [],
-        {"env": {"PATH": f"{t}/a:{_make(t, 'b/tool', '#!/bin/sh' + chr(10) + 'echo b', 0o755)[:-5]}"}},
-    ),
+    "eacces_then_found_on_path": lambda t: ("tool", [], {"env": {"PATH": _two_tools(t)}}),
     "no_shebang_runs_through_sh": lambda t: (_make(t, "nosb", 'echo "sh ran $0 $1"\n', 0o755), ["x"], {}),
     "default_path_without_env_path": lambda t: ("ls", ["/"], {"env": {}}),
     "cwd": lambda t: ("pwd", [], {"cwd": str(t)}),
