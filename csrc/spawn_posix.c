@@ -841,6 +841,33 @@ __asm__(".text\n"
 /* Set once clone3 with these flags is refused for good (an older kernel,
  * or a seccomp filter answering ENOSYS, as container runtimes do). */
 static int clone3_refused;
+
+/* The child through clone3: its pid, -errno for a real failure (EAGAIN,
+ * ENOMEM), or -ENOSYS when clone3 cannot serve here and glibc's clone()
+ * should (then c->handlers_cleared is 0 again).  EPERM is not remembered:
+ * a filter may refuse one call and not the next. */
+static long clone3_child(child_args *c, char *stack, size_t stack_size, int want_pidfd,
+                         int *pidfd)
+{
+    if (__atomic_load_n(&clone3_refused, __ATOMIC_RELAXED))
+        return -ENOSYS;
+    cp_clone_args ca;
+    memset(&ca, 0, sizeof ca);
+    ca.flags = CLONE_VM | CLONE_VFORK | CLONE_CLEAR_SIGHAND | (want_pidfd ? CLONE_PIDFD : 0);
+    ca.pidfd = (uint64_t)(uintptr_t)pidfd;
+    ca.exit_signal = SIGCHLD;
+    ca.stack = (uint64_t)(uintptr_t)stack;
+    ca.stack_size = stack_size;
+    c->handlers_cleared = 1;
+    long r = cp__clone3(&ca, sizeof ca, child_main, c);
+    if (r == -ENOSYS || r == -EINVAL || r == -E2BIG || r == -EPERM) {
+        if (r != -EPERM)
+            __atomic_store_n(&clone3_refused, 1, __ATOMIC_RELAXED);
+        c->handlers_cleared = 0;
+        return -ENOSYS;
+    }
+    return r;
+}
 #endif
 
 static int spawn_clone(const cp_spawn_req *req, exec_arrays *a,
@@ -872,43 +899,24 @@ static int spawn_clone(const cp_spawn_req *req, exec_arrays *a,
     }
     int pidfd = -1;
     int want_pidfd = !(req->flags & CP__SPAWN_NO_PIDFD);
-    pid = -1;
-    errno = ENOSYS;
+    long r = -ENOSYS;
 #ifdef CP_HAVE_CLONE3
-    if (!__atomic_load_n(&clone3_refused, __ATOMIC_RELAXED)) {
-        cp_clone_args ca;
-        memset(&ca, 0, sizeof ca);
-        ca.flags = CLONE_VM | CLONE_VFORK | CLONE_CLEAR_SIGHAND | (want_pidfd ? CLONE_PIDFD : 0);
-        ca.pidfd = (uint64_t)(uintptr_t)&pidfd;
-        ca.exit_signal = SIGCHLD;
-        ca.stack = (uint64_t)(uintptr_t)stack;
-        ca.stack_size = stack_size;
-        c.handlers_cleared = 1;
-        long r = cp__clone3(&ca, sizeof ca, child_main, &c);
-        if (r >= 0) {
-            pid = (int)r;
-        } else if (r == -ENOSYS || r == -EINVAL || r == -E2BIG || r == -EPERM) {
-            /* Not for us here: glibc's clone() below.  EPERM is not
-             * remembered: a filter may refuse one call and not the next. */
-            if (r != -EPERM)
-                __atomic_store_n(&clone3_refused, 1, __ATOMIC_RELAXED);
-            c.handlers_cleared = 0;
-        } else {
-            errno = (int)-r;
-            c.handlers_cleared = -1; /* a real failure (EAGAIN, ENOMEM) */
-        }
-    }
+    r = clone3_child(&c, stack, stack_size, want_pidfd, &pidfd);
 #endif
-    if (pid < 0 && c.handlers_cleared != -1)
+    if (r != -ENOSYS) {
+        pid = r < 0 ? -1 : (int)r;
+        if (r < 0)
+            errno = (int)-r;
+    } else {
         pid = clone(child_main, stack + stack_size,
                     CLONE_VM | CLONE_VFORK | (want_pidfd ? CLONE_PIDFD : 0) | SIGCHLD, &c, &pidfd);
-    if (pid < 0 && errno == EINVAL && want_pidfd) {
-        /* Kernels before 5.2 have no CLONE_PIDFD. */
-        pidfd = -1;
-        pid = clone(child_main, stack + stack_size,
-                    CLONE_VM | CLONE_VFORK | SIGCHLD, &c);
-        if (pid > 0)
-            pidfd = cp__open_pidfd(pid);
+        if (pid < 0 && errno == EINVAL && want_pidfd) {
+            /* Kernels before 5.2 have no CLONE_PIDFD. */
+            pidfd = -1;
+            pid = clone(child_main, stack + stack_size, CLONE_VM | CLONE_VFORK | SIGCHLD, &c);
+            if (pid > 0)
+                pidfd = cp__open_pidfd(pid);
+        }
     }
     saved_errno = errno;
     keep_stack(stack);
@@ -999,13 +1007,15 @@ int cp__spawn_held(cp_spawn_req *req, cp_child *child)
         return rc;
     }
 
-    int use_clone = (req->flags & (CP_SPAWN_SETUID | CP_SPAWN_SETGID | CP_SPAWN_USE_CLONE |
+#ifdef __linux__
+    int clone_first = !(req->flags & CP_SPAWN_USE_POSIX_SPAWN); /* see the top */
+#else
+    int clone_first = 0;
+#endif
+    int use_clone = clone_first ||
+                    (req->flags & (CP_SPAWN_SETUID | CP_SPAWN_SETGID | CP_SPAWN_USE_CLONE |
                                    CP_SPAWN_DIE_WITH_PARENT)) ||
                     !posix_spawn_serves(req);
-#ifdef __linux__
-    if (!(req->flags & CP_SPAWN_USE_POSIX_SPAWN))
-        use_clone = 1; /* the default: see the top of this file */
-#endif
     if (use_clone) {
         rc = spawn_clone(req, &arrays, &plan, child);
     } else {

@@ -126,7 +126,6 @@ _SCENARIOS = textwrap.dedent(
     from childproc._core import lib
     for name, flag in (("clone", 0), ("posix_spawn", lib.CP_SPAWN_USE_POSIX_SPAWN)):
         plan = _options.normalize_spawn("spawn", "true", None, None, {"stdio": "ignore"}, sync=False)
-        plan.timeout = None
         keep = []
         req, _ = _native.build_request(plan, keep)
         req.flags |= flag

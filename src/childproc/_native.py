@@ -279,25 +279,16 @@ class SyncRequest:
         error = res.error
         if not res.spawned:
             return 0, None, None, 0, -error
-        if not res.collected:
-            term_signal = res.term_signal
-            return res.pid, list(self._no_output), None if term_signal else res.exit_code, term_signal, -error
-        n = len(self._stdio)
-        collected: list[bytes | None] = [None] * n
-        outputs = self._outputs
-        owned = False
-        try:
-            for i in self._out_slots:
-                out = outputs[i]
-                size = out.len
-                if size:
-                    owned = True  # first: a failing unpack (MemoryError) still frees
-                    collected[i] = ffi.unpack(out.data, size)
-                else:
-                    collected[i] = b""
-        finally:
-            if owned:
-                lib.cp_sync_result_free(res, n)
+        collected: list[bytes | None] = list(self._no_output)
+        if res.collected:
+            outputs = self._outputs
+            try:
+                for i in self._out_slots:
+                    out = outputs[i]
+                    if out.len:
+                        collected[i] = ffi.unpack(out.data, out.len)
+            finally:
+                lib.cp_sync_result_free(res, len(collected))
         term_signal = res.term_signal
         return res.pid, collected, None if term_signal else res.exit_code, term_signal, -error
 

@@ -70,10 +70,6 @@ class SpawnSyncResult:
         return None
 
 
-def _run(plan: SpawnPlan) -> SpawnSyncResult:
-    return _result(_native.SyncRequest(plan))
-
-
 def _result(request: _native.SyncRequest) -> SpawnSyncResult:
     pid, raw_output, exit_code, term_signal, errno = request.run()
     plan = request.plan
@@ -156,7 +152,7 @@ def _run_call(fn_name: str, command: Any, args: Any, options: Any, kwargs: Mappi
     key = _shape_key(fn_name, command, args, options, kwargs)
     if key is None:
         plan = build()
-        return plan, _run(plan)
+        return plan, _result(_native.SyncRequest(plan))
     request = _prepared.pop(key, None)
     if request is None:
         request = _native.SyncRequest(build())
