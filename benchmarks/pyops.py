@@ -89,7 +89,7 @@ def _childproc():
 def _reactor_run_until():
     # What child.wait() and exec's result() use to drive this thread's
     # private loop; childproc has no public "run until this message" call.
-    from childproc._loop import current_reactor
+    from childproc._runtime.loop import current_reactor
 
     return current_reactor().run_until
 

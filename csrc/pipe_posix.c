@@ -83,7 +83,7 @@ int cp__socketpair(int fds[2])
  * fork's prepare handler takes too, so the set is exact at the fork, and
  * the copy closes every held fd at once (no code in the copy knows these
  * numbers: the C frames that did are the parent's).  Python's own fds are
- * let go of in _forksafe.py.  fds above CP__HELD_MAX are not tracked. */
+ * let go of in src/childproc/_runtime/forksafe.py.  fds above CP__HELD_MAX are not tracked. */
 #define CP__HELD_MAX 65536
 static uint64_t held[CP__HELD_MAX / 64];
 static pthread_mutex_t held_lock = PTHREAD_MUTEX_INITIALIZER;

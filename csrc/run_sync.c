@@ -3,7 +3,7 @@
  * output pipe, enforce timeout and max_buffer, reap.  cffi calls it with
  * the GIL released and nothing in here touches Python.
  *
- * The rules are Node's spawnSync (reference §1.7):
+ * The rules are Node's spawnSync (docs/architecture.md, "The sync run"):
  *  - the call returns when the child has exited AND every output pipe has
  *    reached EOF (a grandchild holding a pipe keeps it waiting);
  *  - stdin gets `input` and is then closed; with no input it is closed at

@@ -2,7 +2,7 @@
  * run_sync_win32.c - the whole *_sync loop on Windows: spawn, feed input,
  * collect every output pipe, honour timeout and max_buffer, reap.
  *
- * Node's spawnSync rules (reference §1.7), as run_sync.c has them on POSIX:
+ * Node's spawnSync rules (docs/architecture.md, "The sync run"), as run_sync.c has them on POSIX:
  *  - `input` goes to stdio[0] when it is a pipe, which is then closed; every
  *    other pipe the child reads is closed at once (EOF), so a child reading
  *    stdin never waits for input that will not come;

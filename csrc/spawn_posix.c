@@ -2,7 +2,7 @@
  * spawn_posix.c - process creation on Linux and macOS.
  *
  * Two paths, and never fork() of the interpreter (its page-table copy grows
- * with the parent's memory: 25 ms at 1 GiB, see spawn-internals.md §6.4):
+ * with the parent's memory: 25 ms at 1 GiB, see docs/architecture.md, "Why not fork"):
  *
  *  - clone(CLONE_VM | CLONE_VFORK) with our own child function: the Linux
  *    default.  It does what glibc's posix_spawn does, plus what posix_spawn

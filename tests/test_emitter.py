@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 
-from childproc._emitter import EventEmitter as EE
-from childproc._emitter import MaxListenersExceededWarning, UnhandledErrorEvent
+from childproc._runtime.emitter import EventEmitter as EE
+from childproc._runtime.emitter import MaxListenersExceededWarning, UnhandledErrorEvent
 
 NODE = shutil.which("node")
 

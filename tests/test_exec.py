@@ -16,7 +16,7 @@ What is compared (``observe``), identical on both sides:
 
 * the callback's error reduced to its kind (``exec``: ``Command failed``,
   ``maxbuf``, ``abort``, ``spawn``) and the fields Node defines for that kind
-  (reference §3.2): ``message, code, killed, signal, cmd`` for a failed
+  (Node's execFile): ``message, code, killed, signal, cmd`` for a failed
   command; ``message, code, cmd`` for maxBuffer (Node's RangeError has no
   ``killed``/``signal``); ``message, code, cmd, cause`` for an abort;
   ``message, code, errno, syscall, path, spawnargs, cmd`` for a spawn error;
@@ -131,7 +131,7 @@ _CASES: list[dict] = [
     C("max-buffer-zero-no-output", "exec", "true", opts={"max_buffer": 0}),
     C("max-buffer-infinity", "exec", f"head -c {MiB + 1} /dev/zero | tr '\\0' a",
       opts={"max_buffer": float("inf")}),
-    # Node cuts the string with the byte budget in code units (reference §1.6 quirk).
+    # Node cuts the string with the byte budget in code units (a quirk of Node's execFile).
     C("max-buffer-unicode-3", "exec", "printf '中文测试\\n'; exec sleep 2", opts={"max_buffer": 3}),
     C("max-buffer-unicode-10", "exec", "printf '中文测试\\n'; exec sleep 2", opts={"max_buffer": 10}),
     C("exec-file-max-buffer", "exec_file", "sh", ["-c", "printf 0123456789; exec sleep 2"],

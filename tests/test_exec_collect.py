@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 import childproc as cp
-from childproc import _native
+from childproc._spawn import native as _native
 
 MiB = 1 << 20
 INF = float("inf")

@@ -1,5 +1,5 @@
-"""fork() and the IPC channel, Python parent and Python child (DESIGN.md §4,
-reference §1.8, §3.6, §4).
+"""fork() and the IPC channel, Python parent and Python child (docs/architecture.md,
+"The channel").
 
 Children are Python scripts run by ``tests/fixtures/ipc/run.py`` (the code is
 argv[1]); ``fixtures/ipc/ipc_types.py`` holds the classes sent in pickle mode.
@@ -42,7 +42,7 @@ import pytest
 
 import childproc as cp
 from childproc import IPCError
-from childproc._loop import private_loop
+from childproc._runtime.loop import private_loop
 from nodecmp import NODE, node_json
 
 HERE = Path(__file__).resolve().parent
@@ -147,7 +147,7 @@ class Rec:
         """The events, with an 'exit' that came just before 'disconnect' put
         after it: when a child closes its channel and exits at once, the EOF
         and the exit become ready together and either may be seen first (in
-        Node too: reference §2.3 on 'exit' versus stream events)."""
+        Node too: 'exit' versus stream events)."""
         ev = list(self.events)
         for i in range(len(ev) - 1):
             if ev[i][0] == "exit" and ev[i + 1][0] == "disconnect":

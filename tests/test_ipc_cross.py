@@ -1,6 +1,6 @@
 """IPC between Python and Node: a childproc parent with a Node child, a Node parent
 with a childproc child, each compared with Node-to-Node for the same scripts
-(DESIGN.md §4, reference §4).
+(docs/architecture.md, "The channel").
 
 * Event traces: ``fixtures/ipc/trace_parent.{js,py}`` x ``trace_child.{js,py}``
   run every scenario in all four pairings; every pairing must give Node-to-Node's
@@ -10,7 +10,7 @@ with a childproc child, each compared with Node-to-Node for the same scripts
 * Wire bytes: ``wire_sender.{js,py}`` make the same send() calls; what a raw
   recorder (``wire_recorder.py``, no childproc) receives must be byte-identical,
   including which read carried the file descriptor.  The other direction uses a
-  raw Python parent (a socketpair, as in reference §4.11).
+  raw Python parent (a socketpair, as Node's own tests do).
 * Handles each way, 100,000 messages each way, and the death of the parent.
 
 All of it needs ``node``; without it the module is skipped.
@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 
 import childproc as cp
-from childproc._loop import private_loop
+from childproc._runtime.loop import private_loop
 from nodecmp import NODE
 
 pytestmark = [
@@ -529,7 +529,7 @@ def _gone(pid: int) -> bool:
 def test_parent_death_child_disconnects_and_exits_by_itself(parent_kind, tmp_path):
     """Kill the parent: the child gets 'disconnect' (connected false), its ppid
     changes (to 1, or the nearest subreaper), and it leaves by itself, as a Node
-    child does (reference §4.10)."""
+    child does."""
     runs = {}
     for child_kind in ("node", "python"):
         record = tmp_path / f"{child_kind}.jsonl"

@@ -122,7 +122,8 @@ _SCENARIOS = textwrap.dedent(
         return r, time.monotonic() - t0
 
     # 0. Neither spawn path gets a pidfd for the child.
-    from childproc import _native, _options
+    from childproc._spawn import native as _native
+    from childproc._spawn import options as _options
     from childproc._core import lib
     for name, flag in (("clone", 0), ("posix_spawn", lib.CP_SPAWN_USE_POSIX_SPAWN)):
         plan = _options.normalize_spawn("spawn", "true", None, None, {"stdio": "ignore"}, sync=False)

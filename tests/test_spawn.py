@@ -13,7 +13,7 @@ stream event (``stdout:data``, ``stdout:end``, ``stdout:close``,
 ``stdin:close``, ...), plus named values the case records (``T.set``).
 
 What is compared, and why.  Node's relative order of ``'exit'`` and the stream
-events varies between runs (reference §2.3: "the relative order of 'exit' and
+events varies between runs (Node's docs: "the relative order of 'exit' and
 the stream 'end'/'close' events varies"), so whole traces are not compared.
 What is invariant in Node is compared exactly (``shape()``):
 
@@ -31,7 +31,7 @@ side): ``'spawn'`` is the first event of all (before any stdio data),
 ``'close'`` is the last ChildProcess event and comes exactly once, after
 ``'exit'``/``'error'`` and after every ``'end'`` of stdout/stderr.  A stream's
 own ``'close'`` may come after the child's ``'close'`` (the child's listener
-runs first inside the last stream's ``'close'``, reference §2.2), so that is
+runs first inside the last stream's ``'close'``), so that is
 not constrained.
 
 Errors are compared by their fields: ``message``, ``code``, ``errno`` (absolute

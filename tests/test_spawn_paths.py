@@ -21,9 +21,10 @@ from typing import Any
 import pytest
 
 import childproc as cp
-from childproc import _native, _sync
+from childproc._spawn import native as _native
+from childproc._spawn import sync as _sync
 from childproc._core import lib
-from childproc._options import normalize_spawn
+from childproc._spawn.options import normalize_spawn
 from test_orphans import _zombies_of
 from test_sync_prepared import pid_mixups_in_threads
 

@@ -1,7 +1,7 @@
 """The Python side of cp.spawn(): wait(), ``with``, ``await``, asyncio streams, threads,
 cp.run(), unref() at interpreter exit, unheard 'error's, leaks, 1000 children.
 
-DESIGN.md §3: a ChildProcess belongs to the thread that created it; under a
+docs/architecture.md, "The loop": a ChildProcess belongs to the thread that created it; under a
 running asyncio loop its events are delivered on that loop, otherwise on the
 thread's private loop, which runs while the thread blocks on childproc
 (``wait()``, iteration, ``cp.run()``) and, for the main thread, at interpreter

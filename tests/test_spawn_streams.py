@@ -457,7 +457,7 @@ def test_lines_str_once_an_encoding_is_set():
 
 
 def test_lines_max_line_too_long_raises_after_the_good_lines():
-    from childproc._streams import LineTooLongError
+    from childproc import LineTooLongError
 
     c = cp.spawn("sh", ["-c", "printf 'ok\\n'; head -c 5000 /dev/zero | tr '\\0' x; printf '\\nafter\\n'"])
     got = []

@@ -27,10 +27,10 @@ import sys
 
 import pytest
 
-from childproc import _readable
-from childproc._emitter import EventEmitter
-from childproc._loop import PrivateLoop, current_reactor
-from childproc._streams import LineTooLongError, Readable, StreamError, Writable
+from childproc._streams import readable as _readable
+from childproc._runtime.emitter import EventEmitter
+from childproc._runtime.loop import PrivateLoop, current_reactor
+from childproc import LineTooLongError, Readable, StreamError, Writable
 
 NODE = shutil.which("node")
 requires_node = pytest.mark.skipif(NODE is None, reason="node is not installed")

@@ -29,7 +29,7 @@ import time
 import pytest
 
 import childproc as cp
-from childproc import _readable
+from childproc._streams import readable as _readable
 from test_spawn import check_invariants, run_node_cases, run_py, shape
 
 WATCHDOG_SECONDS = 30

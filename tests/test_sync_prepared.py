@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 import childproc as cp
-from childproc import _sync
+from childproc._spawn import sync as _sync
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX commands")
 

@@ -26,8 +26,9 @@ import pytest
 from nodecmp import NODE, node_errors, node_json
 
 from childproc import _errors as E
-from childproc import _options as O
-from childproc import _signals as S
+from childproc import _messages as M
+from childproc._spawn import options as O
+from childproc._spawn import signals as S
 
 
 def spawn_sync(command: Any, args: Any = None, options: Any = None, **kw: Any) -> O.SpawnPlan:
@@ -59,7 +60,7 @@ def fork(module: Any, args: Any = None, options: Any = None, **kw: Any) -> O.Spa
 
 
 class Sig:
-    """A duck-typed AbortSignal (used until childproc._abort exists)."""
+    """An object that only looks like an AbortSignal."""
 
     aborted = False
 
@@ -68,10 +69,8 @@ class Sig:
 
 
 def _abort_signal() -> Any:
-    try:
-        from childproc._abort import AbortController  # type: ignore[attr-defined]
-    except ImportError:
-        return Sig()
+    from childproc._abort import AbortController
+
     return AbortController().signal
 
 
@@ -257,7 +256,7 @@ INSPECT_STRINGS = ["plain", "it's", "it's \"q\"", "it's \"q\" `b`", "\x00\x07\b\
 def test_format_value_matches_util_inspect() -> None:
     got = node_json(f"out(JSON.parse({json_str(INSPECT_STRINGS)}).map((s) => util.inspect(s)))")
     for text, node_text in zip(INSPECT_STRINGS, got):
-        assert E.format_value(text) == node_text, text
+        assert M.format_value(text) == node_text, text
 
 
 def json_str(value: Any) -> str:
@@ -266,13 +265,13 @@ def json_str(value: Any) -> str:
 
 
 def test_describe_received() -> None:
-    assert E.describe_received(None) == "None"
-    assert E.describe_received(42) == "type int (42)"
-    assert E.describe_received(True) == "type bool (True)"
-    assert E.describe_received(b"ab") == "type bytes (b'ab')"
-    assert E.describe_received([1]) == "an instance of list"
-    assert E.describe_received(len) == "function len"
-    assert E.describe_received(signal.SIGTERM) == "type Signals (15)"
+    assert M.describe_received(None) == "None"
+    assert M.describe_received(42) == "type int (42)"
+    assert M.describe_received(True) == "type bool (True)"
+    assert M.describe_received(b"ab") == "type bytes (b'ab')"
+    assert M.describe_received([1]) == "an instance of list"
+    assert M.describe_received(len) == "function len"
+    assert M.describe_received(signal.SIGTERM) == "type Signals (15)"
 
 
 # --------------------------------------------------------------------------
@@ -398,7 +397,7 @@ def test_exec_plans() -> None:
 
 
 def test_exec_file_argv0() -> None:
-    # execFile validates argv0 and drops it; execFileSync honours it (reference §1.3)
+    # execFile validates argv0 and drops it; execFileSync honours it (Node v20 does the same)
     assert exec_file("sh", ["-c", "echo $0"], argv0="custom").spawnargs[0] == "sh"
     plan = exec_file_sync("sh", ["-c", "echo $0"], argv0="custom")
     assert plan.spawnargs[0] == "custom"
@@ -661,11 +660,11 @@ def test_exec_errors() -> None:
 
 
 def test_validation_error_classes() -> None:
-    assert isinstance(E.invalid_arg_type("x", "string", 1), TypeError)
-    assert E.ipc_one_pipe().code == "ERR_IPC_ONE_PIPE"
-    assert str(E.child_process_ipc_required()) == (
+    assert isinstance(M.invalid_arg_type("x", "string", 1), TypeError)
+    assert M.ipc_one_pipe().code == "ERR_IPC_ONE_PIPE"
+    assert str(M.child_process_ipc_required()) == (
         "Forked processes must have an IPC channel, missing value 'ipc' in options.stdio")
-    assert str(E.invalid_arg_type("options.signal", "AbortSignal", [])) == (
+    assert str(M.invalid_arg_type("options.signal", "AbortSignal", [])) == (
         'The "options.signal" property must be an instance of AbortSignal. Received an instance of list')
     assert NODE is None or NODE  # nodecmp is importable either way
 

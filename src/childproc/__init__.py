@@ -1,10 +1,10 @@
 """childproc: Node.js's ``child_process`` for Python, on a small C core.
 
-The public names are re-exported here; everything else lives in private
-modules, one concern each (see DESIGN.md §1).  The re-exports resolve on
-first use (PEP 562), so ``from childproc import process`` in a forked child
-loads only the channel's modules and the child starts about as fast as a
-bare interpreter.
+This module only re-exports; each name lives in the subpackage that owns its
+concern (docs/architecture.md maps them).  The re-exports resolve on first use
+(PEP 562), so ``from childproc import process`` in a forked child loads only
+the channel's modules and the child starts about as fast as a bare
+interpreter.
 """
 
 from __future__ import annotations
@@ -15,52 +15,90 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # the eager view, for type checkers and IDEs
     from ._abort import AbortController, AbortSignal
     from ._child import ChildProcess
-    from ._emitter import EventEmitter
-    from ._errors import AbortError, ExecError, IPCError, MaxBufferError, SpawnError
+    from ._errors import (
+        AbortError,
+        ExecError,
+        IPCError,
+        LineTooLongError,
+        MaxBufferError,
+        SpawnError,
+        StreamError,
+        StreamSystemError,
+    )
     from ._exec import ExecChildProcess, ExecResult, exec, exec_file
-    from ._ipc import IPCWarning
-    from ._loop import run
-    from ._process import process
-    from ._readable import Readable
-    from ._spawn import fork, spawn
-    from ._sync import SpawnSyncResult, exec_file_sync, exec_sync, spawn_sync
-    from ._writable import LineTooLongError, StreamError, StreamSystemError, Writable
+    from ._ipc.channel import IPCWarning
+    from ._ipc.process import process
+    from ._launch import fork, spawn
+    from ._runtime.emitter import EventEmitter
+    from ._runtime.loop import run
+    from ._spawn.sync import SpawnSyncResult, exec_file_sync, exec_sync, spawn_sync
+    from ._streams.readable import Readable
+    from ._streams.writable import Writable
 
-_EXPORTS = {
+__all__ = [
+    "AbortController",
+    "AbortError",
+    "AbortSignal",
+    "ChildProcess",
+    "EventEmitter",
+    "ExecChildProcess",
+    "ExecError",
+    "ExecResult",
+    "IPCError",
+    "IPCWarning",
+    "LineTooLongError",
+    "MaxBufferError",
+    "Readable",
+    "SpawnError",
+    "SpawnSyncResult",
+    "StreamError",
+    "StreamSystemError",
+    "Writable",
+    "exec",
+    "exec_file",
+    "exec_file_sync",
+    "exec_sync",
+    "fork",
+    "process",
+    "run",
+    "spawn",
+    "spawn_sync",
+]
+
+# Where each public name lives (the lazy half of the re-export).
+_HOMES = {
     "AbortController": "_abort",
     "AbortSignal": "_abort",
     "ChildProcess": "_child",
-    "EventEmitter": "_emitter",
     "AbortError": "_errors",
     "ExecError": "_errors",
     "IPCError": "_errors",
+    "LineTooLongError": "_errors",
     "MaxBufferError": "_errors",
     "SpawnError": "_errors",
+    "StreamError": "_errors",
+    "StreamSystemError": "_errors",
     "ExecChildProcess": "_exec",
     "ExecResult": "_exec",
     "exec": "_exec",
     "exec_file": "_exec",
-    "IPCWarning": "_ipc",
-    "run": "_loop",
-    "process": "_process",
-    "Readable": "_readable",
-    "fork": "_spawn",
-    "spawn": "_spawn",
-    "LineTooLongError": "_writable",
-    "SpawnSyncResult": "_sync",
-    "exec_file_sync": "_sync",
-    "exec_sync": "_sync",
-    "spawn_sync": "_sync",
-    "StreamError": "_writable",
-    "StreamSystemError": "_writable",
-    "Writable": "_writable",
+    "IPCWarning": "_ipc.channel",
+    "process": "_ipc.process",
+    "fork": "_launch",
+    "spawn": "_launch",
+    "EventEmitter": "_runtime.emitter",
+    "run": "_runtime.loop",
+    "SpawnSyncResult": "_spawn.sync",
+    "exec_file_sync": "_spawn.sync",
+    "exec_sync": "_spawn.sync",
+    "spawn_sync": "_spawn.sync",
+    "Readable": "_streams.readable",
+    "Writable": "_streams.writable",
 }
-
-__all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> object:
-    module = _EXPORTS.get(name)
+    module = _HOMES.get(name)
     if module is None:
         raise AttributeError(f"module 'childproc' has no attribute {name!r}")
     value = getattr(importlib.import_module(f".{module}", __name__), name)
@@ -69,4 +107,4 @@ def __getattr__(name: str) -> object:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+    return sorted(set(globals()) | set(__all__))

@@ -1,6 +1,6 @@
 """``ChildProcess``: a running child, its events and its stdio streams.
 
-The event rules are Node's (reference §2):
+The event rules are Node's (docs/architecture.md, "Events"):
 
 * ``'spawn'`` comes on the next tick after a successful spawn, before any
   other event of the child and before any stdio data.
@@ -32,27 +32,30 @@ import signal as _signal
 import socket
 import threading
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from . import _native
-from ._emitter import EventEmitter
-from ._errors import AbortError, spawn_error
-from ._exitwatch import ExitWatch
-from ._ipc import IPC, IPCTarget
-from ._loop import Reactor, TimerHandle, current_reactor
-from ._signals import signal_name, signal_number
-from ._readable import Readable
-from ._writable import Writable
+from ._spawn import native as _native
+from ._spawn.failure import RUNTIME_SPAWN_ERRORS, display, spawn_failure
+from ._runtime.emitter import EventEmitter
+from ._errors import AbortError, SpawnError, spawn_error
+from ._runtime.exitwatch import ExitWatch, watch_exit
+from ._ipc.channel import IPC
+from ._ipc.target import IPCTarget
+from ._runtime.loop import current_reactor
+from ._runtime.reactor import Reactor, TimerHandle
+from ._spawn.signals import signal_name, signal_number
+from ._streams.base import FdStream
+from ._streams.readable import Readable
+from ._streams.writable import Writable
 
 if TYPE_CHECKING:
-    from ._options import SpawnPlan
+    from ._spawn.options import SpawnPlan
 
 __all__ = ["ChildProcess"]
 
 Stream = Readable | Writable
 
 # Failures Node emits as 'error' events; everything else is thrown.
-_RUNTIME_ERRORS = frozenset({_errno.EACCES, _errno.EAGAIN, _errno.EMFILE, _errno.ENFILE, _errno.ENOENT})
 _NO_STDIO_ERRORS = frozenset({_errno.EMFILE, _errno.ENFILE})
 # kill_tree: how long stdio may stay open after the group was killed and the
 # child exited (a descendant that ignored the signal still holds a pipe).
@@ -102,21 +105,25 @@ class ChildProcess(IPCTarget, EventEmitter):
         self._kill_group = bool(plan.kill_tree)
         self._kill_signal = plan.kill_signal
         self._force_kill_after = plan.force_kill_after
-        raw = _native.spawn(plan)
+        # Streams of other children given as stdio lend their fds (see
+        # FdStream._childproc_fd); the plan itself stays data.
+        lent = {i: cast(FdStream, slot.source)._childproc_fd() for i, slot in enumerate(plan.stdio)
+                if slot.kind == "stream"}
+        raw = _native.spawn(plan, lent)
         if raw.error:
-            if raw.error not in _RUNTIME_ERRORS:
-                # Node: ErrnoException(err, 'spawn'), no path, no spawnargs.
-                raise spawn_error(raw.error, "spawn")
+            failure = spawn_failure(plan, raw.error, raw.stage, sync=False)
+            if raw.error not in RUNTIME_SPAWN_ERRORS:
+                raise failure  # Node throws these from spawn()
             if raw.error not in _NO_STDIO_ERRORS:
                 self._make_stdio(plan, _dead_pipe_ends(plan))
-            self._reactor.call_soon(self._on_exit, -raw.error)
+            self._reactor.call_soon(self._on_exit, failure)
         else:
             self.pid = raw.pid
             for slot in plan.stdio:
                 if slot.kind == "stream":
-                    slot.source._handed_over()  # type: ignore[attr-defined]
+                    cast(FdStream, slot.source)._handed_over()
             self._make_stdio(plan, raw.fds)
-            self._watch = ExitWatch(self._reactor, raw.pid, raw.pidfd, self._on_exit_status)
+            self._watch = watch_exit(self._reactor, raw.pid, raw.pidfd, self._on_exit_status)
             self.ref()
             self._reactor.call_soon(self._emit_spawn)
         self._arm_timeout(plan)
@@ -209,9 +216,9 @@ class ChildProcess(IPCTarget, EventEmitter):
             return
         self._on_exit(None)
 
-    def _on_exit(self, negative_errno: int | None) -> None:
+    def _on_exit(self, failure: SpawnError | None) -> None:
         """Node's ``_handle.onexit``: for an exit, or for a runtime spawn
-        failure (``negative_errno``)."""
+        ``failure``."""
         self._exited = True
         self._watch = None
         self.unref()
@@ -229,15 +236,9 @@ class ChildProcess(IPCTarget, EventEmitter):
         if self.stdin is not None:
             self.stdin.destroy()
         try:
-            if negative_errno is not None:
-                self.exit_code = negative_errno
-                err = spawn_error(
-                    -negative_errno,
-                    f"spawn {_text(self.spawnfile)}",
-                    path=self.spawnfile,
-                    spawnargs=list(self.spawnargs[1:]),
-                )
-                self.emit("error", err)
+            if failure is not None:
+                self.exit_code = -(failure.errno or _errno.EIO)
+                self.emit("error", failure)
             else:
                 self.emit("exit", self.exit_code, self.signal_code)
         finally:
@@ -380,7 +381,7 @@ class ChildProcess(IPCTarget, EventEmitter):
                 future.set_result(self.exit_code)
 
         self.once("close", done)
-        if self._reactor.thread_id == threading.get_ident() and not hasattr(self._reactor, "loop"):
+        if self._reactor.thread_id == threading.get_ident() and self._reactor.asyncio_loop is None:
             raise RuntimeError(
                 "this child was spawned outside the running asyncio loop; spawn it inside a "
                 "coroutine to await it, or call child.wait()"
@@ -395,7 +396,7 @@ class ChildProcess(IPCTarget, EventEmitter):
         # we also wait for it, so leaving the block leaves no process behind.
         if not self._exited and not self.killed:
             self.kill()
-        if self._reactor.thread_id == threading.get_ident() and not hasattr(self._reactor, "loop"):
+        if self._reactor.thread_id == threading.get_ident() and self._reactor.asyncio_loop is None:
             self.wait()
 
     def __repr__(self) -> str:
@@ -404,13 +405,7 @@ class ChildProcess(IPCTarget, EventEmitter):
             if not self._exited
             else f"exit_code={self.exit_code}" if self.signal_code is None else f"signal={self.signal_code}"
         )
-        return f"<ChildProcess pid={self.pid} {_text(self.spawnfile or '')!r} {state}>"
-
-
-def _text(value: str | bytes | None) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "surrogateescape")
-    return value or ""
+        return f"<ChildProcess pid={self.pid} {display(self.spawnfile or '')!r} {state}>"
 
 
 def _dead_pipe_ends(plan: SpawnPlan) -> list[int]:

@@ -1,6 +1,6 @@
 """``exec()`` and ``exec_file()``: spawn, collect both outputs, call back.
 
-Node's ``execFile`` to the detail (reference §1.6, §3.2):
+Node's ``execFile`` to the detail (docs/architecture.md, "exec"):
 
 * Only ``cwd, env, gid, uid, shell, signal, windows_hide,
   windows_verbatim_arguments`` reach the spawn (plus the additions
@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 
 from ._child import ChildProcess
 from ._errors import ExecError, MaxBufferError
-from ._options import SpawnPlan, normalize_exec, normalize_exec_file
+from ._spawn.options import SpawnPlan, normalize_exec, normalize_exec_file
 
 __all__ = ["ExecResult", "ExecChildProcess", "exec", "exec_file"]
 
@@ -79,7 +79,7 @@ class ExecChildProcess(ChildProcess):
             import asyncio
 
             future = asyncio.get_running_loop().create_future()
-            if not hasattr(self._reactor, "loop"):
+            if self._reactor.asyncio_loop is None:
                 raise RuntimeError(
                     "this command was started outside the running asyncio loop; start it "
                     "inside a coroutine to await it, or call .result()"

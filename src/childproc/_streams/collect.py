@@ -4,7 +4,7 @@
 ``bytes`` per read, a copy into the collection and a copy out of it; a
 100 MiB capture pays for each in page faults.  While exec's own listener is
 the stream's only consumer, the stream instead reads into one C buffer
-(:class:`childproc._native.OutputBuffer`): one copy from the kernel, no
+(:class:`childproc._spawn.native.OutputBuffer`): one copy from the kernel, no
 Python object per chunk, and at the end the pages are moved into the result
 ``bytes`` (or decoded in place).  The moment anything else wants the chunks
 -- a user ``'data'`` listener, ``pause()``, ``pipe()``, iteration, a
@@ -12,9 +12,9 @@ Python object per chunk, and at the end the pages are moved into the result
 as one chunk and the stream carries on with ordinary chunks: nothing lost,
 nothing reordered, and a late listener sees only later chunks, as in Node.
 
-:class:`ExecCollecting` is that part of :class:`childproc._readable.Readable`,
-kept apart because it is a concern of its own; it works on the stream's
-state, which Readable owns.
+:class:`ExecCollecting` is that layer of :class:`childproc.Readable`,
+kept apart because it is a concern of its own; it works on the state
+declared in :mod:`.state`.
 """
 
 from __future__ import annotations
@@ -23,45 +23,16 @@ import errno as _errno
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ._fdstream import MAX_READS_PER_WAKE
-from ._writable import system_error
-
-if TYPE_CHECKING:
-    from ._native import OutputBuffer
+from .._errors import system_error
+from .._spawn.native import OutputBuffer
+from .base import MAX_READS_PER_WAKE
+from .decode import Chunk
+from .state import ReadableState
 
 __all__ = ["ExecCollecting"]
 
-Chunk = bytes | str
-
-
-class ExecCollecting:
+class ExecCollecting(ReadableState):
     """The collector half of Readable (see the module's docstring)."""
-
-    # The stream state this reads (Readable's, set in its __init__).
-    _collector: OutputBuffer | None
-    _collect_fn: Callable[[Chunk], Any] | None
-    _collect_limit: float
-    _events: dict[Any, tuple[Any, ...]]
-    _flowing: bool | None
-    _buffer: Any
-    _drain_cap: int | None
-    _pipes: list[Any]
-    _pump: Any
-    _consumers: int
-    _destroyed: bool
-    _eof: bool
-    _decoder: Callable[[bytes, bool], str] | None
-    _encoding: str | None
-    _fd: int
-    _read_size: int
-
-    if TYPE_CHECKING:  # Readable's methods this calls
-
-        def _on_eof(self) -> None: ...
-
-        def destroy(self, err: BaseException | None = None) -> Any: ...
-
-        def _next_read_size(self, n: int, size: int) -> int: ...
 
     def _attach_collector(self, listener: Callable[[Chunk], Any], limit: float = float("inf")) -> None:
         """Let ``listener`` (exec's own ``'data'`` listener, already added) get
@@ -85,8 +56,6 @@ class ExecCollecting:
         """
         if self._destroyed or self._eof or self._buffer or self._pump is not None:
             return  # some output went another way already: keep to the chunks
-        from ._native import OutputBuffer
-
         self._collector = OutputBuffer()
         self._collect_fn = listener
         self._collect_limit = limit

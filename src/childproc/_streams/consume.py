@@ -7,9 +7,8 @@ applies; an ``'error'`` is raised from the loop or the ``await`` rather
 than emitted as an unhandled event.  In plain code they drive the thread's
 private loop; on an asyncio loop they await it.
 
-:class:`Consuming` is that part of :class:`childproc._readable.Readable`,
-kept apart as a concern of its own; it works on the stream's state, which
-Readable owns.
+:class:`Consuming` is that layer of :class:`childproc.Readable`; it works on
+the state declared in :mod:`.state`.
 """
 
 from __future__ import annotations
@@ -17,41 +16,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from typing import TYPE_CHECKING, Any, cast
 
-from ._writable import premature_close
-
-if TYPE_CHECKING:
-    from ._loop import Reactor
-    from ._readable import Readable
-    from ._streams import LineIterator
+from .._errors import premature_close
+from .decode import Chunk
+from .lines import LineIterator
+from .state import ReadableState
 
 __all__ = ["Consuming"]
 
-Chunk = bytes | str
-
-
-class Consuming:
+class Consuming(ReadableState):
     """The iteration half of Readable (see the module's docstring)."""
-
-    # The stream state this reads (Readable's, set in its __init__).
-    _buffer: Any
-    _length: int
-    _waiters: list[Any]
-    _consumers: int
-    _flowing: bool | None
-    _drain_cap: int | None
-    _errored: BaseException | None
-    _end_emitted: bool
-    _eof: bool
-    _destroyed: bool
-    _closed: bool
-    _decoder: Any
-    _reactor: Reactor
-
-    if TYPE_CHECKING:  # Readable's methods this calls
-        def _after_consume(self) -> None: ...
-        def _start_reading(self) -> None: ...
-        def on(self, event: Any, fn: Any = None) -> Any: ...
-        def off(self, event: Any, fn: Any) -> Any: ...
 
     def _take(self) -> Chunk | None:
         """One buffered chunk for an iterator (Node's ``read()``), or None."""
@@ -152,7 +125,7 @@ class Consuming:
             self._end_consume()
 
     def _asyncio_loop(self) -> Any:
-        loop = getattr(self._reactor, "loop", None)
+        loop = self._reactor.asyncio_loop
         if loop is None:
             raise RuntimeError(
                 "this stream belongs to a thread's private childproc loop (it was created "
@@ -167,9 +140,7 @@ class Consuming:
         ``max_line`` bytes/characters (not counting its ``\\n``) raises
         :class:`LineTooLongError`: never a silent cut, never a hidden limit.
         """
-        from ._streams import LineIterator
-
-        return LineIterator(cast("Readable", self), max_line)  # Consuming is always a Readable's part
+        return LineIterator(self, max_line)
 
     def read(self) -> Chunk | Coroutine[Any, Any, Chunk]:
         """Everything up to EOF, as ``bytes`` (or ``str`` with an encoding).
@@ -178,7 +149,7 @@ class Consuming:
         ``data = child.stdout.read()``.  On an asyncio loop it returns an
         awaitable instead: ``data = await child.stdout.read()``.
         """
-        if getattr(self._reactor, "loop", None) is not None:
+        if self._reactor.asyncio_loop is not None:
             return self._read_async()
         return self._join(list(self))
 

@@ -1,7 +1,7 @@
 """The IPC channel between a parent and a forked child, on Node's wire.
 
 One ``AF_UNIX`` ``SOCK_STREAM`` socket (a socketpair end; ``SCM_RIGHTS``
-needs a socket), framed as Node frames it (reference §4):
+needs a socket), framed as Node frames it (docs/architecture.md, "The channel"):
 
 * ``'json'`` -- one ``JSON.stringify`` text plus ``'\\n'`` per message,
   UTF-8.  A Node parent and a Python child (or the reverse) talk without
@@ -51,13 +51,14 @@ if TYPE_CHECKING:  # typing costs milliseconds at import; forked children start 
     from collections.abc import Callable
     from typing import Any
 
-from ._emitter import EventEmitter
-from ._errors import ArgTypeError, IPCError, spawn_error
-from ._forksafe import replace_with_null, track
-from ._loop import Reactor
-from ._wire import BadMessage, encode_json, encode_pickle, parse_json_lines, parse_pickle_frames
+from .._runtime.emitter import EventEmitter
+from .._errors import ArgTypeError, IPCError, spawn_error
+from .._runtime.forksafe import replace_with_null, track
+from .._runtime.reactor import Reactor
+from .handles import handle_type, invalid_message
+from .wire import BadMessage, encode_json, encode_pickle, parse_json_lines, parse_pickle_frames
 
-__all__ = ["Channel", "IPC", "IPCTarget", "IPCWarning"]
+__all__ = ["Channel", "IPC", "IPCWarning"]
 
 _SEND_HWM = 128 * 1024  # Node: channel.writeQueueSize < 65536 * 2
 _RECV_SIZE = 256 * 1024
@@ -80,25 +81,6 @@ def _is_internal(message: Any) -> bool:
     return isinstance(cmd, str) and len(cmd) > 5 and cmd.startswith("NODE_")
 
 
-# ------------------------------------------------------------- handles
-
-
-def _handle_type(handle: Any) -> tuple[str, dict[str, Any]]:
-    """Node's handle classes for a Python socket."""
-    import socket  # whoever sends a handle has it loaded already
-
-    if not isinstance(handle, socket.socket):
-        raise ArgTypeError("This handle type cannot be sent", code="ERR_INVALID_HANDLE_TYPE")
-    if handle.type == socket.SOCK_DGRAM:
-        extra = {"dgramType": "udp6" if handle.family == socket.AF_INET6 else "udp4"}
-        return "dgram.Socket", extra
-    try:
-        listening = handle.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
-    except OSError:
-        listening = 0
-    return ("net.Server" if listening else "net.Socket"), {}
-
-
 class Channel(EventEmitter):
     """Node's ``child.channel`` / ``process.channel``: ``ref()``,
     ``unref()`` and ``fd``.  ``ref()``/``unref()`` pin whether the channel
@@ -117,59 +99,6 @@ class Channel(EventEmitter):
 
     def unref(self) -> None:
         self._ipc.pin_ref(False)
-
-
-class IPCTarget:
-    """``connected``, ``channel``, ``send()`` and ``disconnect()`` for what
-    owns a channel: a ChildProcess (parent side) and ``process`` (child
-    side).  ``_ipc_for_call`` says where the channel is (None: there is
-    none) and ``_no_channel`` how to say so."""
-
-    _no_channel = "there is no IPC channel"
-    _ipc: IPC | None = None  # the channel once it exists (send's shortcut)
-
-    def _ipc_for_call(self) -> IPC | None:
-        raise NotImplementedError
-
-    @property
-    def connected(self) -> bool:
-        """True while the IPC channel is open (False without one)."""
-        ipc = self._ipc_for_call()
-        return ipc is not None and ipc.connected
-
-    @property
-    def channel(self) -> Channel | None:
-        """The IPC channel (``ref()``, ``unref()``, ``fd``); None without
-        one or once disconnected."""
-        ipc = self._ipc_for_call()
-        return ipc.channel if ipc is not None else None
-
-    def send(
-        self,
-        message: Any,
-        send_handle: Any = None,
-        *,
-        keep_open: bool = False,
-        callback: Callable[[BaseException | None], Any] | None = None,
-    ) -> bool:
-        """Send ``message`` to the other side (Node's ``send``).  Returns
-        False once 128 KiB wait to be written (backpressure), or when the
-        channel is closed -- then the ``ERR_IPC_CHANNEL_CLOSED`` error goes
-        to ``callback`` or, without one, to an ``'error'`` event.
-        ``send_handle`` may be a ``socket.socket`` (stream, listening or
-        UDP): it travels with ``SCM_RIGHTS``; a connected stream socket is
-        closed here once the peer has it, unless ``keep_open``."""
-        ipc = self._ipc or self._ipc_for_call()
-        if ipc is None:
-            raise IPCError(self._no_channel, code="ERR_IPC_CHANNEL_CLOSED")
-        return ipc.send(message, send_handle, keep_open, callback)
-
-    def disconnect(self) -> None:
-        """Close the channel; both sides get ``'disconnect'``."""
-        ipc = self._ipc_for_call()
-        if ipc is None:
-            raise IPCError(self._no_channel, code="ERR_IPC_DISCONNECTED")
-        ipc.disconnect()
 
 
 class IPC:
@@ -228,7 +157,7 @@ class IPC:
             target.on("removeListener", self._on_listeners_changed)
 
     def _forget_after_fork(self, null_fd: int) -> None:
-        # In a forked copy (see _forksafe): the channel is the parent's; the
+        # In a forked copy (see forksafe): the channel is the parent's; the
         # copy lets go of its end, and of fds received but not yet claimed.
         self.connected = False
         self.channel = None
@@ -283,9 +212,9 @@ class IPC:
                 self.reactor.next_tick(self.target.emit, "error", err)
             return False
         if callable(message):
-            raise _invalid_message(message)
+            raise invalid_message(message)
         if handle is not None:
-            htype, extra = _handle_type(handle)
+            htype, extra = handle_type(handle)
             message = {"cmd": "NODE_HANDLE", "type": htype, "msg": message, **extra}
         if self._handle_queue is not None and not (_is_internal(message) and message["cmd"] in _ACKS):
             # An un-ACKed handle is out: everything after it waits.
@@ -691,9 +620,3 @@ class IPC:
 
 
 _ACKS = ("NODE_HANDLE_ACK", "NODE_HANDLE_NACK")
-
-
-def _invalid_message(message: Any) -> TypeError:
-    from ._errors import invalid_arg_type
-
-    return invalid_arg_type("message", ["string", "object", "number", "boolean"], message)

@@ -38,7 +38,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ._errors import child_process_ipc_required, invalid_arg_value, ipc_one_pipe, ipc_sync_fork
+from .._messages import child_process_ipc_required, invalid_arg_value, ipc_one_pipe, ipc_sync_fork
 
 __all__ = ["StdioSlot", "DEFAULT_STDIO", "SHORTCUTS", "normalize_stdio", "fork_stdio"]
 

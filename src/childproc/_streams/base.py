@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import os
 
-from ._emitter import EventEmitter
-from ._forksafe import replace_with_null, track
+from .._runtime.emitter import EventEmitter
+from .._runtime.forksafe import replace_with_null, track
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import TypeVar
 
-    from ._loop import Reactor
+    from .._runtime.reactor import Reactor
 
     _S = TypeVar("_S", bound="FdStream")
 
@@ -83,7 +83,7 @@ class FdStream(EventEmitter):
             self._reactor.ref() if want else self._reactor.unref()
 
     def _forget_after_fork(self, null_fd: int) -> None:
-        # In a forked copy (see _forksafe): the parent's pipe end is let go.
+        # In a forked copy (see forksafe): the parent's pipe end is let go.
         replace_with_null(self._fd, null_fd)
 
     # -- handing the fd to another child ---------------------------------------
@@ -101,7 +101,7 @@ class FdStream(EventEmitter):
         restores non-blocking mode.
         """
         if self._fd < 0 or self._destroyed or not self._lendable():
-            from ._writable import stream_destroyed
+            from .._errors import stream_destroyed
 
             raise stream_destroyed("spawn")
         os.set_blocking(self._fd, True)

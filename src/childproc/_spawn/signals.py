@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from ._errors import invalid_arg_type, unknown_signal
+from .._messages import invalid_arg_type, unknown_signal
 
 __all__ = [
     "SIGNALS",

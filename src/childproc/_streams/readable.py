@@ -13,9 +13,9 @@ The stream owns one non-blocking pipe fd and follows Node's core rules:
   nothing buffered, as in Node.
 
 The Python additions -- ``for``/``async for`` over the stream, ``lines()``
-and ``read()`` -- are its ``_consume.Consuming`` part.
+and ``read()`` -- are its ``consume.Consuming`` layer.
 
-Reading is the hot path (DESIGN.md §5: ``'data'`` callbacks at 0.9x a shell
+Reading is the hot path (benchmarks/README.md: ``'data'`` callbacks at 0.9x a shell
 pipe).  Each read asks for the pipe's whole capacity so one ``read(2)``
 empties it, and the bytes object ``os.read`` returns is the chunk itself: one
 copy, kernel to ``bytes``, no intermediate buffer (a preallocated buffer plus
@@ -35,7 +35,7 @@ when it is done.  See :meth:`Readable.pipe`.
 
 ``exec()`` capturing a whole output does not go through ``'data'`` either,
 as long as nobody but exec listens: its streams read into a C buffer
-(``_collect.ExecCollecting``), with no Python object per chunk, and
+(``collect.ExecCollecting``), with no Python object per chunk, and
 fall back to ordinary chunks, losing and reordering nothing, the moment
 anybody else wants them.
 
@@ -70,25 +70,20 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ._collect import ExecCollecting
-from ._consume import Consuming
-from ._fdstream import MAX_READS_PER_WAKE, FdStream
-from ._writable import system_error, to_bytes
+from .._errors import system_error
+from .._spawn.options import normalize_encoding
+from .base import MAX_READS_PER_WAKE
+from .collect import ExecCollecting
+from .consume import Consuming
+from .decode import Chunk, make_decoder, to_bytes
+from .pump import PipeState, Pump, dest_fd, pump_available
+from .state import F_SETPIPE_SZ, fcntl
 
 if TYPE_CHECKING:
-    from ._loop import Reactor
+    from .._runtime.reactor import Reactor
 
 __all__ = ["Readable"]
 
-try:
-    import fcntl
-
-    _F_SETPIPE_SZ: int | None = getattr(fcntl, "F_SETPIPE_SZ", None)
-except ImportError:  # Windows
-    fcntl = None  # type: ignore[assignment]
-    _F_SETPIPE_SZ = None
-
-_DEFAULT_READ = 64 * 1024  # Linux's default pipe capacity: one read empties it
 _BIG_PIPE = 1 << 20  # /proc/sys/fs/pipe-max-size's default, allowed to anyone
 _FULL_READS_BEFORE_GROW = 4  # consecutive full reads that prove a fast producer
 _RETRY_MIN = 4096  # a short read this big suggests a bulk writer: read again at once
@@ -98,11 +93,9 @@ _RETRY_MIN = 4096  # a short read this big suggests a bulk writer: read again at
 #: starts, so it can be changed (or monkeypatched) at any time before.
 DRAIN_AFTER_EXIT_CAP = 64 << 20
 
-Chunk = bytes | str
-Decoder = Callable[[bytes, bool], str]  # (data, final) -> text
 
 
-class Readable(Consuming, ExecCollecting, FdStream):
+class Readable(Consuming, ExecCollecting):
     """A child's stdout, stderr or extra output pipe, with Node's stream contract.
 
     ``fd`` must be non-blocking; the stream owns it and closes it at the end,
@@ -113,37 +106,6 @@ class Readable(Consuming, ExecCollecting, FdStream):
 
     def __init__(self, fd: int, reactor: Reactor, *, high_water_mark: int = 64 * 1024) -> None:
         super().__init__(fd, reactor, high_water_mark)
-        self._buffer: deque[Chunk] = deque()
-        self._length = 0
-        self._flowing: bool | None = None  # Node's tri-state: None = never decided
-        self._paused_flag: bool | None = None  # Node's kPaused: pause() was called
-        self._reading = False
-        self._eof = False
-        self._end_scheduled = False
-        self._end_emitted = False
-        self._resume_scheduled = False
-        self._errored: BaseException | None = None
-        self._decoder: Decoder | None = None
-        self._encoding: str | None = None
-        self._read_size = _DEFAULT_READ
-        self._full_reads = 0
-        self._grow_tried = _F_SETPIPE_SZ is None
-        self._pipes: list[Any] = []  # a PipeState per Node-style pipe()
-        self._pump: Any = None  # the Pump while bytes move in C
-        self._waiters: list[Any] = []  # asyncio futures of iterators waiting for a change
-        self._consumers = 0  # iterators and read() calls in progress
-        self._holding_ref = True
-        self._drain_cap: int | None = None  # set by _drain_after_exit: read to EOF, keep this much
-        self._on_fd_closed: Callable[..., Any] | None = None  # the owner's counting 'close' listener
-        self._detached = False  # EOF after exit with data kept: the fd is closed, no loop ref
-        # exec()'s collector (see _attach_collector): while it is attached
-        # the bytes read so far are in C, not yet given to _collect_fn.
-        self._collector = None
-        self._collect_fn: Callable[[Chunk], Any] | None = None
-        self._collect_limit = float("inf")
-        #: Bytes read after the child's exit and dropped because nobody consumed
-        #: them and ``DRAIN_AFTER_EXIT_CAP`` was reached (0 when nothing was lost).
-        self.discarded_after_exit = 0
         reactor.ref()
         self._start_reading()
 
@@ -290,7 +252,7 @@ class Readable(Consuming, ExecCollecting, FdStream):
         """Raise the pipe's capacity to 1 MiB, once; keep it if the quota says no."""
         self._grow_tried = True
         try:
-            size = fcntl.fcntl(self._fd, _F_SETPIPE_SZ, _BIG_PIPE)  # type: ignore[arg-type]
+            size = fcntl.fcntl(self._fd, F_SETPIPE_SZ, _BIG_PIPE)  # type: ignore[arg-type]
         except OSError:  # EPERM: over the per-user quota; EBUSY; not a pipe
             return self._read_size
         self._read_size = max(size, self._read_size)
@@ -471,9 +433,6 @@ class Readable(Consuming, ExecCollecting, FdStream):
         """Emit ``str`` decoded incrementally (a character split across reads is
         held back).  Node's names (``'utf8'``, ``'latin1'``, ``'hex'``,
         ``'base64'`` ...) and Python codec names; None or ``'buffer'`` for bytes."""
-        from ._options import normalize_encoding
-        from ._streams import make_decoder
-
         resolved = normalize_encoding(encoding, "encoding")
         if self._collector is not None and len(self._collector):
             # The collected bytes came under the old encoding: hand them
@@ -541,14 +500,12 @@ class Readable(Consuming, ExecCollecting, FdStream):
         any object with a working ``fileno()`` (an open file, a socket,
         ``sys.stdout``) -- and this stream has no ``'data'`` listener, the
         bytes move in C (``splice(2)``), never through Python objects; see
-        :mod:`childproc._streams` for the exact rules.  Otherwise it is
+        :mod:`childproc._streams.pump` for the exact rules.  Otherwise it is
         Node's pipe: ``dest.write()`` per chunk, pausing while ``dest.write``
         returns False until ``dest`` emits ``'drain'``.  With ``end`` (the
         default) ``dest.end()`` is called at the end.  A raw file object is
         flushed once before the pump starts and is never closed: it is yours.
         """
-        from ._streams import PipeState, Pump, dest_fd, pump_available
-
         fd = dest_fd(dest)
         if (
             fd is not None
@@ -594,8 +551,3 @@ class Readable(Consuming, ExecCollecting, FdStream):
 
     def _lendable(self) -> bool:
         return self._pump is None  # a pump is moving this fd's bytes already
-
-
-def encode_chunk(chunk: Chunk) -> bytes | memoryview:
-    """A chunk as bytes for an fd (a decoded one goes back as UTF-8, as Node writes strings)."""
-    return to_bytes(chunk)

@@ -6,7 +6,7 @@ timeout and the combined ``max_buffer``, reaping) happens in one C call with
 the GIL released (``csrc/run_sync.c``), so other Python threads keep running
 and no Python code sits between the child's bytes and the result.
 
-The result shapes are Node's (reference §1.7):
+The result shapes are Node's spawnSync/execSync ones:
 
 * ``spawn_sync`` never raises for what happens at run time: a missing
   executable, a timeout (ETIMEDOUT) or too much output (ENOBUFS) come back as
@@ -26,11 +26,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from . import _native, _options
-from ._env import environ_path
-from ._errors import ExecError, SpawnError, spawn_error
-from ._options import SpawnPlan, decode_output, normalize_exec, normalize_exec_file, normalize_spawn
-from ._signals import signal_name
+from . import native as _native
+
+from . import options as _options
+from .env import environ_path
+from .failure import display, spawn_failure
+from .._errors import ExecError, SpawnError, spawn_error
+from .options import SpawnPlan, decode_output, normalize_exec, normalize_exec_file, normalize_spawn
+from .signals import signal_name
 
 __all__ = ["SpawnSyncResult", "spawn_sync", "exec_sync", "exec_file_sync"]
 
@@ -64,19 +67,18 @@ class SpawnSyncResult:
         if self.status is not None:
             return self.status
         if self.signal is not None:
-            from ._signals import signal_number
+            from .signals import signal_number
 
             return -signal_number(self.signal)
         return None
 
 
 def _result(request: _native.SyncRequest) -> SpawnSyncResult:
-    pid, raw_output, exit_code, term_signal, errno = request.run()
+    pid, raw_output, exit_code, term_signal, errno, stage = request.run()
     plan = request.plan
     error: SpawnError | None = None
     if errno:
-        error = spawn_error(errno, f"spawnSync {_display(plan.file)}", path=plan.file,
-                            spawnargs=list(plan.spawnargs[1:]))
+        error = spawn_failure(plan, errno, stage, sync=True)
     if raw_output is None:
         return SpawnSyncResult(0, None, None, None, None, None, error)
     enc = plan.encoding
@@ -162,10 +164,6 @@ def _run_call(fn_name: str, command: Any, args: Any, options: Any, kwargs: Mappi
         if len(_prepared) >= _PREPARED_MAX:
             _prepared.clear()  # atomic; the shapes in use come back at once
         _prepared[key] = request
-
-
-def _display(value: str | bytes) -> str:
-    return value if isinstance(value, str) else value.decode("utf-8", "surrogateescape")
 
 
 def spawn_sync(

@@ -20,8 +20,8 @@ only reaches a callback (measured against node v20's ``child.stdin``):
   is ``'EPIPE'``, ``syscall`` ``'write'`` and message ``write EPIPE``; every
   pending callback gets it too; then ``'close'``.
 
-The shared pieces of the stream modules (the error classes, the system-error
-factory) live here because :mod:`childproc._readable` builds on this module.
+The stream error classes and the system-error factory are in
+:mod:`childproc._errors`, with every other exception.
 """
 
 from __future__ import annotations
@@ -32,137 +32,19 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ._fdstream import FdStream
+from .._errors import already_finished, stream_destroyed, system_error, write_after_end
+from .base import FdStream
+from .decode import to_bytes
 
 if TYPE_CHECKING:
-    from ._loop import Reactor
+    from .._runtime.reactor import Reactor
 
-__all__ = ["LineTooLongError", "StreamError", "StreamSystemError", "Writable", "system_error"]
+__all__ = ["Writable"]
 
 WriteCallback = Callable[[BaseException | None], Any]
 
 # How many queued chunks one writev() may carry (POSIX guarantees 16; Linux 1024).
 _IOV_MAX = min(os.sysconf("SC_IOV_MAX"), 1024) if hasattr(os, "sysconf") else 16
-
-
-class StreamError(Exception):
-    """A stream used in a state that forbids it, with Node's ``code`` and message.
-
-    Codes: ``ERR_STREAM_WRITE_AFTER_END`` (``write after end``),
-    ``ERR_STREAM_DESTROYED`` (``Cannot call write after a stream was
-    destroyed``), ``ERR_STREAM_ALREADY_FINISHED``, ``ERR_STREAM_PREMATURE_CLOSE``
-    (``Premature close``: a stream being iterated or read closed before its
-    end).
-    """
-
-    code: str
-
-    def __init__(self, message: str, code: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.args[0], self.code), self.__dict__)
-
-
-def write_after_end() -> StreamError:
-    return StreamError("write after end", "ERR_STREAM_WRITE_AFTER_END")
-
-
-def stream_destroyed(method: str) -> StreamError:
-    return StreamError(f"Cannot call {method} after a stream was destroyed", "ERR_STREAM_DESTROYED")
-
-
-def already_finished(method: str) -> StreamError:
-    return StreamError(f"Cannot call {method} after a stream was finished", "ERR_STREAM_ALREADY_FINISHED")
-
-
-def premature_close() -> StreamError:
-    return StreamError("Premature close", "ERR_STREAM_PREMATURE_CLOSE")
-
-
-class StreamSystemError(OSError):
-    """An I/O failure on a stream's fd, shaped like Node's ``ErrnoException``.
-
-    ``errno`` is positive (Python's convention), ``code`` the symbolic name
-    (``'EPIPE'``), ``syscall`` the failing call (``'write'``, ``'read'``), and
-    ``str(err)`` Node's message, ``write EPIPE``.  Instances made by
-    :func:`system_error` also derive from the builtin subclass for the errno
-    (EPIPE gives ``BrokenPipeError``), so ``except BrokenPipeError`` works.
-    """
-
-    code: str
-    syscall: str
-
-    def __init__(self, errno: int, syscall: str) -> None:
-        errno = abs(errno)
-        super().__init__(errno, os.strerror(errno))
-        self.code = _errno.errorcode.get(errno) or f"Unknown system error -{errno}"
-        self.syscall = syscall
-
-    def __str__(self) -> str:
-        return f"{self.syscall} {self.code}"
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (system_error, (self.errno, self.syscall), self.__dict__)
-
-
-_SYSTEM_ERRORS: dict[type[OSError], type[StreamSystemError]] = {}
-
-
-def system_error(errno: int, syscall: str) -> StreamSystemError:
-    """A :class:`StreamSystemError` that is also the builtin OSError subclass
-    Python itself would raise for ``errno`` (``BrokenPipeError`` for EPIPE)."""
-    errno = abs(errno)
-    builtin = type(OSError(errno, ""))  # CPython maps errno -> subclass here
-    cls = _SYSTEM_ERRORS.get(builtin)
-    if cls is None:
-        if builtin is OSError:
-            cls = StreamSystemError
-        else:
-            cls = type(f"Stream{builtin.__name__}", (StreamSystemError, builtin), {"__module__": __name__})
-        _SYSTEM_ERRORS[builtin] = cls
-    return cls(errno, syscall)
-
-
-class LineTooLongError(ValueError):
-    """A line read by ``Readable.lines()`` grew past ``max_line``.
-
-    Nothing is truncated silently: the iteration stops with this error.
-    ``max_line`` is the limit, ``partial`` the start of the offending line
-    (what had been read of it, at least ``max_line + 1`` bytes or characters).
-    """
-
-    def __init__(self, max_line: int, partial: bytes | str) -> None:
-        super().__init__(
-            f"line longer than max_line={max_line} {'bytes' if isinstance(partial, bytes) else 'characters'} "
-            f"(raise max_line in lines() to accept longer lines)"
-        )
-        self.max_line = max_line
-        self.partial = partial
-
-
-def _chunk_type_error(data: Any) -> TypeError:
-    from ._errors import invalid_arg_type  # lazily: _errors is large and rarely needed here
-
-    return invalid_arg_type("chunk", ["string", "Buffer", "Uint8Array"], data)
-
-
-def to_bytes(data: Any) -> bytes | memoryview:
-    """``str`` as UTF-8 (lone surrogates as U+FFFD, like Node), bytes as they
-    are, any other buffer as a byte view (not copied)."""
-    if type(data) is bytes:
-        return data
-    if isinstance(data, str):
-        try:
-            return data.encode("utf-8")
-        except UnicodeEncodeError:
-            return data.encode("utf-8", "replace")
-    try:
-        view = memoryview(data)
-    except TypeError:
-        raise _chunk_type_error(data) from None
-    return view if view.format == "B" and view.ndim == 1 else view.cast("B")
 
 
 class Writable(FdStream):
@@ -237,7 +119,7 @@ class Writable(FdStream):
         ``'drain'`` before writing more, or memory grows without bound.
         """
         if callback is not None and not callable(callback):
-            from ._errors import invalid_arg_type
+            from .._messages import invalid_arg_type
 
             raise invalid_arg_type("cb", "function", callback)
         view = to_bytes(data)  # type errors are thrown, as Node does

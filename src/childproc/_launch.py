@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._child import ChildProcess
-from ._options import normalize_fork, normalize_spawn
+from ._spawn.options import normalize_fork, normalize_spawn
 
 __all__ = ["spawn", "fork"]
 

@@ -1,14 +1,14 @@
 """childproc's streams: Node's Readable/Writable on pipe fds, plus Python iteration.
 
 :class:`Readable` (``child.stdout``, ``child.stderr``, extra output pipes,
-in :mod:`childproc._readable`) and :class:`Writable` (``child.stdin``, in
-:mod:`childproc._writable`) carry Node's core contract -- paused mode until
+in :mod:`.readable`) and :class:`Writable` (``child.stdin``, in
+:mod:`.writable`) carry Node's core contract -- paused mode until
 consumed, ``'data'``/``'end'``/``'close'``/``'error'``, ``pause()``/``resume()``,
 ``set_encoding()``, ``pipe()``/``unpipe()``, ``write()`` returning False at the
 high-water mark, ``'drain'``, ``end()``/``'finish'``, EPIPE as ``'error'`` --
 and the Python additions ``for chunk in stream``, ``async for``, ``lines()``
-and ``read()``.  This module holds the machinery behind ``pipe()`` and
-``lines()`` and re-exports the public names.
+and ``read()``.  This module holds the machinery behind ``pipe()``
+(``lines()`` is in :mod:`.lines`).
 
 ``readable.pipe(dest)`` takes one of two roads:
 
@@ -53,7 +53,7 @@ Deliberate differences from Node
 * After the child's exit, an output stream that nobody consumes (no
   ``'data'`` listener, no ``pipe()``, no iterator, not flowing) is not
   resumed into a void, as Node's ``flushStdio`` does: it reads to EOF and
-  *keeps* the data (up to ``_readable.DRAIN_AFTER_EXIT_CAP``, 64 MiB
+  *keeps* the data (up to ``readable.DRAIN_AFTER_EXIT_CAP``, 64 MiB
   buffered; the rest is dropped and counted in ``discarded_after_exit``),
   so ``out = child.stdout.read(); err = child.stderr.read()`` or reading
   after ``child.wait()`` loses nothing.  Its fd closes at EOF and the
@@ -90,77 +90,16 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
-from ._readable import Chunk, Decoder, Readable, encode_chunk
-from ._writable import (
-    LineTooLongError,
-    StreamError,
-    StreamSystemError,
-    Writable,
-    system_error,
-)
+from .._errors import system_error
+from .._spawn import native
+from .decode import Chunk, encode_chunk
+from .state import ReadableState
+from .writable import Writable
 
 if TYPE_CHECKING:
-    from ._loop import Reactor
+    from .._runtime.reactor import Reactor
 
-__all__ = [
-    "LineIterator",
-    "LineTooLongError",
-    "Readable",
-    "StreamError",
-    "StreamSystemError",
-    "Writable",
-    "system_error",
-]
-
-def make_decoder(encoding: str) -> Decoder:
-    """An incremental decoder with Node's ``StringDecoder`` results.
-
-    Multi-byte characters split across reads are held back until complete;
-    invalid UTF-8 becomes U+FFFD per maximal invalid subsequence (what Python's
-    incremental decoder with ``'replace'`` does, and what Node does).
-    """
-    if encoding == "hex":
-
-        def decode_hex(data: bytes, final: bool = False) -> str:
-            return data.hex()
-
-        return decode_hex
-    if encoding in ("base64", "base64url"):
-        import base64
-
-        encode = base64.b64encode if encoding == "base64" else base64.urlsafe_b64encode
-        strip = encoding == "base64url"  # Node's base64url has no padding
-        held = b""
-
-        def decode_b64(data: bytes, final: bool = False) -> str:
-            nonlocal held
-            data = held + data
-            cut = len(data) if final else len(data) - len(data) % 3  # whole 3-byte groups only
-            held = data[cut:]
-            text = encode(data[:cut]).decode("ascii")
-            return text.rstrip("=") if strip else text
-
-        return decode_b64
-    if encoding in ("latin-1", "ascii"):
-        # Node's ascii drops the top bit; latin-1 maps bytes to U+0000-U+00FF.
-        mask = bytes(range(128)) * 2 if encoding == "ascii" else None
-
-        def decode_8bit(data: bytes, final: bool = False) -> str:
-            return (data.translate(mask) if mask else data).decode("latin-1")
-
-        return decode_8bit
-    errors = "surrogatepass" if encoding == "utf-16-le" else "replace"
-    incremental = codecs.getincrementaldecoder(encoding)(errors)
-
-    def decode(data: bytes, final: bool = False) -> str:
-        try:
-            return incremental.decode(data, final)
-        except UnicodeDecodeError:  # a dangling odd byte of UTF-16: Node drops it
-            incremental.reset()
-            return ""
-
-    return decode
-
+__all__ = ["PipeState", "Pump", "dest_fd", "pump_available"]
 
 def dest_fd(dest: Any) -> int | None:
     """The fd behind a ``pipe()`` destination, or None to pipe through Python."""
@@ -168,7 +107,7 @@ def dest_fd(dest: Any) -> int | None:
         if not dest.writable or dest._pump_owner is not None or dest._fd < 0:
             return None
         return dest._fd
-    if isinstance(dest, Readable) or not hasattr(dest, "fileno"):
+    if isinstance(dest, ReadableState) or not hasattr(dest, "fileno"):
         return None
     try:
         fd = dest.fileno()
@@ -177,20 +116,9 @@ def dest_fd(dest: Any) -> int | None:
     return fd if isinstance(fd, int) and fd >= 0 else None
 
 
-_pump_lib: Any = None
-
-
 def pump_available() -> bool:
     """Whether the C core has the fd-to-fd pump (POSIX builds do)."""
-    global _pump_lib
-    if _pump_lib is None:
-        try:
-            from ._core import ffi, lib
-
-            _pump_lib = (ffi, lib) if hasattr(lib, "cp_pump_start") and hasattr(os, "pipe2") else False
-        except ImportError:
-            _pump_lib = False
-    return bool(_pump_lib)
+    return native.HAS_PUMP and hasattr(os, "pipe2")
 
 
 # When a running pump looks at its pipes' backlog (seconds after the start).
@@ -232,7 +160,7 @@ def _is_emitter(obj: Any) -> bool:
 class Pump:
     """One ``pipe()`` served by the C pump (see the module docstring)."""
 
-    def __init__(self, src: Readable, dest: Any, fd: int, end: bool) -> None:
+    def __init__(self, src: ReadableState, dest: Any, fd: int, end: bool) -> None:
         self.src = src
         self.dest = dest
         self.fd = fd
@@ -311,20 +239,18 @@ class Pump:
     def _launch(self) -> None:
         if self.cancelled or self.finished:
             return
-        ffi, lib = _pump_lib
         if self.to_writable:
             if self.dest._destroyed:  # it went away while its queue drained
                 self._done(-_errno.ECANCELED)
                 return
             self.dest._hold()
         self.wake_r, self.wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
-        out = ffi.new("cp_pump **")
-        rc = lib.cp_pump_start(self.src._fd, self.fd, self.wake_w, out)
+        rc, handle = native.pump_start(self.src._fd, self.fd, self.wake_w)
         if rc < 0:
             self._close_wake()
             self._done(rc)
             return
-        self.handle = out[0]
+        self.handle = handle
         self.reactor.add_reader(self.wake_r, self._on_wake)
         if not self.src._grow_tried:
             self.check = self.reactor.call_later(_GROW_CHECKS[0], self._check_backlog, 0)
@@ -354,18 +280,15 @@ class Pump:
             return
         self.cancelled = True
         if self.handle is not None:
-            _pump_lib[1].cp_pump_cancel(self.handle)  # the thread wakes us as it stops
+            native.pump_cancel(self.handle)  # the thread wakes us as it stops
         else:
             self._stop_feeding()
             self.reactor.call_soon(self._done, -_errno.ECANCELED)
 
     def _on_wake(self) -> None:
-        ffi, lib = _pump_lib
         self.reactor.remove_reader(self.wake_r)
-        moved = ffi.new("uint64_t *")
-        rc = lib.cp_pump_finish(self.handle, moved)  # joins a thread that has already finished
+        rc, self.moved = native.pump_finish(self.handle)  # joins a thread that has already finished
         self.handle = None
-        self.moved = int(moved[0])
         self._close_wake()
         self._done(rc)
 
@@ -412,7 +335,7 @@ class Pump:
 class PipeState:
     """One Node-style ``pipe()``: the listeners on both ends and their removal."""
 
-    def __init__(self, src: Readable, dest: Any, end: bool) -> None:
+    def __init__(self, src: ReadableState, dest: Any, end: bool) -> None:
         self.src = src
         self.dest = dest
         self.end = end
@@ -503,93 +426,3 @@ class PipeState:
             dest.off("finish", self.onfinish)
             if self.drain_listening:
                 dest.off("drain", self.ondrain)
-
-
-class _LineSplitter:
-    """Cuts chunks into lines, holding at most ``max_line`` of an unfinished one."""
-
-    def __init__(self, max_line: int) -> None:
-        self.max_line = max_line
-        self.pending: list[Chunk] = []
-        self.pending_len = 0
-
-    def feed(self, chunk: Chunk) -> tuple[list[Chunk], LineTooLongError | None]:
-        nl: Any = b"\n" if isinstance(chunk, bytes) else "\n"
-        limit = self.max_line
-        if nl not in chunk:
-            self.pending.append(chunk)
-            self.pending_len += len(chunk)
-            if self.pending_len > limit:
-                return [], LineTooLongError(limit, nl[:0].join(self.pending))
-            return [], None
-        parts = chunk.split(nl)
-        last = parts.pop()
-        if self.pending:
-            self.pending.append(parts[0])
-            parts[0] = nl[:0].join(self.pending)
-        self.pending = []
-        self.pending_len = 0
-        if len(parts[0]) <= limit and len(chunk) <= limit:
-            lines = [part + nl for part in parts]  # no line can be too long
-        else:
-            lines = []
-            for part in parts:
-                if len(part) > limit:
-                    return lines, LineTooLongError(limit, part)
-                lines.append(part + nl)
-        if last:
-            self.pending = [last]
-            self.pending_len = len(last)
-            if len(last) > limit:
-                return lines, LineTooLongError(limit, last)
-        return lines, None
-
-    def tail(self) -> Chunk | None:
-        if not self.pending:
-            return None
-        pending, self.pending = self.pending, []
-        if isinstance(pending[0], bytes):
-            return b"".join(pending)  # type: ignore[arg-type]
-        return "".join(pending)  # type: ignore[arg-type]
-
-
-class LineIterator:
-    """What ``Readable.lines()`` returns: iterate it with ``for`` or ``async for``.
-
-    Each line keeps its ``\\n``; the last one may lack it.  A line longer than
-    ``max_line`` (bytes, or characters with an encoding; the ``\\n`` not
-    counted) stops the iteration with :class:`LineTooLongError` after the
-    complete lines before it were yielded.
-    """
-
-    def __init__(self, stream: Readable, max_line: int = 1 << 20) -> None:
-        if isinstance(max_line, bool) or not isinstance(max_line, int) or max_line < 1:
-            raise ValueError(f"max_line must be a positive int, not {max_line!r}")
-        self.stream = stream
-        self.max_line = max_line
-
-    def __iter__(self) -> Iterator[Chunk]:
-        splitter = _LineSplitter(self.max_line)
-        for chunk in self.stream:
-            lines, err = splitter.feed(chunk)
-            yield from lines
-            if err is not None:
-                raise err
-        tail = splitter.tail()
-        if tail:
-            yield tail
-
-    async def _aiter(self) -> AsyncIterator[Chunk]:
-        splitter = _LineSplitter(self.max_line)
-        async for chunk in self.stream:
-            lines, err = splitter.feed(chunk)
-            for line in lines:
-                yield line
-            if err is not None:
-                raise err
-        tail = splitter.tail()
-        if tail:
-            yield tail
-
-    def __aiter__(self) -> AsyncIterator[Chunk]:
-        return self._aiter()

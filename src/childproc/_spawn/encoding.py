@@ -48,7 +48,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from ._errors import invalid_arg_type, unknown_encoding
+from .._messages import invalid_arg_type, unknown_encoding
 
 __all__ = ["normalize_encoding", "decode_output", "encode_input", "input_bytes", "fs_bytes", "fs_text",
            "FS_ENCODING", "FS_ERRORS", "NUL_MESSAGE"]

@@ -33,7 +33,6 @@ plan; the pieces with rules of their own live next to it: :mod:`._stdio`
 
 from __future__ import annotations
 
-import importlib
 import math
 import os
 import sys
@@ -41,16 +40,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ._encoding import (
+from .encoding import (
     FS_ENCODING, FS_ERRORS, NUL_MESSAGE, decode_output, encode_input, fs_bytes, fs_text, input_bytes,
     normalize_encoding,
 )
-from ._env import env_block, environ_path
-from ._errors import ArgValueError, invalid_arg_type, invalid_arg_value, out_of_range
-from ._signals import SIGTERM, signal_number
-from ._stdio import DEFAULT_STDIO as _DEFAULT_STDIO
-from ._stdio import SHORTCUTS as _STDIO_SHORTCUTS
-from ._stdio import StdioSlot, fork_stdio, normalize_stdio
+from .._abort import AbortSignal
+from .env import env_block, environ_path
+from .._errors import ArgValueError
+from .._messages import invalid_arg_type, invalid_arg_value, out_of_range
+from .signals import SIGTERM, signal_number
+from .stdio import DEFAULT_STDIO as _DEFAULT_STDIO
+from .stdio import SHORTCUTS as _STDIO_SHORTCUTS
+from .stdio import StdioSlot, fork_stdio, normalize_stdio
 
 # StdioSlot (from _stdio) and normalize_encoding, decode_output and
 # encode_input (from _encoding) are re-exported for existing imports.
@@ -136,7 +137,7 @@ class SpawnPlan:
 _COMMON = frozenset({"cwd", "env", "argv0", "uid", "gid", "timeout", "kill_signal", "windows_hide",
                      "windows_verbatim_arguments", "kill_tree", "force_kill_after", "die_with_parent"})
 _SPAWN_SYNC = frozenset({"stdio", "detached", "shell", "max_buffer", "encoding", "input"})
-# Which options each function reads (reference §1.3, checked against Node's
+# Which options each function reads (Node v20's, checked against Node's
 # source: argv0 is honoured by execSync and fork too, and only validated by
 # exec/execFile; windowsVerbatimArguments is read everywhere).
 _ALLOWED: dict[str, frozenset[str]] = {
@@ -267,26 +268,9 @@ def _is_arg_sequence(value: Any) -> bool:
 
 # ------------------------------------------------------------ AbortSignal
 
-_ABORT_CLASS: list[Any] = []
-
-
 def _check_abort_signal(value: Any) -> Any:
-    """Accept a ``childproc._abort.AbortSignal``; until that module exists,
-    accept any object with ``aborted`` and ``add_event_listener`` (Node's own
-    check is the duck-typed ``'aborted' in signal``)."""
-    if not _ABORT_CLASS:
-        try:
-            module = importlib.import_module(f"{__package__}._abort")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__package__}._abort":
-                raise  # _abort exists but is broken: do not hide that
-            _ABORT_CLASS.append(None)
-        else:
-            _ABORT_CLASS.append(getattr(module, "AbortSignal", None))
-    cls = _ABORT_CLASS[0]
-    ok = isinstance(value, cls) if cls is not None else (
-        hasattr(value, "aborted") and hasattr(value, "add_event_listener"))
-    if not ok:
+    """Accept a :class:`childproc.AbortSignal` (Node's check is the same class test)."""
+    if not isinstance(value, AbortSignal):
         raise invalid_arg_type("options.signal", "AbortSignal", value)
     return value
 

@@ -15,16 +15,16 @@ import math
 import queue
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ._core import ffi, lib
-from ._options import MAX_BUFFER as _DEFAULT_MAX_BUFFER
-from ._signals import SIGTERM as _SIGTERM
+from .._core import ffi, lib
+from .options import MAX_BUFFER as _DEFAULT_MAX_BUFFER
+from .signals import SIGTERM as _SIGTERM
 
 if TYPE_CHECKING:
-    from ._options import SpawnPlan
+    from .options import SpawnPlan
 
 __all__ = ["RawChild", "RawSyncResult", "SyncRequest", "spawn", "STAGE_NAMES"]
 
@@ -58,7 +58,10 @@ _UINT64_MAX = 2**64 - 1
 # errno (ETIMEDOUT, ENOBUFS, or why the spawn failed).  A plain tuple: it
 # is built on caches the child has just made cold, where every object and
 # call shows.
-RawSyncResult = tuple[int, "list[bytes | None] | None", "int | None", int, int]
+RawSyncResult = tuple[int, "list[bytes | None] | None", "int | None", int, int, int]
+
+
+_NO_LENT: Mapping[int, int] = {}
 
 
 def _cstr(data: bytes, keep: list[object]) -> object:
@@ -67,8 +70,11 @@ def _cstr(data: bytes, keep: list[object]) -> object:
     return buf
 
 
-def build_request(plan: SpawnPlan, keep: list[object]) -> tuple[Any, Any]:
-    """Fill a ``cp_spawn_req`` from the plan; ``keep`` holds what C points at."""
+def build_request(plan: SpawnPlan, keep: list[object], lent: Mapping[int, int] = _NO_LENT) -> tuple[Any, Any]:
+    """Fill a ``cp_spawn_req`` from the plan; ``keep`` holds what C points at.
+
+    ``lent`` maps each ``'stream'`` slot to the fd its stream lends this spawn
+    (the caller, which owns the streams, asked them for it)."""
     req = ffi.new("cp_spawn_req *")
     argv = _from_buffer(plan.argv_blob)
     keep.append(argv)
@@ -107,7 +113,7 @@ def build_request(plan: SpawnPlan, keep: list[object]) -> tuple[Any, Any]:
         elif kind == "stream":
             # Another child's stream: its fd itself goes to this child.
             stdio[i].kind = _FD
-            stdio[i].fd = slot.source._childproc_fd()  # type: ignore[attr-defined]
+            stdio[i].fd = lent[i]
         else:
             raise AssertionError(f"stdio kind {kind!r} cannot be used here")
     req.stdio = stdio
@@ -138,19 +144,20 @@ def build_request(plan: SpawnPlan, keep: list[object]) -> tuple[Any, Any]:
 class RawChild:
     """What ``cp_spawn`` gives back: the pid, its pidfd (-1 without one) and
     the parent's end of every pipe slot (-1 for the other slots), or the
-    positive errno and stage of a failure."""
+    positive errno and ``CP_STAGE_*`` of a failure."""
 
     pid: int
     pidfd: int
     fds: list[int]
     error: int
-    stage: str
+    stage: int
 
 
-def spawn(plan: SpawnPlan) -> RawChild:
-    """Create the child for the async API: pipes non-blocking on our side."""
+def spawn(plan: SpawnPlan, lent: Mapping[int, int]) -> RawChild:
+    """Create the child for the async API: pipes non-blocking on our side;
+    ``lent`` as for :func:`build_request`."""
     keep: list[object] = []
-    req, stdio = build_request(plan, keep)
+    req, stdio = build_request(plan, keep, lent)
     req.flags |= lib.CP_SPAWN_NONBLOCK
     child = ffi.new("cp_child *")
     if plan.die_with_parent and sys.platform.startswith("linux"):
@@ -159,9 +166,9 @@ def spawn(plan: SpawnPlan) -> RawChild:
         rc = lib.cp_spawn(req, child)
     n = len(plan.stdio)
     if rc < 0:
-        return RawChild(0, -1, [-1] * n, -rc, STAGE_NAMES.get(child.stage, "unknown"))
+        return RawChild(0, -1, [-1] * n, -rc, child.stage)
     fds = [stdio[i].fd if stdio[i].kind in (_PIPE_IN, _PIPE_OUT, _IPC) else -1 for i in range(n)]
-    return RawChild(child.pid, child.pidfd, fds, 0, "none")
+    return RawChild(child.pid, child.pidfd, fds, 0, lib.CP_STAGE_NONE)
 
 
 # PR_SET_PDEATHSIG fires when the *thread* that created the child exits, not
@@ -278,7 +285,7 @@ class SyncRequest:
         lib.cp_run_sync(self._req, self._opts, res)
         error = res.error
         if not res.spawned:
-            return 0, None, None, 0, -error
+            return 0, None, None, 0, -error, res.stage
         collected: list[bytes | None] = list(self._no_output)
         if res.collected:
             outputs = self._outputs
@@ -290,13 +297,7 @@ class SyncRequest:
             finally:
                 lib.cp_sync_result_free(res, len(collected))
         term_signal = res.term_signal
-        return res.pid, collected, None if term_signal else res.exit_code, term_signal, -error
-
-
-# Errors that Node reports as 'error' events (async) rather than throws.
-RUNTIME_SPAWN_ERRORS = frozenset(
-    {_errno.EACCES, _errno.EAGAIN, _errno.EMFILE, _errno.ENFILE, _errno.ENOENT}
-)
+        return res.pid, collected, None if term_signal else res.exit_code, term_signal, -error, res.stage
 
 
 # Below this, take_bytes copies: moving pages pays off for large outputs only
@@ -415,3 +416,30 @@ class OutputBuffer:
             lib.cp_collector_free(self._c)
         except Exception:  # noqa: BLE001, S110 - interpreter shutdown: nothing to report to
             pass
+
+
+# -- the fd-to-fd pump behind Readable.pipe() (see childproc._streams.pump) ----
+
+#: Whether this build of the core has the pump (the POSIX builds do).
+HAS_PUMP: bool = hasattr(lib, "cp_pump_start")
+
+
+def pump_start(src_fd: int, dest_fd: int, wake_fd: int) -> tuple[int, Any]:
+    """Start the C thread that moves ``src_fd`` to ``dest_fd`` (splice, or a
+    read/write loop) and writes to ``wake_fd`` when it stops: ``(0, handle)``
+    or ``(-errno, None)``."""
+    out = ffi.new("cp_pump **")
+    rc = lib.cp_pump_start(src_fd, dest_fd, wake_fd, out)
+    return rc, (out[0] if rc >= 0 else None)
+
+
+def pump_cancel(handle: Any) -> None:
+    """Ask a running pump to stop; it writes to its wake fd as it does."""
+    lib.cp_pump_cancel(handle)
+
+
+def pump_finish(handle: Any) -> tuple[int, int]:
+    """Join a pump whose thread has stopped: ``(rc, bytes moved)``."""
+    moved = ffi.new("uint64_t *")
+    rc = lib.cp_pump_finish(handle, moved)
+    return rc, int(moved[0])

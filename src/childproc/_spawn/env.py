@@ -38,8 +38,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from ._encoding import NUL_MESSAGE, fs_bytes, fs_text
-from ._errors import invalid_arg_type, invalid_arg_value
+from .encoding import NUL_MESSAGE, fs_bytes, fs_text
+from .._messages import invalid_arg_type, invalid_arg_value
 
 __all__ = ["environ_path", "env_block"]
 

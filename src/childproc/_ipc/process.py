@@ -34,10 +34,11 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds at import; forked children start faster without
     from typing import Any
 
-from ._emitter import EventEmitter
-from ._forksafe import track
-from ._ipc import IPC, IPCTarget
-from ._loop import current_reactor
+from .._runtime.emitter import EventEmitter
+from .._runtime.forksafe import track
+from .channel import IPC
+from .target import IPCTarget
+from .._runtime.loop import current_reactor
 
 __all__ = ["Process", "process"]
 
@@ -71,7 +72,7 @@ class Process(IPCTarget, EventEmitter):
 
     def _forget_after_fork(self, null_fd: int) -> None:
         # A forked copy of a forked child does not share its channel (see
-        # _forksafe); once attached, the IPC lets go of it itself.
+        # childproc._runtime.forksafe); once attached, the IPC lets go of it itself.
         if self._ipc is None and self._fd >= 0:
             fd, self._fd = self._fd, -1
             try:

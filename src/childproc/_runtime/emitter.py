@@ -1,7 +1,7 @@
 """Node's ``EventEmitter``, in Python: the base class of every object that emits events.
 
 :class:`EventEmitter` is the base of ``ChildProcess``, the stdio streams and the IPC
-channel (DESIGN.md §2 "Emitter").  It reproduces Node v20's ``events.EventEmitter``
+channel.  It reproduces Node v20's ``events.EventEmitter``
 closely enough that code ported from Node behaves the same, and the test-suite
 (``tests/test_emitter.py``) runs the same scenario through a real ``node`` and
 through this class and compares the traces.
@@ -67,7 +67,7 @@ Deliberate differences from Node
   not awaited here), ``errorMonitor``, and the module-level helpers
   (``events.once``, ``events.on``, ``getEventListeners``).
 
-Threads: an emitter belongs to the thread that drives it (DESIGN.md §3); its
+Threads: an emitter belongs to the thread that drives it (docs/architecture.md, "The loop"); its
 methods take no lock.  Listener tuples are replaced, never mutated, so an
 ``emit`` in progress can never see a half-updated list.
 """
@@ -92,7 +92,7 @@ else:
     def overload(fn: object) -> object:  # the stubs are for type checkers only
         return fn
 
-from ._errors import ArgTypeError, ArgValueError
+from .._errors import ArgTypeError, ArgValueError
 
 __all__ = ["EventEmitter", "MaxListenersExceededWarning", "UnhandledErrorEvent"]
 

@@ -1,0 +1,91 @@
+"""What every exit watcher shares: reaping our own pid, closing, handing an
+orphaned child to the reaper, and letting go in a forked copy.
+
+A watcher turns "the child exited" into a callback on the reactor's thread;
+each platform mechanism (:mod:`.pidfd`, :mod:`.kqueue`, :mod:`.thread`) only
+says how it learns of the exit.  Never a SIGCHLD handler and never
+``waitpid(-1)``: both would take children from other libraries (asyncio's
+watchers, subprocess).  The child is reaped with ``waitpid(pid, WNOHANG)``
+once the watcher fires, so its pid stays reserved (a zombie) until then and a
+signal sent before that can never reach a stranger.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from ..forksafe import replace_with_null, track
+from ..reactor import Reactor
+from .reaper import orphan_reaper, reap
+
+__all__ = ["ExitWatch", "OnExit"]
+
+OnExit = Callable[[int], None]  # receives the raw wait status
+
+
+class ExitWatch:
+    """Calls ``on_exit(wait_status)`` on the reactor's thread once ``pid``
+    has exited and been reaped.  ``close()`` stops watching (the child is
+    then left for whoever reaps it)."""
+
+    __slots__ = ("_reactor", "_pid", "_on_exit", "_fd", "_done", "__weakref__")
+
+    def __init__(self, reactor: Reactor, pid: int, on_exit: OnExit) -> None:
+        self._reactor = reactor
+        self._pid = pid
+        self._on_exit = on_exit
+        self._fd = -1  # the pollable fd the mechanism watches, if it has one
+        self._done = False
+        track(self)
+        reactor.adopt_exit_watch(self)
+
+    @property
+    def pidfd(self) -> int:
+        """The child's pidfd, or -1 where there is none."""
+        return -1
+
+    def _ready(self) -> None:
+        if self._done:
+            return
+        status = reap(self._pid)
+        if status is None:
+            return  # spurious readiness; the watcher fires again
+        self.close()
+        self._on_exit(status)
+
+    def _forget_after_fork(self, null_fd: int) -> None:
+        # In a forked copy (see forksafe): the child is not the copy's to reap.
+        self._done = True
+        replace_with_null(self._fd, null_fd)
+
+    def _release_fd(self) -> None:
+        """Stop polling the mechanism's fd and close it."""
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            self._reactor.remove_reader(fd)
+            os.close(fd)
+
+    def _fd_for_reaper(self) -> int:
+        """Give up the mechanism's fd: a pidfd the reaper thread can poll
+        (ownership passes to it), or -1 once any other fd is closed."""
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
+        return -1
+
+    def hand_to_reaper(self) -> None:
+        """The owning thread has ended: let the reaper thread wait for the
+        child, so it does not stay a zombie.  The child's events are not
+        delivered any more (their loop is gone)."""
+        if self._done:
+            return
+        self._done = True
+        orphan_reaper().adopt(self._pid, self._fd_for_reaper())
+
+    def close(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        self._reactor.drop_exit_watch(self)
+        self._release_fd()

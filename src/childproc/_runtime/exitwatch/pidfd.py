@@ -1,0 +1,27 @@
+"""Linux: the child's pidfd (from ``CLONE_PIDFD``, ``pidfd_spawn`` or
+``pidfd_open``) turns readable when the child exits; the reactor polls it
+like any fd."""
+
+from __future__ import annotations
+
+from ..reactor import Reactor
+from .base import ExitWatch, OnExit
+
+__all__ = ["PidfdWatch"]
+
+
+class PidfdWatch(ExitWatch):
+    __slots__ = ()
+
+    def __init__(self, reactor: Reactor, pid: int, pidfd: int, on_exit: OnExit) -> None:
+        super().__init__(reactor, pid, on_exit)
+        self._fd = pidfd
+        reactor.add_reader(pidfd, self._ready)
+
+    @property
+    def pidfd(self) -> int:
+        return self._fd
+
+    def _fd_for_reaper(self) -> int:
+        fd, self._fd = self._fd, -1
+        return fd

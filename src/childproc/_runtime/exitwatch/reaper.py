@@ -1,0 +1,108 @@
+"""Reaping: ``waitpid`` for one pid of our own, and the reaper thread that
+takes the children of threads that ended before them."""
+
+from __future__ import annotations
+
+import os
+import select
+import threading
+
+from ..forksafe import on_fork_in_child
+from ..poller import pipe_cloexec
+
+__all__ = ["orphan_reaper", "reap"]
+
+
+def reap(pid: int) -> int | None:
+    """waitpid(pid, WNOHANG) for our own pid; None while it still runs."""
+    while True:
+        try:
+            got, status = os.waitpid(pid, os.WNOHANG)
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            # Reaped elsewhere (SIGCHLD set to SIG_IGN, a stray waitpid(-1)):
+            # no status can be had.  CPython's subprocess reports 0 too.
+            return 0
+        return status if got == pid else None
+
+
+def _reap_blocking(pid: int) -> None:
+    while True:
+        try:
+            os.waitpid(pid, 0)
+            return
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            return
+
+
+class _OrphanReaper:
+    """One daemon thread that reaps children whose owning thread ended
+    (see ``loop._ThreadExit``): it polls their pidfds, or, without a
+    pidfd, blocks in ``waitpid`` for that pid alone."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: list[tuple[int, int]] = []
+        self._wake_r, self._wake_w = pipe_cloexec()
+        self._thread: threading.Thread | None = None
+
+    def adopt(self, pid: int, pidfd: int) -> None:
+        if pidfd < 0:
+            threading.Thread(target=_reap_blocking, args=(pid,), name=f"childproc-reap-{pid}", daemon=True).start()
+            return
+        with self._lock:
+            self._pending.append((pid, pidfd))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="childproc-orphan-reaper", daemon=True)
+                self._thread.start()
+        try:
+            os.write(self._wake_w, b"\0")
+        except BlockingIOError:
+            pass
+
+    def _run(self) -> None:
+        poller = select.poll()
+        poller.register(self._wake_r, select.POLLIN)
+        children: dict[int, int] = {}  # pidfd -> pid
+        while True:
+            with self._lock:
+                for pid, pidfd in self._pending:
+                    children[pidfd] = pid
+                    poller.register(pidfd, select.POLLIN)
+                self._pending.clear()
+            for fd, _mask in poller.poll():
+                if fd == self._wake_r:
+                    try:
+                        while os.read(self._wake_r, 64):
+                            pass
+                    except BlockingIOError:
+                        pass
+                    continue
+                adopted = children.get(fd)
+                if adopted is not None:
+                    del children[fd]
+                    poller.unregister(fd)
+                    reap(adopted)
+                    os.close(fd)
+
+
+_reaper: _OrphanReaper | None = None
+
+
+def orphan_reaper() -> _OrphanReaper:
+    global _reaper
+    if _reaper is None:
+        _reaper = _OrphanReaper()
+    return _reaper
+
+
+def _forget_reaper() -> None:
+    # A forked copy has no reaper thread (nor, perhaps, a usable lock).
+    global _reaper
+    _reaper = None
+
+
+on_fork_in_child(_forget_reaper)

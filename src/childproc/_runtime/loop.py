@@ -1,0 +1,141 @@
+"""The loop model: when and where childproc's callbacks run.
+
+A child, its streams and its channel belong to the thread that created
+them, and every event they emit runs on that thread, one callback at a time:
+
+* If that thread is running an asyncio event loop, the events are delivered
+  on that loop (:class:`AsyncioReactor` registers the fds with it), so
+  childproc mixes with asyncio code and ``await`` just works.
+* Otherwise the thread gets a private loop (:class:`PrivateLoop`).  It runs
+  only while the thread blocks on childproc -- ``child.wait()``, iterating a
+  stream, ``cp.run()`` -- and, for the main thread, at interpreter exit, where
+  it runs until no ref'd child, stream or channel remains, the way Node keeps
+  its process alive.  ``unref()`` opts a handle out.
+
+Either way a listener attached right after ``spawn()`` returns never misses an
+event: nothing is delivered before the creating code yields to the loop.
+
+Both reactors offer the same small interface (:class:`Reactor`): fd readiness
+callbacks, ``call_soon`` (libuv's next turn), ``next_tick`` (Node's
+``process.nextTick``), ``call_closing`` (libuv's close phase), timers, a
+thread-safe wake-up, and the ref count.  Child exits are fd readiness too (a
+pidfd), so no SIGCHLD handler and no ``waitpid(-1)`` is ever involved.  The
+private loop follows libuv's order where Node's events depend on it: new fds
+are registered at the next wait in the order added, the fds one wait returns
+are served in epoll's order, then what they closed, the last first.
+"""
+
+from __future__ import annotations
+
+import _thread
+import atexit
+import os
+import sys
+
+from .forksafe import on_fork_in_child
+from .private import PrivateLoop
+from .reactor import Reactor, TimerHandle
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import asyncio
+    import weakref
+
+    from .aio import AsyncioReactor
+
+__all__ = ["PrivateLoop", "Reactor", "TimerHandle", "current_reactor", "private_loop", "run"]
+
+
+_local = _thread._local()
+_asyncio_reactors: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncioReactor] | None = None
+_main_loop: PrivateLoop | None = None
+
+
+def _on_main_thread() -> bool:
+    threading = sys.modules.get("threading")
+    if threading is None:
+        # Nothing has imported threading, so no thread was started through
+        # it: this is the main thread.
+        return True
+    return bool(threading.current_thread() is threading.main_thread())
+
+
+class _ThreadExit:
+    """Lives in a thread's local storage beside its loop; Python drops it
+    when the thread ends.  Children that thread started and never waited
+    for would stay zombies (nobody drives that loop again), so they are
+    handed to one reaper thread that waits on their pidfds."""
+
+    __slots__ = ("loop",)
+
+    def __init__(self, loop: PrivateLoop) -> None:
+        self.loop = loop
+
+    def __del__(self) -> None:
+        if self.loop._pid != os.getpid():
+            return  # a forked copy dropping another thread's state: not its children
+        watches = list(self.loop.exit_watches)
+        self.loop.exit_watches.clear()
+        for watch in watches:
+            watch.hand_to_reaper()
+
+
+def private_loop() -> PrivateLoop:
+    """This thread's private loop, created on first use."""
+    loop: PrivateLoop | None = getattr(_local, "loop", None)
+    if loop is None:
+        loop = _local.loop = PrivateLoop()
+        if _on_main_thread():
+            global _main_loop
+            _main_loop = loop
+        else:
+            _local.exit_guard = _ThreadExit(loop)
+    return loop
+
+
+def current_reactor() -> Reactor:
+    """The reactor a child created now belongs to (see the module doc)."""
+    # No asyncio loop can be running unless asyncio was imported, and
+    # importing it costs ~20 ms that a forked child need not pay.
+    asyncio = sys.modules.get("asyncio")
+    aloop = asyncio._get_running_loop() if asyncio is not None else None
+    if aloop is None:
+        return private_loop()
+    global _asyncio_reactors
+    if _asyncio_reactors is None:
+        import weakref
+
+        _asyncio_reactors = weakref.WeakKeyDictionary()
+    reactor = _asyncio_reactors.get(aloop)
+    if reactor is None:
+        from .aio import AsyncioReactor  # asyncio users only: a forked child never needs it
+
+        reactor = _asyncio_reactors[aloop] = AsyncioReactor(aloop)
+    return reactor
+
+
+def run() -> None:
+    """Run this thread's private loop until no ref'd child, stream or
+    channel remains (what Node does before its process exits)."""
+    private_loop().run_while_referenced()
+
+
+def _forget_loops() -> None:
+    # A forked copy starts afresh: its threads get new loops on first use
+    # (the old ones are retired, see PrivateLoop._forget_after_fork).
+    global _local, _main_loop, _asyncio_reactors
+    _local = _thread._local()
+    _main_loop = None
+    _asyncio_reactors = None
+
+
+on_fork_in_child(_forget_loops)
+
+
+@atexit.register
+def _run_main_loop_at_exit() -> None:
+    # Node keeps its process alive while ref'd handles remain; so does the
+    # main thread's private loop, at interpreter exit.
+    loop = _main_loop
+    if loop is not None and loop.has_work():
+        loop.run_while_referenced()

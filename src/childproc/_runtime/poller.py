@@ -1,0 +1,40 @@
+"""The readiness poller of the private loop, chosen once for this platform:
+epoll where there is epoll (Linux), poll(2) elsewhere (macOS, the BSDs).
+Windows pipes are not pollable: there ``Poller`` is None and the private loop
+says so."""
+
+from __future__ import annotations
+
+import os
+import select
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+__all__ = ["HUP", "Poller", "READ", "WRITE", "pipe_cloexec"]
+
+# Readiness masks: epoll's where there is epoll (Linux), poll's elsewhere.
+Poller: Any  # select.epoll, select.poll, or None (Windows)
+if hasattr(select, "epoll"):
+    Poller = select.epoll
+    READ, WRITE = select.EPOLLIN, select.EPOLLOUT
+    HUP = select.EPOLLHUP | select.EPOLLERR
+elif hasattr(select, "poll"):  # macOS, the BSDs
+    Poller = select.poll
+    READ, WRITE = select.POLLIN, select.POLLOUT
+    HUP = select.POLLHUP | select.POLLERR
+else:  # Windows: pipes are not pollable there; its loop (IOCP) is still to come
+    Poller = None
+    READ, WRITE, HUP = 1, 4, 8
+
+
+def pipe_cloexec() -> tuple[int, int]:
+    """A non-blocking pipe whose ends are not inherited by children."""
+    if hasattr(os, "pipe2"):
+        return os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+    r, w = os.pipe()  # Python makes both non-inheritable (PEP 446)
+    os.set_blocking(r, False)
+    os.set_blocking(w, False)
+    return r, w
+

@@ -1,0 +1,346 @@
+"""A thread's private loop: the reactor for code that runs outside asyncio
+(docs/architecture.md, "The loop").
+
+It runs only while its thread blocks on childproc (``wait()``, iterating a
+stream, ``cp.run()``) and, for the main thread, at interpreter exit.  It
+follows libuv's order where Node's events depend on it: new fds are registered
+at the next wait in the order added, the fds one wait returns are served in the
+poller's order, then what they closed, the last first.
+"""
+
+from __future__ import annotations
+
+import _thread
+import itertools
+import os
+import select
+import time
+from _heapq import heappop, heappush
+from errno import EBADF as _EBADF
+
+try:
+    from _collections import deque
+except ImportError:  # pragma: no cover - other Pythons
+    from collections import deque
+
+# The C modules above instead of threading, heapq, collections: a forked
+# child imports this module before it can say hello, and those cost it
+# milliseconds.
+
+from .forksafe import replace_with_null, track
+from .poller import HUP, READ, WRITE, Poller, pipe_cloexec
+from .reactor import Reactor, TimerHandle
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    Callback = Callable[..., object]
+
+__all__ = ["PrivateLoop"]
+
+
+class PrivateLoop(Reactor):
+    """A per-thread loop on epoll (Linux) or poll(2), used directly: the
+    ``selectors`` layer costs more per wake-up than the syscall itself.
+
+    It runs only inside :meth:`run_until`.  An exception raised by a callback
+    (for example an ``'error'`` event nobody listens to) propagates out of
+    ``run_until``, so it surfaces from the call that drove the loop -- never
+    silently; callbacks still queued run on the next drive.
+    """
+
+    def __init__(self) -> None:
+        if Poller is None:
+            raise NotImplementedError(
+                "childproc's async API (spawn, exec, fork) has no Windows loop yet; "
+                "the sync forms (spawn_sync, exec_sync, exec_file_sync) work there"
+            )
+        self.thread_id: int | None = _thread.get_ident()
+        self._pid = os.getpid()
+        self._poller = Poller()
+        self._callbacks: dict[int, list[Callback | None]] = {}  # fd -> [reader, writer]
+        self._unregistered: dict[int, None] = {}  # fds in _callbacks not yet given to the poller, in order
+        self._ready: deque[tuple[Callback, tuple[Any, ...]]] = deque()
+        self._ticks: deque[tuple[Callback, tuple[Any, ...]]] = deque()  # next_tick's, run first
+        self._closing: list[tuple[Callback, tuple[Any, ...]]] = []  # call_closing's, run last
+        self._timers: list[tuple[float, int, TimerHandle]] = []
+        self._seq = itertools.count()
+        self._refs = 0
+        self._lock = _thread.allocate_lock()
+        self._threadsafe: deque[tuple[Callback, tuple[Any, ...]]] = deque()
+        self._awaited_wakeups = 0  # threads that will call call_soon_threadsafe
+        self.hangups = set()
+        self.exit_watches: set[Any] = set()  # children still running, for _ThreadExit
+        # Wake-up pipe for other threads (exit waiters without a pidfd, C
+        # pumps finishing).  Close-on-exec and non-blocking from birth.
+        self._wake_r, self._wake_w = pipe_cloexec()
+        self._poller.register(self._wake_r, READ)
+        self._callbacks[self._wake_r] = [self._drain_wakeups, None]
+        track(self)
+
+    def _forget_after_fork(self, null_fd: int) -> None:
+        # In a forked copy (see forksafe): the epoll instance is the
+        # parent's own (fork copies the fd, not the instance), so it is let
+        # go before anything here can touch it, and the loop is retired.
+        self.thread_id = None
+        self.exit_watches.clear()
+        self._ready.clear()
+        self._ticks.clear()
+        self._closing.clear()
+        self._unregistered.clear()
+        self._timers.clear()
+        self._threadsafe.clear()
+        for fd in (self._poller.fileno(), self._wake_r, self._wake_w):
+            replace_with_null(fd, null_fd)
+
+    def _not_the_owner(self) -> RuntimeError:
+        """What driving this loop from the wrong thread, or process, raises."""
+        if self.thread_id is None:
+            return RuntimeError(
+                "this childproc loop belongs to the process this one was forked from "
+                "(os.fork(), multiprocessing's 'fork'): its children and streams are not "
+                "this process's to wait for"
+            )
+        return RuntimeError("a childproc loop can only be driven by the thread that owns it")
+
+    # -- fds ---------------------------------------------------------------
+
+    def _update(self, fd: int, slot: int, callback: Callback | None) -> None:
+        entry = self._callbacks.get(fd)
+        if entry is None:
+            if callback is None:
+                return
+            entry = [None, None]
+            entry[slot] = callback
+            self._callbacks[fd] = entry
+            # Registered at the next wait, in the order added (libuv's watcher
+            # queue): fds that are all ready by then (a child that wrote,
+            # exited and closed its pipes while this thread was busy) are
+            # reported in that order -- stdout, stderr, then the exit -- as
+            # Node's are.  Removals stay immediate (see below).
+            self._unregistered[fd] = None
+            return
+        entry[slot] = callback
+        mask = (READ if entry[0] else 0) | (WRITE if entry[1] else 0)
+        if fd in self._unregistered:
+            if not mask:
+                del self._callbacks[fd]
+                del self._unregistered[fd]
+            return
+        if mask:
+            self._poller.modify(fd, mask)
+        else:
+            # At once, before the owner closes the fd: a registration
+            # outlives the close while another process holds the same file
+            # (a pipe handed to a child) and would go on reporting it.
+            del self._callbacks[fd]
+            try:
+                self._poller.unregister(fd)
+            except (OSError, ValueError, KeyError):
+                pass  # closed already: the kernel dropped it from epoll
+
+    def _register_added(self) -> None:
+        callbacks, poller = self._callbacks, self._poller
+        added, self._unregistered = self._unregistered, {}
+        failed: OSError | None = None
+        for fd in added:
+            entry = callbacks[fd]
+            try:
+                poller.register(fd, (READ if entry[0] else 0) | (WRITE if entry[1] else 0))
+            except OSError as exc:
+                del callbacks[fd]
+                if exc.errno != _EBADF:  # EBADF: closed before the wait, nothing to watch
+                    failed = failed or exc  # not pollable: its owner hears of it here
+        if failed is not None:
+            raise failed
+
+    def add_reader(self, fd: int, callback: Callback) -> None:
+        self._update(fd, 0, callback)
+
+    def remove_reader(self, fd: int) -> None:
+        self._update(fd, 0, None)
+
+    def add_writer(self, fd: int, callback: Callback) -> None:
+        self._update(fd, 1, callback)
+
+    def remove_writer(self, fd: int) -> None:
+        self._update(fd, 1, None)
+
+    # -- calls -------------------------------------------------------------
+
+    def call_soon(self, callback: Callback, *args: Any) -> None:
+        self._ready.append((callback, args))
+
+    def next_tick(self, callback: Callback, *args: Any) -> None:
+        self._ticks.append((callback, args))
+
+    def call_closing(self, callback: Callback, *args: Any) -> None:
+        self._closing.append((callback, args))
+
+    def nothing_queued(self) -> bool:
+        return not self._ready and not self._ticks and not self._closing
+
+    tick: int = 0
+    hangups: set[int]
+
+    def call_soon_threadsafe(self, callback: Callback, *args: Any) -> None:
+        with self._lock:
+            self._threadsafe.append((callback, args))
+        try:
+            os.write(self._wake_w, b"\0")
+        except BlockingIOError:
+            pass  # a wake-up is already pending
+
+    def _drain_wakeups(self) -> None:
+        try:
+            while os.read(self._wake_r, 4096):
+                pass
+        except BlockingIOError:
+            pass
+        with self._lock:
+            self._ready.extend(self._threadsafe)
+            self._threadsafe.clear()
+
+    def call_later(self, delay: float, callback: Callback, *args: Any) -> TimerHandle:
+        handle = TimerHandle(time.monotonic() + max(0.0, delay), callback, args)
+        heappush(self._timers, (handle.when, next(self._seq), handle))
+        return handle
+
+    def expect_wakeup(self) -> None:
+        """Another thread will call :meth:`call_soon_threadsafe` later (an
+        exit waiter where there is no pidfd); blocking is then not hopeless."""
+        self._awaited_wakeups += 1
+
+    def wakeup_arrived(self) -> None:
+        self._awaited_wakeups -= 1
+
+    def adopt_exit_watch(self, watch: Any) -> None:
+        self.exit_watches.add(watch)
+
+    def drop_exit_watch(self, watch: Any) -> None:
+        self.exit_watches.discard(watch)
+
+    def ref(self) -> None:
+        self._refs += 1
+
+    def unref(self) -> None:
+        self._refs -= 1
+
+    @property
+    def refs(self) -> int:
+        return self._refs
+
+    def has_work(self) -> bool:
+        """Ref'd handles remain, or callbacks are queued (which may ref more)."""
+        return self._refs > 0 or bool(self._ready) or bool(self._ticks) or bool(self._closing)
+
+    # -- running -----------------------------------------------------------
+
+    def _run_ready(self, done: Callable[[], bool]) -> bool:
+        ready, ticks, closing = self._ready, self._ticks, self._closing
+        while ready or ticks or closing:
+            if not (ready or ticks):
+                # libuv's close phase, once the rest has run: what closed
+                # meanwhile, the last closed first.
+                ready.extend(reversed(closing))
+                closing.clear()
+            # next_tick's callbacks first: Node runs its nextTick queue
+            # after every callback, before anything else that waits.
+            callback, args = (ticks or ready).popleft()
+            callback(*args)
+            if done():
+                while ticks:  # still part of the callback that finished the wait
+                    callback, args = ticks.popleft()
+                    callback(*args)
+                return True
+        return done()
+
+    def _next_timeout(self, deadline: float | None) -> float | None:
+        timers = self._timers
+        while timers and timers[0][2].cancelled:
+            heappop(timers)
+        if not timers and deadline is None:
+            return None  # block; no clock read needed
+        wait: float | None = None
+        now = time.monotonic()
+        if timers:
+            wait = max(0.0, timers[0][0] - now)
+        if deadline is not None:
+            left = max(0.0, deadline - now)
+            wait = left if wait is None else min(wait, left)
+        return wait
+
+    def _run_timers(self) -> None:
+        timers = self._timers
+        if not timers:
+            return
+        now = time.monotonic()
+        while timers and timers[0][0] <= now:
+            _, _, handle = heappop(timers)
+            if not handle.cancelled:
+                self._ready.append((handle.callback, handle.args))
+
+    def run_until(self, done: Callable[[], bool], timeout: float | None = None) -> bool:
+        if _thread.get_ident() != self.thread_id:
+            raise self._not_the_owner()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        callbacks = self._callbacks
+        while True:
+            if self._run_ready(done):
+                return True
+            wait = self._next_timeout(deadline) if self._timers or deadline is not None else None
+            if (
+                wait is None
+                and len(callbacks) == 1  # only the wake-up pipe
+                and not self._timers
+                and self._awaited_wakeups == 0
+                and not self._threadsafe
+            ):
+                # Nothing could ever make progress: no fd, no timer, no
+                # thread that owes us a wake-up.
+                raise RuntimeError("childproc: waiting for an event that can never come")
+            if self._unregistered:
+                self._register_added()
+            try:
+                # epoll takes seconds (-1: forever), poll milliseconds.
+                if Poller is not None and Poller is getattr(select, "poll", None):
+                    events = self._poller.poll(None if wait is None else wait * 1000.0)
+                else:
+                    events = self._poller.poll(-1 if wait is None else wait)
+            except InterruptedError:
+                events = []
+            self.tick += 1
+            ready, hangups = self._ready, self.hangups
+            if hangups:
+                hangups.clear()
+            for fd, mask in events:
+                entry = callbacks.get(fd)
+                if entry is None:
+                    continue
+                # A hang-up or error wakes whoever waits on the fd; their
+                # read or write then reports it.
+                if mask & (READ | HUP) and entry[0] is not None:
+                    ready.append((entry[0], ()))
+                    if mask & HUP:
+                        hangups.add(fd)
+                if mask & (WRITE | HUP) and entry[1] is not None:
+                    ready.append((entry[1], ()))
+            if self._timers:
+                self._run_timers()
+            if deadline is not None and time.monotonic() >= deadline and self.nothing_queued():
+                return done()
+
+    def close(self) -> None:
+        """Release the loop's own fds (its poller and wake-up pipe)."""
+        self._poller.close()
+        for fd in (self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def run_while_referenced(self) -> None:
+        """Node's keep-alive: run until no ref'd handle remains."""
+        self.run_until(lambda: self._refs <= 0 and self.nothing_queued())
