@@ -1,6 +1,6 @@
 """Helpers shared by the pytest-benchmark suites (benchmarks/bench_*.py).
 
-The suites time the Python peers of compare.py with the same op factories
+The suites time the Python peers of compare with the same op factories
 (pyops.py), at small sizes, and check what each op produced: bytes counted,
 messages echoed, exit status 0.  No test asserts a time.
 """

@@ -1,5 +1,5 @@
 /*
- * _floor_common.h - what every C floor of benchmarks/compare.py shares: the
+ * _floor_common.h - what every C floor of benchmarks/compare shares: the
  * clock, RSS, the ballast, the batch loop of the runner's protocol, and
  * grow_pipe for the floors that move bytes through a pipe.
  *

@@ -3,7 +3,7 @@
     pytest benchmarks/bench_exec.py                       # timed, one table per group
     pytest benchmarks/bench_exec.py --benchmark-disable   # each body once (CI)
 
-compare.py captures 100 MiB and 1 KiB; here 4 MiB (bytes from /dev/zero,
+compare captures 100 MiB and 1 KiB; here 4 MiB (bytes from /dev/zero,
 text from `yes`) and 1 KiB.  Each op checks the captured length and type
 (the pyops ops raise otherwise); a few tests also check the content.  No
 test asserts a time.

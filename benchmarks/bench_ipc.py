@@ -4,7 +4,7 @@ the first message; childproc's channel against multiprocessing.
     pytest benchmarks/bench_ipc.py                       # timed, one table per group
     pytest benchmarks/bench_ipc.py --benchmark-disable   # each body once (CI)
 
-The ops are compare.py's (pyops.py), at small sizes: a burst of 20 ping-pongs
+The ops are compare's (pyops.py), at small sizes: a burst of 20 ping-pongs
 of a small dict (every echo must equal what was sent), 500 messages to a
 counting child (its count must match), and a forked child's first message.
 The children are benchmarks/ipc_pong.py, ipc_sink.py and ipc_first.py.  No

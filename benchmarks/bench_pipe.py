@@ -3,7 +3,7 @@
     pytest benchmarks/bench_pipe.py                       # timed, one table
     pytest benchmarks/bench_pipe.py --benchmark-disable   # each body once (CI)
 
-compare.py's pipe_fd workload at 8 MiB: the ops of pyops.py (into
+compare's pipe_fd workload at 8 MiB: the ops of pyops.py (into
 /dev/null, into `cat`'s stdin, `cat` handed the pipe itself), plus the same
 paths into a file and into `wc -c`, so that every byte is counted at the
 other end.  No test asserts a time.

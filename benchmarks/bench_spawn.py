@@ -5,7 +5,7 @@
 
 The tests share one benchmark group, so pytest-benchmark prints them side by
 side.  They assert what each call returned (exit status 0), never a time;
-the cross-language comparison with C floors and Node is benchmarks/compare.py.
+the cross-language comparison with C floors and Node is benchmarks/compare.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
     pytest benchmarks/bench_spawn_async.py                       # timed, one table
     pytest benchmarks/bench_spawn_async.py --benchmark-disable   # each body once (CI)
 
-The same ops as compare.py's spawn_async workload (pyops.py): childproc's
+The same ops as compare's spawn_async workload (pyops.py): childproc's
 spawn() + wait() on the thread's private loop and ``await child`` on asyncio,
 asyncio's create_subprocess_exec, and uvloop's when it is installed.  Each
 test asserts the exit status, never a time.

@@ -3,7 +3,7 @@
     pytest benchmarks/bench_stdout.py                       # timed, one table
     pytest benchmarks/bench_stdout.py --benchmark-disable   # each body once (CI)
 
-compare.py's stdout_data workload at 8 MiB instead of 1 GiB: childproc's
+compare's stdout_data workload at 8 MiB instead of 1 GiB: childproc's
 ``'data'`` listener, subprocess's read(1 MiB) loop, asyncio's (and uvloop's)
 StreamReader.read.  Every op checks that exactly the bytes `head` wrote
 arrived; no test asserts a time.

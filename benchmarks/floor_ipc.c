@@ -146,7 +146,7 @@ int main(int argc, char **argv) {
     if (pid < 0)
         return 2;
     if (pid == 0) {
-        /* compare.py's two-CPU workloads: the child on its own CPU. */
+        /* compare's two-CPU workloads: the child on its own CPU. */
         const char *cpu = getenv("BENCH_CHILD_CPU");
         if (cpu != NULL) {
             cpu_set_t set;

@@ -2,7 +2,7 @@
  * floor_spawn.c - the C floor for "spawn + wait of /bin/true".
  *
  * A bare posix_spawn + waitpid loop: no language runtime, no argument
- * handling, nothing the peers could do less of.  benchmarks/compare.py
+ * handling, nothing the peers could do less of.  benchmarks/compare
  * compiles it twice with `cc -O2` into benchmarks/.build/:
  *
  *   floor_spawn        the child inherits the parent's stdio (as
@@ -134,7 +134,7 @@ static int spawn_once(char **argv) {
 }
 
 #ifdef FLOOR_LIBRARY
-/* compare.py also builds this file as a shared library (-DFLOOR_LIBRARY) and
+/* compare also builds this file as a shared library (-DFLOOR_LIBRARY) and
  * calls spawn_once through ctypes from a Python worker: the same C op, in a
  * process the size and shape of the Python peers' (see pyops.c_floor). */
 __attribute__((visibility("default"))) int floor_spawn_op(char **argv) {

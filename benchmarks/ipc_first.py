@@ -1,4 +1,4 @@
-"""Forked by compare.py / bench_ipc.py (fork to first message): sends one
+"""Forked by compare / bench_ipc.py (fork to first message): sends one
 message as soon as it runs, then ends (no 'message' listener keeps it alive)."""
 
 from childproc import process

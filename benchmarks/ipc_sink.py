@@ -1,9 +1,9 @@
-"""Forked by compare.py / bench_ipc.py (IPC one-way): counts messages; the
+"""Forked by compare / bench_ipc.py (IPC one-way): counts messages; the
 message 'end' is answered with the count since the previous 'end'."""
 
 import os
 
-if os.environ.get("BENCH_CHILD_CPU"):  # compare.py's two-CPU workloads: the child's own CPU
+if os.environ.get("BENCH_CHILD_CPU"):  # compare's two-CPU workloads: the child's own CPU
     os.sched_setaffinity(0, {int(os.environ["BENCH_CHILD_CPU"])})
 
 from childproc import process

@@ -1,4 +1,4 @@
-// node_peers.js - the Node peers of the async workloads of compare.py.
+// node_peers.js - the Node peers of the async workloads of compare.
 //
 //   node node_peers.js MODE OPS MAX_MS WARMUP_OPS WARMUP_MS BALLAST_MIB [ARGS...]
 //
@@ -28,7 +28,7 @@
 'use strict';
 const { spawn, exec, fork } = require('child_process');
 
-// compare.py's two-CPU workloads: the child runs on BENCH_CHILD_CPU.  Node
+// compare's two-CPU workloads: the child runs on BENCH_CHILD_CPU.  Node
 // cannot set its own affinity, so the child starts through taskset, which
 // execs node with the channel fd and environment untouched.
 function childCpuOptions() {

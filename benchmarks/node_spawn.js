@@ -1,6 +1,6 @@
 // node_spawn.js - the Node peer for "spawn + wait of /bin/true".
 //
-// Run by benchmarks/compare.py:
+// Run by benchmarks/compare:
 //   node node_spawn.js OPS MAX_MS WARMUP_OPS WARMUP_MS BALLAST_MIB [PROGRAM]
 // Same protocol as floor_spawn.c: WARMUP_OPS untimed calls (or WARMUP_MS,
 // whichever ends first), then up to OPS timed calls, stopping early once

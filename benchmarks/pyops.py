@@ -1,4 +1,4 @@
-"""The Python peers of benchmarks/compare.py: one op factory per peer.
+"""The Python peers of benchmarks/compare: one op factory per peer.
 
 A factory takes the workload's arguments (a list of strings, the same ones
 the external peers get after the protocol arguments) and returns ``op``, a
@@ -17,7 +17,7 @@ raises ``AssertionError``; the batch then fails with that message.  ``op``
 may carry ``op.close()``, called once after the batch (stops a forked child,
 closes a loop).
 
-Factories run inside a worker process only (``compare.py --worker``): each
+Factories run inside a worker process only (``python -m compare --worker``): each
 imports what it needs, once, before the warm-up.  Keep this module's own
 imports to the standard library's cheap ones: the multiprocessing children
 of the IPC workloads import it too (their targets are ``mp_*`` below).
@@ -576,7 +576,7 @@ def childproc_oneway(argv: list[str], serialization: str) -> Op:
 
 
 def _pin_child() -> None:
-    # compare.py's two-CPU workloads name the child's CPU (as ipc_pong.py does).
+    # compare's two-CPU workloads name the child's CPU (as ipc_pong.py does).
     if os.environ.get("BENCH_CHILD_CPU"):
         os.sched_setaffinity(0, {int(os.environ["BENCH_CHILD_CPU"])})
 
@@ -681,10 +681,12 @@ def childproc_fork_first(argv: list[str]) -> Op:
 def mp_fork_first(argv: list[str], method: str) -> Op:
     import multiprocessing
 
-    # A spawned (or forkserver) child re-imports the parent's __main__ script
-    # when it has a __file__: that would be compare.py, and its import would
-    # be timed.  Without __file__ the child imports only this module (for
-    # the target), as it would for a small user script.
+    # A spawned (or forkserver) child re-imports the parent's __main__, and
+    # that import would be timed: by path when it is a script with a
+    # __file__ (dropped here), by name when it was run with -m, except for a
+    # package's __main__, which is how the comparison worker runs (`python
+    # -m compare`).  So the child imports only this module (for the target),
+    # as it would for a small user script.
     main = sys.modules["__main__"]
     if getattr(main, "__spec__", None) is None and hasattr(main, "__file__"):
         del main.__file__

@@ -75,4 +75,8 @@ EOF
     fi
 fi
 
-exec "$py" "$root/benchmarks/compare.py" "$@"
+# The runner is the package benchmarks/compare; its Python workers are
+# `python -m compare --worker` started in benchmarks/ too.  A relative --out
+# is still taken from the repo root.
+cd "$root/benchmarks"
+exec "$py" -m compare "$@"
