@@ -4,7 +4,7 @@
     pytest benchmarks/bench_concurrent.py --benchmark-disable   # each body once (CI)
 
 compare runs 200 and 1000 `sleep 0.2`; here 50 `sleep 0.05`.  The tests
-check that every child exited 0 and -- DESIGN.md §5, "no thread per child"
+check that every child exited 0 and -- the concurrent bar, "no thread per child"
 -- that childproc's parent did not grow a thread per child while they ran.
 No test asserts a time.
 """

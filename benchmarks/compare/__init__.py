@@ -26,7 +26,8 @@ slower.
 
 Peers that cannot run here (no node, no cc, no uvloop, childproc not
 importable) are listed as skipped with the reason.  Nothing here asserts a
-time; the bars of DESIGN.md §5 are printed with each table, met or missed.
+time; each workload's bars (childproc's goals there, as a ratio to a floor
+or a peer) are printed with its table, met or missed.
 
 Results: a table per workload on stdout (progress goes to stderr), and
 benchmarks/results/compare.json plus compare.png (matplotlib, if installed).

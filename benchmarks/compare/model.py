@@ -92,7 +92,7 @@ class Sizing:
 
 @dataclass
 class Bar:
-    """One bar of DESIGN.md §5: `peer`'s figure over `against`'s is at most
+    """One bar, a goal of the workload: `peer`'s figure over `against`'s is at most
     (or at least) `limit`.  With `extra`, that per-peer figure (e.g.
     max_threads) is compared with `limit` instead."""
 
@@ -111,7 +111,7 @@ class Workload:
     title: str  # str.format()ted with the Sizes
     args: Callable[[Sizes], list[str]]
     peers: list[Peer]
-    bar: str = ""  # DESIGN.md §5, for the table header
+    bar: str = ""  # the goals in words, for the table header
     bars: list[Bar] = field(default_factory=list)
     kind_label: str = "stdio"  # header of the second column
     unit: str = "µs"  # of the figure: "µs", "ms", or a rate ("GB/s", "round trips/s")

@@ -45,14 +45,14 @@ def print_report(a: argparse.Namespace, workloads: list[Workload], results: dict
         held = (f"; '{fmt_mib(a.ballast_mib)}' = parent holding {fmt_mib(a.ballast_mib)} of touched memory"
                 if a.ballast_mib and w.held else "")
         print(f"[{w.name}] {wr['title']}  ({w.unit}{held})")
-        print(f"bar (DESIGN §5): {w.bar}")
+        print(f"bar: {w.bar}")
         print()
         print(render_table(w, wr, states, sizes))
     missed = [(w.name, b) for w in workloads for b in results["workloads"][w.name]["bars"]
               if b["verdict"] == "MISSED"]
     verdicts = [b["verdict"] for w in workloads for b in results["workloads"][w.name]["bars"]]
     print()
-    print(f"bars of DESIGN §5: {verdicts.count('met')} met, {len(missed)} missed, "
+    print(f"bars: {verdicts.count('met')} met, {len(missed)} missed, "
           f"{verdicts.count('n/a')} not measured (a peer skipped or failed)")
     for name, b in missed:
         print(f"  MISSED [{name}] {b['text']}")
