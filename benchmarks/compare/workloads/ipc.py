@@ -8,6 +8,7 @@ the round trips) and `python -c pass` timed by floor_spawn.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pyops
 
@@ -58,24 +59,6 @@ def _ipc_peers(mode: str) -> list[Peer]:
 
 _IPC_SIZING = dict(full=Sizing(20, 0.4, 2), quick=Sizing(5, 0.05, 1), pin_one_cpu=True)
 
-WORKLOADS.append(
-    Workload(
-        name="ipc_roundtrip",
-        title="IPC round trips: ping-pong of a small dict, {roundtrips} per op (parent and child on one CPU)",
-        args=lambda s: [str(s.roundtrips)],
-        bar="IPC json round trips at least 0.85x a C socketpair ping-pong [14.3k/s; mp.Pipe 11.4k, Node fork 6.8k]",
-        bars=[Bar("childproc fork json", _IPC_FLOOR, 0.85, at_least=True)],
-        kind_label="serialization",
-        unit="round trips/s",
-        per_op=lambda s: s.roundtrips,
-        ratio_to=[("x C", _IPC_FLOOR), ("x node", "node fork")],
-        peers=_ipc_peers("roundtrip"),
-        headline=[("childproc fork json", "multiprocessing Pipe"), ("childproc fork pickle", "multiprocessing Pipe"),
-                  ("childproc fork json", _IPC_LOOP_FLOOR), (_IPC_LOOP_FLOOR, _IPC_FLOOR)],
-        **_IPC_SIZING,
-    )
-)
-
 def _two_cpus_unavailable(ctx: Context) -> str | None:
     if not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2:
         return "needs two CPUs"
@@ -89,10 +72,11 @@ def _on_two_cpus(peers: list[Peer]) -> list[Peer]:
     return peers
 
 
-WORKLOADS.append(
-    Workload(
-        name="ipc_roundtrip_2cpu",
-        title="IPC round trips: ping-pong of a small dict, {roundtrips} per op (parent and child on two CPUs)",
+def _roundtrip(name: str, where: str, peers: list[Peer], **placement: Any) -> Workload:
+    """The ping-pong workload; the two differ only in where the processes run."""
+    return Workload(
+        name=name,
+        title="IPC round trips: ping-pong of a small dict, {roundtrips} per op (parent and child on " + where + ")",
         args=lambda s: [str(s.roundtrips)],
         bar="IPC json round trips at least 0.85x a C socketpair ping-pong [14.3k/s; mp.Pipe 11.4k, Node fork 6.8k]",
         bars=[Bar("childproc fork json", _IPC_FLOOR, 0.85, at_least=True)],
@@ -100,12 +84,16 @@ WORKLOADS.append(
         unit="round trips/s",
         per_op=lambda s: s.roundtrips,
         ratio_to=[("x C", _IPC_FLOOR), ("x node", "node fork")],
-        peers=_on_two_cpus(_ipc_peers("roundtrip")),
+        peers=peers,
         headline=[("childproc fork json", "multiprocessing Pipe"), ("childproc fork pickle", "multiprocessing Pipe"),
                   ("childproc fork json", _IPC_LOOP_FLOOR), (_IPC_LOOP_FLOOR, _IPC_FLOOR)],
-        **dict(_IPC_SIZING, pin_one_cpu=False, split_cpus=True),
+        **placement,
     )
-)
+
+
+WORKLOADS.append(_roundtrip("ipc_roundtrip", "one CPU", _ipc_peers("roundtrip"), **_IPC_SIZING))
+WORKLOADS.append(_roundtrip("ipc_roundtrip_2cpu", "two CPUs", _on_two_cpus(_ipc_peers("roundtrip")),
+                            **dict(_IPC_SIZING, pin_one_cpu=False, split_cpus=True)))
 
 WORKLOADS.append(
     Workload(
