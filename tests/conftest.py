@@ -19,10 +19,11 @@ Node is generic:
 Cases are plain dicts (keys of ``SyncCase``), so test modules need not import
 this file.
 
-``tests/nodecmp.py`` answers "what does this JS print"; this runner is separate
-because these cases also need Buffers/TypedArrays/fds passed in, node's own
-stdout and stderr captured apart from the result (stdio 'inherit', the stderr
-copy of execSync), and the result of one call encoded byte-exactly.
+Node is found, started and compared with through ``tests/nodecmp.py``, the
+suite's one Node-comparison harness.  The runner script below is this
+fixture's own because these cases also need Buffers/TypedArrays/fds passed in,
+node's own stdout and stderr captured apart from the result (stdio 'inherit',
+the stderr copy of execSync), and the result of one call encoded byte-exactly.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -40,10 +40,7 @@ from typing import Any, Callable
 
 import pytest
 
-try:  # one notion of "is node here" for the whole suite (tests/nodecmp.py)
-    from nodecmp import NODE
-except ImportError:  # pragma: no cover - nodecmp.py is owned elsewhere
-    NODE = shutil.which("node")
+from nodecmp import NODE, assert_same_as_node, need_node, run_node, start_node
 
 # Outputs bigger than this are compared by length and digest, not by content.
 _BIG = 64 * 1024
@@ -411,8 +408,8 @@ class _NodeWorker:
     def __init__(self, runner: str, errlog: str):
         self.errlog = errlog
         self._err = open(errlog, "wb")
-        self.proc = subprocess.Popen(
-            [NODE, runner, "--worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._err,
+        self.proc = start_node(
+            file=runner, args=["--worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._err,
         )
 
     def run(self, payload: dict, result: str, timeout: float = 120) -> None:
@@ -492,8 +489,7 @@ class SyncComparer:
     def node(self, case) -> dict:
         if isinstance(case, dict):
             case = SyncCase(**case)
-        if NODE is None:
-            pytest.skip("node is not installed: cannot compare with the reference")
+        need_node()
         if case.setup:
             case.setup(self.tmp)
         file = _resolve(case.file, self.tmp)
@@ -514,12 +510,8 @@ class SyncComparer:
             rfile.unlink()
         if _needs_own_node(case, opts) or self.holder is None:
             cfile.write_text(json.dumps(payload))
-            proc = subprocess.run(
-                [NODE, str(self.runner), str(cfile), str(rfile)],
-                capture_output=True,
-                env=dict(os.environ),
-                timeout=120,
-            )
+            # check=False: the result file says what happened, whatever node's exit
+            proc = run_node(file=self.runner, args=[cfile, rfile], env=os.environ, timeout=120, check=False)
             assert rfile.exists(), f"node runner failed: {proc.returncode} {proc.stderr!r}"
             parent_out = proc.stdout.decode("utf-8", "replace")
             parent_err = proc.stderr.decode("utf-8", "replace")
@@ -623,18 +615,10 @@ class SyncComparer:
         if isinstance(case, dict):
             case = SyncCase(**case)
         n, p = self.both(case)
-        assert p == n, _diff_text(n, p)
+        assert_same_as_node(n, p)
         again = self.py(case)
-        assert again == n, "on the second run: " + _diff_text(n, again)
+        assert_same_as_node(n, again, "on the second run")
         return p
-
-
-def _diff_text(n, p):
-    lines = ["childproc differs from node:"]
-    for k in sorted(set(n) | set(p)):
-        if n.get(k, "<absent>") != p.get(k, "<absent>"):
-            lines.append(f"  {k}: node={n.get(k, '<absent>')!r}  childproc={p.get(k, '<absent>')!r}")
-    return "\n".join(lines)
 
 
 @pytest.fixture
@@ -644,9 +628,7 @@ def sync_compare(tmp_path, capfd, _sync_node_worker):
 
 @pytest.fixture(scope="session")
 def node_bin():
-    if NODE is None:
-        pytest.skip("node is not installed")
-    return NODE
+    return need_node()
 
 
 def run_python_helper(code: str, *, timeout: float = 120, **kw) -> subprocess.CompletedProcess:

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
-import subprocess
 import timeit
 import warnings
 from collections.abc import Callable
@@ -26,7 +24,7 @@ import pytest
 from childproc._runtime.emitter import EventEmitter as EE
 from childproc._runtime.emitter import MaxListenersExceededWarning, UnhandledErrorEvent
 
-NODE = shutil.which("node")
+from nodecmp import node_cases, requires_node
 
 Trace = list[str]
 
@@ -50,15 +48,9 @@ process.stdout.write(JSON.stringify(out));
 
 
 def run_node_cases(cases: dict[str, str]) -> dict[str, Trace]:
-    """Run every JS body in one ``node -e`` process; return each one's trace."""
-    if NODE is None:
-        pytest.skip("node is not installed: cannot compare with the reference")
-    proc = subprocess.run(
-        [NODE, "-e", _NODE_RUNNER], input=json.dumps(cases).encode(), capture_output=True, timeout=60
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"node failed ({proc.returncode}):\n{proc.stderr.decode(errors='replace')}")
-    return json.loads(proc.stdout)
+    """Run every JS body in one node process; return each one's trace."""
+    traces: dict[str, Trace] = node_cases(_NODE_RUNNER, cases, timeout=60)
+    return traces
 
 
 def jstr(value: Any) -> str:
@@ -968,7 +960,7 @@ def test_remove_listener_gets_original_function_not_once_wrapper() -> None:
     assert got == [a, b, b, a]
 
 
-@pytest.mark.skipif(NODE is None, reason="node is not installed")
+@requires_node
 def test_node_quirk_still_present() -> None:
     """Keeps the documented difference honest: Node still exposes its wrapper."""
     traces = run_node_cases(

@@ -41,18 +41,17 @@ import asyncio
 import hashlib
 import json
 import os
-import subprocess
 import time
 from typing import Any
 
 import pytest
 
 import childproc as cp
-from nodecmp import NODE
+from nodecmp import assert_same_as_node, node_result, requires_node
 
 WATCHDOG_SECONDS = 30
 pytestmark = [
-    pytest.mark.skipif(NODE is None, reason="node is not installed"),
+    requires_node,
     pytest.mark.usefixtures("watchdog"),
 ]
 
@@ -317,9 +316,8 @@ def node_results(tmp_path_factory) -> dict:
     runner = tmp_path_factory.mktemp("exec_node") / "runner.js"
     runner.write_text(_RUNNER_JS)
     payload = json.dumps({cid: _node_case(c) for cid, c in CASES.items()})
-    proc = subprocess.run([NODE, str(runner)], input=payload.encode(), capture_output=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
-    return json.loads(proc.stdout)
+    results: dict = node_result(file=runner, stdin=payload)
+    return results
 
 
 # --------------------------------------------------------------------------
@@ -469,11 +467,6 @@ async def _awaitable(child):
     return await child
 
 
-def _diff(n: Any, p: Any) -> str:
-    return "childproc differs from node:\n  node:      " + json.dumps(n, ensure_ascii=False) + \
-        "\n  childproc: " + json.dumps(p, ensure_ascii=False, default=repr)
-
-
 @pytest.mark.parametrize("cid", list(CASES))
 def test_exec_matches_node(cid, node_results):
     case = CASES[cid]
@@ -482,7 +475,7 @@ def test_exec_matches_node(cid, node_results):
     for key in case["ignore"]:
         n.pop(key, None)
         p.pop(key, None)
-    assert p == n, _diff(n, p)
+    assert_same_as_node(n, p)
 
 
 # --------------------------------------------------------------------------

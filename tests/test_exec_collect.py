@@ -484,17 +484,11 @@ def test_set_encoding_after_bytes_chunks_keeps_them() -> None:
     child.stdout.once("data", lambda chunk: child.stdout.set_encoding("utf8"))
     got = child.result(timeout=20).stdout
     assert got == "ab\ufffd\ufffdcd"
-    from nodecmp import NODE
-
-    if NODE is None:
-        pytest.skip("node is not installed")
-    import json
-    import subprocess
+    from nodecmp import node_result
 
     script = (
         "const c = require('child_process').exec(process.argv[1], {encoding: 'buffer'},"
         " (e, o) => process.stdout.write(JSON.stringify(o)));"
         "c.stdout.once('data', () => c.stdout.setEncoding('utf8'));"
     )
-    out = subprocess.run([NODE, "-e", script, _SPLIT_CHAR], capture_output=True, timeout=60, check=True).stdout
-    assert json.loads(out) == got
+    assert node_result(script, args=[_SPLIT_CHAR]) == got

@@ -28,7 +28,6 @@ import json
 import math
 import os
 import pickle
-import shutil
 import signal
 import socket
 import struct
@@ -44,6 +43,7 @@ import childproc as cp
 from childproc import IPCError
 from childproc._runtime.loop import private_loop
 from nodecmp import NODE, node_json
+from nodecmp import requires_node, start_node
 
 HERE = Path(__file__).resolve().parent
 FIX = HERE / "fixtures" / "ipc"
@@ -1103,7 +1103,7 @@ def test_a_value_never_runs_on_into_the_next_line():
     ]
 
 
-@pytest.mark.skipif(NODE is None, reason="node is not installed")
+@requires_node
 def test_whitespace_around_a_value_is_accepted_as_json_parse_accepts_it():
     wire = '  {"a":1}\t\n\r[2] \n{"b":\t3}\n'
     # Node's channel: JSON.parse of each line.
@@ -1393,7 +1393,7 @@ def test_unref_of_child_and_channel_lets_the_parent_exit(variant, parent_exits):
         f"c.on('message', () => {{ {variant}; }});"
     )
     py = subprocess.Popen([sys.executable, "-c", script], env=ENV, stdout=subprocess.PIPE, text=True)
-    node = subprocess.Popen(["node", "-e", node_script], stdout=subprocess.DEVNULL) if shutil.which("node") else None
+    node = start_node(node_script, stdout=subprocess.DEVNULL) if NODE is not None else None
     try:
         child_pid = int(py.stdout.readline())
         # Exiting takes a moment; staying is judged after 1.5 s.

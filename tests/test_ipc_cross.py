@@ -33,6 +33,7 @@ import pytest
 import childproc as cp
 from childproc._runtime.loop import private_loop
 from nodecmp import NODE
+from nodecmp import node_result
 
 pytestmark = [
     pytest.mark.skipif(NODE is None, reason="node is not installed"),
@@ -405,12 +406,10 @@ def test_python_parent_passes_handles_to_a_node_child():
 
 
 def run_handle_parent(child_kind: str) -> dict:
-    proc = subprocess.run(
-        [NODE, fx("handle_parent.js"), script("handle_child", child_kind), interpreter(child_kind)],
-        env=ENV, capture_output=True, text=True, timeout=30,
+    return node_result(
+        file=fx("handle_parent.js"), args=[script("handle_child", child_kind), interpreter(child_kind)],
+        env=ENV, timeout=30,
     )
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def test_node_parent_passes_handles_to_a_python_child():
@@ -445,12 +444,10 @@ def test_node_server_getconnections_and_close_after_sending_a_socket_to_a_python
     §4.4).  A Node child answers both at once; a Python child must too."""
     results = {}
     for kind in ("node", "python"):
-        proc = subprocess.run(
-            [NODE, fx("server_close_parent.js"), script("handle_child", kind), interpreter(kind)],
-            env=ENV, capture_output=True, text=True, timeout=30,
+        results[kind] = node_result(
+            file=fx("server_close_parent.js"), args=[script("handle_child", kind), interpreter(kind)],
+            env=ENV, timeout=30,
         )
-        assert proc.returncode == 0, proc.stderr
-        results[kind] = json.loads(proc.stdout.strip().splitlines()[-1])
     assert results["node"] == {"count": 0, "closed": True, "gaveUp": False, "exit": [0, None]}
     assert results["python"] == results["node"]
 
@@ -500,12 +497,7 @@ def test_100k_messages_each_way_python_parent_node_child():
 
 
 def test_100k_messages_each_way_node_parent_python_child():
-    proc = subprocess.run(
-        [NODE, fx("count_parent.js"), fx("count_child.py"), PY, str(N)],
-        env=ENV, capture_output=True, text=True, timeout=45,
-    )
-    assert proc.returncode == 0, proc.stderr
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result = node_result(file=fx("count_parent.js"), args=[fx("count_child.py"), PY, str(N)], env=ENV, timeout=45)
     expected_in = sum(i * (i % 13 + 1) for i in range(N)) % 4294967296
     expected_out = sum(i * (i % 7 + 1) for i in range(N)) % 4294967296
     assert result["errors"] == []

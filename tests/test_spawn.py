@@ -46,7 +46,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import textwrap
 import time
 from typing import Any, Callable
@@ -54,7 +53,7 @@ from typing import Any, Callable
 import pytest
 
 import childproc as cp
-from nodecmp import NODE
+from nodecmp import need_node, run_node
 
 CHILD_EVENTS = ("spawn", "error", "exit", "close")
 STDIO_NAMES = ("stdin", "stdout", "stderr")
@@ -571,16 +570,16 @@ def case_dir(tmp_path_factory):
 
 
 def run_node_cases(cases: dict, case_dir: str) -> dict:
-    """All JavaScript halves of ``cases``, concurrently, in one node process."""
-    if NODE is None:
-        pytest.skip("node is not installed: cannot compare with the reference")
+    """All JavaScript halves of ``cases``, concurrently, in one node process.
+
+    The answer comes in a file: the cases' children use node's own stdio."""
+    need_node()
     script = _JS_PRELUDE + "\n".join(f"{{ // {name}\n{js}\n}}" for name, (js, _) in cases.items())
     js_file = os.path.join(case_dir, "cases.js")
     result = os.path.join(case_dir, "node_result.json")
     with open(js_file, "w") as f:
         f.write(script)
-    proc = subprocess.run([NODE, js_file, case_dir, result], capture_output=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    run_node(file=js_file, args=[case_dir, result])
     with open(result) as f:
         return json.load(f)
 

@@ -27,7 +27,7 @@ import time
 import pytest
 
 import childproc as cp
-from nodecmp import NODE
+from nodecmp import NODE, start_node
 
 SRC = os.path.dirname(os.path.dirname(os.path.abspath(cp.__file__)))
 
@@ -374,8 +374,8 @@ def test_unref_lets_the_interpreter_exit_like_node():
         procs[("py", name)] = (time.monotonic(), python_child(
             f"import childproc as cp, sys\n{py}\nprint(c.pid, flush=True)"))
         if NODE is not None:
-            procs[("node", name)] = (time.monotonic(), subprocess.Popen(
-                [NODE, "-e", f"const cp = require('child_process');\n{js}\nconsole.log(c.pid);"],
+            procs[("node", name)] = (time.monotonic(), start_node(
+                f"const cp = require('child_process');\n{js}\nconsole.log(c.pid);",
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     took, pids = {}, {}
     for key, (t0, p) in procs.items():

@@ -20,7 +20,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -32,8 +31,8 @@ from childproc._runtime.emitter import EventEmitter
 from childproc._runtime.loop import PrivateLoop, current_reactor
 from childproc import LineTooLongError, Readable, StreamError, Writable
 
-NODE = shutil.which("node")
-requires_node = pytest.mark.skipif(NODE is None, reason="node is not installed")
+from nodecmp import node_result, requires_node
+
 F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
 WAIT = 30.0  # seconds: only a broken implementation gets anywhere near it
 
@@ -114,16 +113,12 @@ def collapse(log: list) -> list:
 
 def node_log(script: str) -> object:
     """Run ``script`` under node; it fills the array ``log``, printed at exit."""
-    if NODE is None:
-        pytest.skip("node is not installed")
     prelude = (
         "const cp = require('child_process'); const stream = require('stream');\n"
         "const log = [];\n"
         "process.on('exit', () => process.stdout.write('\\n' + JSON.stringify(log)));\n"
     )
-    proc = subprocess.run([NODE, "-e", prelude + script], capture_output=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr.decode()
-    return json.loads(proc.stdout.decode().rstrip("\n").rsplit("\n", 1)[-1])
+    return node_result(prelude + script)
 
 
 PY = sys.executable
@@ -331,15 +326,13 @@ def _decode_through_stream(loop, pieces, encoding="utf8") -> str:
 
 @requires_node
 def test_set_encoding_utf8_split_and_invalid_like_node_string_decoder(loop):
-    if NODE is None:
-        pytest.skip("node is not installed")
     js = (
         "const {StringDecoder} = require('string_decoder');"
         f"const cases = {json.dumps(DECODE_CASES)};"
         "process.stdout.write(JSON.stringify(cases.map(c => { const d = new StringDecoder('utf8');"
         " let s = ''; for (const p of c) s += d.write(Buffer.from(p)); return s + d.end(); })));"
     )
-    expected = json.loads(subprocess.run([NODE, "-e", js], capture_output=True, check=True).stdout)
+    expected = node_result(js)
     got = [_decode_through_stream(loop, case) for case in DECODE_CASES]
     assert got == expected
 
