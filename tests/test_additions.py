@@ -1,4 +1,4 @@
-"""The additions beyond Node (DESIGN §2): kill_tree, force_kill_after, die_with_parent.
+"""The additions beyond Node: kill_tree, force_kill_after, die_with_parent.
 
 Node has no such options, so these are plain behaviour tests.  Every process a
 test starts carries a unique marker argument (``sleep 30.<pid><n>``), found

@@ -146,7 +146,7 @@ _CASES: list[dict] = [
     # joined as a string, stderr stays a Buffer (Node checks each stream).
     C("user-set-encoding-stdout-only", "exec", "echo out; echo err >&2",
       opts={"encoding": "buffer"}, user_encoding="utf-8"),
-    # -- the C collector: max_buffer=inf, or bytes (DESIGN §5 exec capture) ----
+    # -- the C collector: max_buffer=inf, or bytes ----
     # Output read straight into one C buffer, no 'data' per chunk; the
     # results must be Node's to the byte, whatever the read boundaries.
     C("collect-bytes-large", "exec", "seq 1 3000000; seq 1 1000 >&2",
@@ -483,7 +483,7 @@ def test_exec_matches_node(cid, node_results):
 
 
 def test_error_classes():
-    """The classes behind the kinds above (DESIGN §2 Errors)."""
+    """The classes behind the kinds above."""
     assert issubclass(cp.MaxBufferError, cp.ExecError)
     got: dict = {}
 

@@ -1,5 +1,5 @@
 """A forked copy of the process (os.fork(), multiprocessing's 'fork') lets go
-of childproc's fds, so it cannot hang the parent (see childproc._forksafe).
+of childproc's fds, so it cannot hang the parent (see childproc._runtime.forksafe).
 
 Each case runs as its own script: forking the pytest process itself would
 copy the whole test run.  A script prints one JSON line with what it saw;

@@ -172,11 +172,12 @@ def test_the_package_root_only_re_exports() -> None:
 
 @pytest.mark.parametrize("path", sorted(PKG.rglob("*.py")), ids=lambda p: str(p.relative_to(PKG)))
 def test_modules_stay_small(path: pathlib.Path) -> None:
-    assert len(path.read_text().splitlines()) <= 650
+    lines = len(path.read_text().splitlines())
+    assert lines <= 650, f"{path.name}: {lines} lines"
 
 
 def test_nothing_cites_files_outside_the_repository() -> None:
-    pattern = re.compile(r"DESIGN\.md|reference/|reference §|spawn-internals|\.\./shared")
+    pattern = re.compile(r"DESIGN|reference/|reference §|spawn-internals|\.\./shared")
     hits = []
     for folder in ("src", "csrc", "benchmarks", "docs", "tests"):
         for path in (ROOT / folder).rglob("*"):

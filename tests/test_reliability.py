@@ -1,4 +1,4 @@
-"""Reliability bars (DESIGN §6) for the sync path: no fd / zombie / memory leak over
+"""Reliability bars for the sync path: no fd / zombie / memory leak over
 10,000 spawns, fd isolation when spawning from many threads, E2BIG as an error
 result, EMFILE / EAGAIN as error results followed by recovery.
 
