@@ -417,7 +417,9 @@ def py_observe(case: dict) -> dict:
         try:
             r = child.result(timeout=20)
         except BaseException as e:  # noqa: BLE001 - compared
-            if isinstance(e, TimeoutError) and not isinstance(e, cp.SpawnError):
+            # result()'s own wait timing out is not an outcome to compare;
+            # an exec killed by its timeout (an ExecError) is.
+            if isinstance(e, TimeoutError) and not isinstance(e, (cp.SpawnError, cp.ExecError)):
                 raise
             return {"rejected": _err(e, True)}
         assert isinstance(r, cp.ExecResult), type(r)
@@ -428,8 +430,10 @@ def py_observe(case: dict) -> dict:
             child = _call(case, **extra)
             try:
                 r = await asyncio.wait_for(asyncio.ensure_future(_awaitable(child)), 20)
-            except asyncio.TimeoutError:
-                raise
+            except asyncio.TimeoutError as e:
+                if not isinstance(e, cp.ExecError):  # wait_for's, not the command's timeout
+                    raise
+                return {"rejected": _err(e, True)}
             except BaseException as e:  # noqa: BLE001 - compared
                 return {"rejected": _err(e, True)}
             assert isinstance(r, cp.ExecResult), type(r)

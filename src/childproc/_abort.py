@@ -69,6 +69,11 @@ class AbortSignal:
         with self._lock:
             self._listeners = [(fn, once) for fn, once in self._listeners if fn is not listener]
 
+    def __repr__(self) -> str:
+        if not self._aborted:
+            return f"<AbortSignal not aborted, {len(self._listeners)} listener(s)>"
+        return f"<AbortSignal aborted, reason={self._reason!r}>"
+
     # Node-style spellings, for ported code.
     addEventListener = add_event_listener  # noqa: N815
     removeEventListener = remove_event_listener  # noqa: N815
@@ -118,6 +123,9 @@ class AbortController:
 
     def abort(self, reason: Any = None) -> None:
         self.signal._abort(_default_reason() if reason is None else reason)
+
+    def __repr__(self) -> str:
+        return f"<AbortController signal={self.signal!r}>"
 
 
 def _default_reason() -> AbortError:

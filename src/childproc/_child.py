@@ -96,6 +96,7 @@ class ChildProcess(IPCTarget, EventEmitter):
         self._kill_signal: int = _signal.SIGTERM
         self._force_kill_after: float | None = None
         self._force_timer: TimerHandle | None = None
+        self._spawn_failure: SpawnError | None = None  # a runtime spawn failure, for repr()
 
     # -- spawning ----------------------------------------------------------
 
@@ -114,6 +115,7 @@ class ChildProcess(IPCTarget, EventEmitter):
             failure = spawn_failure(plan, raw.error, raw.stage, sync=False)
             if raw.error not in RUNTIME_SPAWN_ERRORS:
                 raise failure  # Node throws these from spawn()
+            self._spawn_failure = failure
             if raw.error not in _NO_STDIO_ERRORS:
                 self._make_stdio(plan, _dead_pipe_ends(plan))
             self._reactor.call_soon(self._on_exit, failure)
@@ -361,10 +363,27 @@ class ChildProcess(IPCTarget, EventEmitter):
 
     # -- Python additions --------------------------------------------------
 
+    @property
+    def returncode(self) -> int | None:
+        """:mod:`subprocess`'s view of the outcome: the exit code, or minus the
+        number of the signal that ended the child (``-9`` for SIGKILL); None
+        while it runs.  A child whose spawn failed has Node's ``-errno``
+        (``exit_code``), which is never 0 either."""
+        if self.signal_code is not None:
+            number = getattr(_signal, self.signal_code, None)
+            return -number if isinstance(number, int) else self.exit_code
+        return self.exit_code
+
     def wait(self, timeout: float | None = None) -> int | None:
         """Block until ``'close'`` (the exit, and every output stream
-        drained) and return ``exit_code``; ``TimeoutError`` after
-        ``timeout`` seconds.  Events run meanwhile, on this thread."""
+        drained); events run meanwhile, on this thread.
+
+        Returns ``exit_code``, Node's field: the exit status, or **None
+        when a signal ended the child** (``signal_code`` then names it), or
+        ``-errno`` when the spawn failed.  Use ``returncode`` afterwards
+        for :mod:`subprocess`'s convention (minus the signal number), e.g.
+        ``sys.exit(child.returncode)``.  Raises the builtin ``TimeoutError``
+        after ``timeout`` seconds, leaving the child running."""
         if not self._reactor.run_until(lambda: self._closed, timeout):
             raise TimeoutError(f"child {self.pid} still running after {timeout} s")
         return self.exit_code
@@ -400,12 +419,17 @@ class ChildProcess(IPCTarget, EventEmitter):
             self.wait()
 
     def __repr__(self) -> str:
-        state = (
-            "running"
-            if not self._exited
-            else f"exit_code={self.exit_code}" if self.signal_code is None else f"signal={self.signal_code}"
-        )
-        return f"<ChildProcess pid={self.pid} {display(self.spawnfile or '')!r} {state}>"
+        if self._spawn_failure is not None:
+            state = f"spawn failed: {self._spawn_failure}"
+        elif self.pid is None:
+            state = "not started"
+        elif not self._exited:
+            state = "running"
+        elif self.signal_code is not None:
+            state = f"signal={self.signal_code}"
+        else:
+            state = f"exit_code={self.exit_code}"
+        return f"<{type(self).__name__} pid={self.pid} {display(self.spawnfile or '')!r} {state}>"
 
 
 def _dead_pipe_ends(plan: SpawnPlan) -> list[int]:

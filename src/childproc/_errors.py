@@ -34,13 +34,14 @@ import os
 from types import BuiltinFunctionType, BuiltinMethodType, FunctionType, MethodType
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds at import; forked children start faster without
-    from collections.abc import Iterable
+    from collections.abc import Hashable, Iterable
     from typing import Any
 
 __all__ = [
     "SpawnError",
     "spawn_error",
     "ExecError",
+    "ExecTimeoutError",
     "MaxBufferError",
     "AbortError",
     "IPCError",
@@ -49,6 +50,9 @@ __all__ = [
     "StreamError",
     "StreamSystemError",
     "LineTooLongError",
+    "UnhandledErrorEvent",
+    "MaxListenersExceededWarning",
+    "IPCWarning",
     "system_error",
     "write_after_end",
     "stream_destroyed",
@@ -166,29 +170,51 @@ def spawn_error(
     return _subclass_for(errno)(errno, syscall, path, spawnargs, filename)
 
 
-class ExecError(Exception):
+# The exec family also derives from subprocess's errors, so ``except
+# subprocess.CalledProcessError`` catches a failed ``exec_sync``.  Importing
+# subprocess (re, enum, locale, threading ...) would double the start-up of
+# a forked child, which loads this module for its channel's errors, so the
+# three classes are made on first use (PEP 562 ``__getattr__`` below).  Their
+# whole behaviour is in the mixins here, written once; the class statements
+# the type checker reads (under TYPE_CHECKING) and the ones made at run time
+# (:func:`_make_exec_errors`) only name the bases, and
+# tests/test_errors.py checks that the two agree.
+
+
+class _ExecErrorFields(Exception):
     """An ``exec``/``exec_file`` (or sync form) command that did not succeed.
 
-    The message is given by the caller: ``Command failed: <cmd>\\n<stderr>``.
+    Node's fields: the message is ``Command failed: <cmd>\\n<stderr>``;
     ``code`` is the exit code, or None when a signal ended the child (Node
-    puts the exit code in ``code``, not ``status``, for the async forms).
+    puts the exit code in ``code``, not ``status``, for the async forms);
     ``killed`` says whether childproc itself sent the signal (timeout,
-    max_buffer, ``kill()``), ``signal`` is the signal name or None, ``cmd``
+    max_buffer, ``kill()``); ``signal`` is the signal name or None; ``cmd``
     the command line as Node prints it.  The sync forms fill ``status``,
-    ``output`` and ``pid`` as well.  ``stdout``/``stderr`` carry what was
-    captured (Node adds them only in the promisified form; having them
-    always costs nothing).
+    ``output`` (Node's ``[None, stdout, stderr]``) and ``pid`` as well.
+    ``stdout``/``stderr`` carry what was captured (Node adds them only in the
+    promisified form; having them always costs nothing).
+
+    It is also a :class:`subprocess.CalledProcessError`: ``returncode`` is
+    the exit code, or minus the number of the signal that ended the child
+    (as :mod:`subprocess` has it), ``cmd`` and ``stderr`` are the fields
+    above, and ``output`` is the captured stdout in the async forms.  In the
+    sync forms ``output`` stays Node's list (Node's field wins where the two
+    disagree); ``stdout`` is the captured stdout in every form.
     """
 
     code: int | str | None
     killed: bool
     signal: str | None
-    cmd: str | bytes | None
-    stdout: str | bytes | None
-    stderr: str | bytes | None
+    cmd: str
+    # Class-level values on purpose: CalledProcessError makes ``stdout`` a
+    # property aliasing ``output``, which Node's list occupies in the sync
+    # forms; a plain class attribute earlier in the MRO keeps the two apart.
+    stdout: str | bytes | None = None
+    stderr: str | bytes | None = None
+    output: Any = None
     status: int | None
-    output: list[Any] | None
     pid: int | None
+    returncode: int
 
     def __init__(
         self,
@@ -203,31 +229,51 @@ class ExecError(Exception):
         status: int | None = None,
         output: list[Any] | None = None,
         pid: int | None = None,
+        returncode: int | None = None,
     ) -> None:
-        super().__init__(message)
+        # Not CalledProcessError.__init__: args stay (message,), so pickling
+        # (cls(*args) then __dict__) and str() are Node's.
+        Exception.__init__(self, message)
         self.code = code
         self.killed = killed
         self.signal = signal
-        self.cmd = cmd
+        self.cmd = cmd if isinstance(cmd, str) or cmd is None else os.fsdecode(cmd)  # type: ignore[assignment]
         self.stdout = stdout
         self.stderr = stderr
         self.status = status
-        self.output = output
+        self.output = output if output is not None else stdout
         self.pid = pid
+        if returncode is None:
+            returncode = _returncode(code if isinstance(code, int) else status, signal)
+        self.returncode = returncode
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
 
 
-class MaxBufferError(ExecError):
+def _returncode(code: int | None, signal: str | None) -> int:
+    """subprocess's returncode: the exit code, or minus the signal's number."""
+    if signal is not None:
+        # Here, not at the top: the signal module imports enum, which a
+        # forked child that never builds an ExecError need not pay for.
+        import signal as _signal_module
+
+        number = getattr(_signal_module, signal, None)
+        if isinstance(number, int):
+            return -number
+    return code if code is not None else 1
+
+
+class _MaxBufferErrorFields(_ExecErrorFields):
     """An output stream exceeded ``max_buffer`` in ``exec``/``exec_file``.
 
     Node's ``RangeError [ERR_CHILD_PROCESS_STDIO_MAXBUFFER]``: ``code`` is
     that string and the message is ``"stdout maxBuffer length exceeded"``
-    (or ``stderr``).  The constructor takes the stream name; ``killed``,
-    ``signal``, ``cmd``, ``stdout`` and ``stderr`` are filled as for
-    :class:`ExecError`.
+    (or ``stderr``).  The constructor takes the stream name; ``killed``, ``signal``, ``cmd``,
+    ``stdout`` and ``stderr`` are filled as for :class:`ExecError`.
     """
+
+    stream: str
 
     def __init__(self, stream: str = "stdout", **fields: Any) -> None:
         fields.pop("code", None)
@@ -237,6 +283,58 @@ class MaxBufferError(ExecError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.stream,), self.__dict__)
+
+
+class _ExecTimeoutErrorFields(_ExecErrorFields):
+    """An ``exec``/``exec_file`` command killed because its ``timeout``
+    passed: an :class:`ExecError` (``killed`` True, ``signal`` the
+    ``kill_signal``) that is also a :class:`TimeoutError` and a
+    :class:`subprocess.TimeoutExpired` (``timeout`` in seconds), so the
+    ``except`` clauses of asyncio and subprocess code catch it."""
+
+    timeout: float
+
+    def __init__(self, message: str = "", *, timeout: float = 0.0, **fields: Any) -> None:
+        super().__init__(message, **fields)
+        self.timeout = timeout
+
+
+if TYPE_CHECKING:
+    from subprocess import CalledProcessError, TimeoutExpired
+
+    class ExecError(_ExecErrorFields, CalledProcessError):
+        """A command of the exec family that failed (see the fields' docs)."""
+
+    class MaxBufferError(_MaxBufferErrorFields, ExecError):
+        """``ERR_CHILD_PROCESS_STDIO_MAXBUFFER``: an output went over ``max_buffer``."""
+
+    # typeshed types TimeoutExpired.stdout/stderr as bytes; ours are str
+    # with an encoding, as every exec output is.
+    class ExecTimeoutError(  # type: ignore[misc]
+            _ExecTimeoutErrorFields, ExecError, TimeoutExpired, TimeoutError):
+        """An exec command killed by its ``timeout``."""
+
+_LAZY = ("ExecError", "MaxBufferError", "ExecTimeoutError")
+
+
+def _make_exec_errors() -> None:
+    from subprocess import CalledProcessError, TimeoutExpired
+
+    def make(name: str, fields: type, *bases: type) -> type:
+        cls = type(name, (fields, *bases), {"__module__": __name__, "__doc__": fields.__doc__})
+        globals()[name] = cls
+        return cls
+
+    exec_error = make("ExecError", _ExecErrorFields, CalledProcessError)
+    make("MaxBufferError", _MaxBufferErrorFields, exec_error)
+    make("ExecTimeoutError", _ExecTimeoutErrorFields, exec_error, TimeoutExpired, TimeoutError)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        _make_exec_errors()
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class AbortError(Exception):
@@ -397,6 +495,59 @@ def system_error(errno: int, syscall: str) -> StreamSystemError:
             cls = type(f"Stream{builtin.__name__}", (StreamSystemError, builtin), {"__module__": "childproc"})
         _SYSTEM_ERRORS[builtin] = cls
     return cls(errno, syscall)
+
+
+# --------------------------------------------------------------------------
+# Events and warnings
+# --------------------------------------------------------------------------
+
+
+class UnhandledErrorEvent(RuntimeError):
+    """``emit('error', value)`` found no ``'error'`` listener and ``value`` is not an exception.
+
+    Node's ``ERR_UNHANDLED_ERROR``: the message is ``Unhandled error. (<value>)``
+    with the value shown by ``repr()``, ``code`` is ``'ERR_UNHANDLED_ERROR'`` and
+    ``context`` is the value itself.  (When the value *is* an exception, ``emit``
+    raises that exception instead, as Node throws an ``Error`` as is.)
+    """
+
+    code = "ERR_UNHANDLED_ERROR"
+
+    def __init__(self, context: Any = None) -> None:
+        try:
+            shown = repr(context)
+        except Exception:  # noqa: BLE001 - a broken __repr__ must not hide the error
+            shown = object.__repr__(context)
+        super().__init__(f"Unhandled error. ({shown})")
+        self.context = context
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.context,))
+
+
+class MaxListenersExceededWarning(RuntimeWarning):
+    """More listeners were added to one event than the emitter's limit: a likely leak.
+
+    Carries Node's fields: ``emitter``, ``type`` (the event) and ``count``.
+    Silence it for one emitter with ``set_max_listeners(0)`` or a higher limit,
+    or globally with :func:`warnings.filterwarnings`.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        emitter: Any = None,  # the EventEmitter
+        type: Hashable = None,  # Node's field name, shadowing the builtin is harmless here
+        count: int = 0,
+    ) -> None:
+        super().__init__(message)
+        self.emitter = emitter
+        self.type = type
+        self.count = count
+
+
+class IPCWarning(RuntimeWarning):
+    """Bad bytes arrived on a channel nobody listens to ``'error'`` on."""
 
 
 class LineTooLongError(ValueError):

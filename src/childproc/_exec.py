@@ -30,7 +30,7 @@ from collections.abc import Callable, Generator, Mapping
 from typing import Any, NamedTuple
 
 from ._child import ChildProcess
-from ._errors import ExecError, MaxBufferError
+from ._errors import ExecError, ExecTimeoutError, MaxBufferError
 from ._spawn.options import SpawnPlan, normalize_exec, normalize_exec_file
 
 __all__ = ["ExecResult", "ExecChildProcess", "exec", "exec_file"]
@@ -160,7 +160,7 @@ def _run(plan: SpawnPlan, callback: Callback | None) -> ExecChildProcess:
     stdout_chunks = _Collected()
     stderr_chunks = _Collected()
     counted = {"stdout": 0, "stderr": 0}
-    state: dict[str, Any] = {"ex": None, "killed": False, "exited": False, "timer": None}
+    state: dict[str, Any] = {"ex": None, "killed": False, "exited": False, "timer": None, "timed_out": False}
     cmd = plan.command_line()
 
     def settle(err: BaseException | None, stdout: Output, stderr: Output) -> None:
@@ -188,12 +188,18 @@ def _run(plan: SpawnPlan, callback: Callback | None) -> ExecChildProcess:
             return
         if ex is None:
             shown = stderr if isinstance(stderr, str) else stderr.decode("utf-8", "replace")
-            ex = ExecError(
-                f"Command failed: {cmd}\n{shown}",
-                code=_errno.errorcode.get(-code, code) if code is not None and code < 0 else code,
-                killed=child.killed or state["killed"],
-                signal=signal,
-            )
+            fields: dict[str, Any] = {
+                "code": _errno.errorcode.get(-code, code) if code is not None and code < 0 else code,
+                "killed": child.killed or state["killed"],
+                "signal": signal,
+                "stdout": stdout,
+                "stderr": stderr,
+            }
+            if state["timed_out"]:
+                # Node's error, which is also Python's TimeoutError.
+                ex = ExecTimeoutError(f"Command failed: {cmd}\n{shown}", timeout=timeout or 0.0, **fields)
+            else:
+                ex = ExecError(f"Command failed: {cmd}\n{shown}", **fields)
         ex.cmd = cmd
         settle(ex, stdout, stderr)
 
@@ -217,6 +223,7 @@ def _run(plan: SpawnPlan, callback: Callback | None) -> ExecChildProcess:
 
     def on_timeout() -> None:
         state["timer"] = None
+        state["timed_out"] = True
         kill()
 
     if timeout:

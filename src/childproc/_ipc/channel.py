@@ -52,7 +52,7 @@ if TYPE_CHECKING:  # typing costs milliseconds at import; forked children start 
     from typing import Any
 
 from .._runtime.emitter import EventEmitter
-from .._errors import ArgTypeError, IPCError, spawn_error
+from .._errors import ArgTypeError, IPCError, IPCWarning, spawn_error
 from .._runtime.forksafe import replace_with_null, track
 from .._runtime.reactor import Reactor
 from .handles import handle_type, invalid_message
@@ -68,10 +68,6 @@ _CLOEXEC_FLAG = getattr(_socket, "MSG_CMSG_CLOEXEC", 0)  # fds close-on-exec fro
 _SOL_SOCKET, _SCM_RIGHTS = _socket.SOL_SOCKET, _socket.SCM_RIGHTS
 _HANDLE_RETRIES = 3
 _COALESCE_MAX = 256 * 1024  # queued plain messages joined into one buffer up to this size
-
-
-class IPCWarning(RuntimeWarning):
-    """Bad bytes arrived on a channel nobody listens to ``'error'`` on."""
 
 
 def _is_internal(message: Any) -> bool:

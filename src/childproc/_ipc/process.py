@@ -92,6 +92,13 @@ class Process(IPCTarget, EventEmitter):
             self._ipc = IPC(self, fd, current_reactor(), self._mode, refed=False, follow_listeners=True)
         return self._ipc
 
+    def __repr__(self) -> str:
+        if self._ipc is None and self._fd < 0:
+            state = "no channel (not forked)"
+        else:
+            state = "connected" if self.connected else "disconnected"
+        return f"<childproc.process pid={os.getpid()} {state}>"
+
     # Registering a listener attaches the channel first, so the listener
     # hooks that ref it see the new listener.
     def on(self, event: Any, fn: Any = None) -> Any:

@@ -92,7 +92,7 @@ else:
     def overload(fn: object) -> object:  # the stubs are for type checkers only
         return fn
 
-from .._errors import ArgTypeError, ArgValueError
+from .._errors import ArgTypeError, ArgValueError, MaxListenersExceededWarning, UnhandledErrorEvent
 
 __all__ = ["EventEmitter", "MaxListenersExceededWarning", "UnhandledErrorEvent"]
 
@@ -101,50 +101,6 @@ __all__ = ["EventEmitter", "MaxListenersExceededWarning", "UnhandledErrorEvent"]
 # stream code) keep working.
 NEW_LISTENER = "newListener"
 REMOVE_LISTENER = "removeListener"
-
-
-class UnhandledErrorEvent(RuntimeError):
-    """``emit('error', value)`` found no ``'error'`` listener and ``value`` is not an exception.
-
-    Node's ``ERR_UNHANDLED_ERROR``: the message is ``Unhandled error. (<value>)``
-    with the value shown by ``repr()``, ``code`` is ``'ERR_UNHANDLED_ERROR'`` and
-    ``context`` is the value itself.  (When the value *is* an exception, ``emit``
-    raises that exception instead, as Node throws an ``Error`` as is.)
-    """
-
-    code = "ERR_UNHANDLED_ERROR"
-
-    def __init__(self, context: Any = None) -> None:
-        try:
-            shown = repr(context)
-        except Exception:  # noqa: BLE001 - a broken __repr__ must not hide the error
-            shown = object.__repr__(context)
-        super().__init__(f"Unhandled error. ({shown})")
-        self.context = context
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.context,))
-
-
-class MaxListenersExceededWarning(RuntimeWarning):
-    """More listeners were added to one event than the emitter's limit: a likely leak.
-
-    Carries Node's fields: ``emitter``, ``type`` (the event) and ``count``.
-    Silence it for one emitter with ``set_max_listeners(0)`` or a higher limit,
-    or globally with :func:`warnings.filterwarnings`.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        emitter: EventEmitter | None = None,
-        type: Hashable = None,  # Node's field name, shadowing the builtin is harmless here
-        count: int = 0,
-    ) -> None:
-        super().__init__(message)
-        self.emitter = emitter
-        self.type = type
-        self.count = count
 
 
 class _OnceWrapper:

@@ -143,6 +143,16 @@ class Readable(Consuming, ExecCollecting):
     def errored(self) -> BaseException | None:
         return self._errored
 
+    def __repr__(self) -> str:
+        if self._destroyed or self._closed:
+            state = "closed" if self._closed else "destroyed"
+        elif self._end_emitted:
+            state = "ended"
+        else:
+            state = {None: "not flowing yet", True: "flowing", False: "paused"}[self._flowing]
+        text = f", encoding={self._encoding!r}" if self._encoding else ""
+        return f"<Readable fd={self._fd} {state}, {self._length} buffered{text}>"
+
     # -- keep-alive: a live stream holds one ref until 'close' -----------------
 
     def _wants_ref(self) -> bool:

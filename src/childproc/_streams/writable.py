@@ -104,6 +104,17 @@ class Writable(FdStream):
         """Everything was flushed after ``end()`` (``'finish'`` is due or done)."""
         return self._finished
 
+    def __repr__(self) -> str:
+        if self._destroyed or self._closed:
+            state = "closed" if self._closed else "destroyed"
+        elif self._finished:
+            state = "finished"
+        elif self._ending:
+            state = "ending"
+        else:
+            state = "open"
+        return f"<Writable fd={self._fd} {state}, {self._length} queued>"
+
     # -- keep-alive: only while bytes wait for the pipe, as libuv ------------
 
     def _wants_ref(self) -> bool:
