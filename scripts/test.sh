@@ -3,7 +3,7 @@
 # gcc; node for the Node-comparison tests, which skip without it): a venv in
 # .venv, the package built and installed from this checkout with its test
 # extra, then mypy over src/childproc (the package ships py.typed, so its
-# hints are a promise), then pytest over tests/ and, once each with timing
+# hints are a promise) and over a typed user script, then pytest over tests/ and, once each with timing
 # off, benchmarks/.  Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,4 +15,8 @@ fi
 # the source tree, so a missing file in the wheel shows up here.
 .venv/bin/python -m pip install -q --disable-pip-version-check '.[test]'
 .venv/bin/python -m mypy
+# A user's typed script (the README's tour, grown) against the installed
+# package: the typed API is a promise too.  tests/test_typing.py checks that
+# mypy rejects tests/typing/bad_options.py.
+.venv/bin/python -m mypy --strict tests/typing/ok_tour.py
 exec .venv/bin/python -m pytest tests benchmarks --benchmark-disable -q "$@"

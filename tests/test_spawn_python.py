@@ -215,7 +215,7 @@ def test_async_stream_iteration_lines_and_read():
         e = cp.spawn("sh", ["-c", "head -c 1000000 /dev/zero; echo err >&2"])
         err = []
         e.stderr.on("data", err.append)
-        out = await e.stdout.read()
+        out = await e.stdout.aread()
         code3 = await e
         return chunks, code1, lines, out, b"".join(err), code3
 

@@ -912,7 +912,7 @@ def test_asyncio_iteration_lines_read_and_backpressure():
         reactor = current_reactor()
         # read()
         proc, fd = child_out(["seq", "1", "20000"])
-        data = await Readable(fd, reactor).read()
+        data = await Readable(fd, reactor).aread()
         assert data == b"".join(b"%d\n" % i for i in range(1, 20001))
         proc.wait()
         # async for over chunks and lines

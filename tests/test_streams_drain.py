@@ -125,8 +125,8 @@ def test_sequential_awaited_reads(files):
 
     async def main():
         c = cp.spawn("sh", ["-c", f"(cat {paths['err']} >&2; true) & exec cat {paths['out']}"])
-        out = await c.stdout.read()
-        err = await c.stderr.read()
+        out = await c.stdout.aread()
+        err = await c.stderr.aread()
         assert await c == 0
         return out, err
 

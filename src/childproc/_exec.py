@@ -26,39 +26,65 @@ is the same, blocking.
 from __future__ import annotations
 
 import errno as _errno
+import sys
 from collections.abc import Callable, Generator, Mapping
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar, overload
 
 from ._child import ChildProcess
 from ._errors import ExecError, ExecTimeoutError, MaxBufferError
 from ._spawn.options import SpawnPlan, normalize_exec, normalize_exec_file
+from ._spawn.optiontypes import Args, PathArg, options_doc
 
-__all__ = ["ExecResult", "ExecChildProcess", "exec", "exec_file"]
+if TYPE_CHECKING:
+    from typing import Literal
+
+    from typing_extensions import Unpack  # typing's own from 3.11; only the checker needs it
+
+    from ._spawn.optiontypes import ExecCore, ExecOptions
+
+__all__ = ["ExecResult", "ExecChildProcess", "ExecCallback", "exec", "exec_file"]
 
 Output = str | bytes
-Callback = Callable[[BaseException | None, Output, Output], Any]
+#: ``str`` (an encoding, exec's default: UTF-8) or ``bytes`` (``encoding=None``/``'buffer'``).
+_T = TypeVar("_T", str, bytes)
+_T_co = TypeVar("_T_co", str, bytes, covariant=True)
+#: ``callback(error, stdout, stderr)``; its return value is ignored.
+ExecCallback = Callable[[BaseException | None, _T, _T], object]
+Callback = Callable[[BaseException | None, Any, Any], object]
+
+if TYPE_CHECKING or sys.version_info >= (3, 11):
+    class ExecResult(NamedTuple, Generic[_T_co]):
+        """What a successful ``exec``/``exec_file`` produced: ``str``
+        outputs by default, ``bytes`` with ``encoding=None``."""
+
+        stdout: _T_co
+        stderr: _T_co
+else:  # a generic NamedTuple needs 3.11; the same tuple, subscriptable for annotations
+    class ExecResult(NamedTuple):
+        """What a successful ``exec``/``exec_file`` produced: ``str``
+        outputs by default, ``bytes`` with ``encoding=None``."""
+
+        stdout: Any
+        stderr: Any
+
+        def __class_getitem__(cls, item: Any) -> Any:
+            return cls
 
 
-class ExecResult(NamedTuple):
-    """What a successful ``exec``/``exec_file`` produced."""
-
-    stdout: Output
-    stderr: Output
-
-
-class ExecChildProcess(ChildProcess):
+class ExecChildProcess(ChildProcess, Generic[_T]):
     """The child of ``exec``/``exec_file``: a ``ChildProcess`` whose outcome
-    can also be awaited (``await child``) or waited for (``result()``)."""
+    can also be awaited (``await child``) or waited for (``result()``).
+    ``ExecChildProcess[str]`` by default, ``[bytes]`` with ``encoding=None``."""
 
     def __init__(self) -> None:
         super().__init__()
-        self._outcome: tuple[BaseException | None, Output, Output] | None = None
+        self._outcome: tuple[BaseException | None, Any, Any] | None = None
         self._waiters: list[Any] = []  # asyncio futures of `await child`
 
     def _settle(self, err: BaseException | None, stdout: Output, stderr: Output) -> None:
         self._outcome = (err, stdout, stderr)
 
-    def _result(self) -> ExecResult:
+    def _result(self) -> ExecResult[_T]:
         assert self._outcome is not None
         err, stdout, stderr = self._outcome
         if err is not None:
@@ -68,13 +94,17 @@ class ExecChildProcess(ChildProcess):
             raise err
         return ExecResult(stdout, stderr)
 
-    def result(self, timeout: float | None = None) -> ExecResult:
-        """Block until the command is done; ``ExecResult`` or raise."""
+    def result(self, timeout: float | None = None) -> ExecResult[_T]:
+        """Block until the command is done; ``ExecResult`` or raise its error
+        (``ExecError``, ``ExecTimeoutError`` when its own ``timeout`` killed
+        it, ``MaxBufferError``, ``AbortError`` or the ``SpawnError``).  The
+        builtin ``TimeoutError`` (not an ``ExecError``) after ``timeout``
+        seconds of waiting, the command still running."""
         if not self._reactor.run_until(lambda: self._outcome is not None, timeout):
             raise TimeoutError(f"command {self.pid} still running after {timeout} s")
         return self._result()
 
-    def __await__(self) -> Generator[Any, None, ExecResult]:  # type: ignore[override]
+    def __await__(self) -> Generator[Any, None, ExecResult[_T]]:  # type: ignore[override]
         if self._outcome is None:
             import asyncio
 
@@ -147,8 +177,8 @@ def _join(collected: _Collected, text: bool, tail: Output | None = None) -> Outp
     return bytes(collected.data)
 
 
-def _run(plan: SpawnPlan, callback: Callback | None) -> ExecChildProcess:
-    child = ExecChildProcess()
+def _run(plan: SpawnPlan, callback: Callback | None) -> ExecChildProcess[Any]:
+    child: ExecChildProcess[Any] = ExecChildProcess()
     # exec's timeout is its own (it destroys the streams first), so the
     # spawn itself gets none; the other spawn options are Node's subset.
     timeout, plan.timeout = plan.timeout, None
@@ -277,29 +307,95 @@ def _stream_text(stream: Any) -> bool:
     return stream is not None and getattr(stream, "readable_encoding", None) is not None
 
 
+@overload
+def exec(  # type: ignore[overload-overlap]  # 'buffer' is a str too: this one is tried first
+    command: PathArg,
+    options: ExecCallback[bytes] | None = None,
+    callback: ExecCallback[bytes] | None = None,
+    /,
+    *,
+    encoding: Literal["buffer"] | None,
+    **kwargs: Unpack[ExecCore],
+) -> ExecChildProcess[bytes]: ...
+@overload
+def exec(
+    command: PathArg,
+    options: ExecCallback[str] | None = None,
+    callback: ExecCallback[str] | None = None,
+    /,
+    *,
+    encoding: str = ...,
+    **kwargs: Unpack[ExecCore],
+) -> ExecChildProcess[str]: ...
+@overload
+def exec(  # Node's shape: the encoding is inside the mapping, out of the checker's sight
+    command: PathArg,
+    options: Mapping[str, Any],
+    callback: Callback | None = None,
+    /,
+    **kwargs: Unpack[ExecOptions],
+) -> ExecChildProcess[Any]: ...
 def exec(  # noqa: A001 - Node's name
-    command: Any,
+    command: PathArg,
     options: Mapping[str, Any] | Callback | None = None,
     callback: Callback | None = None,
     /,
     **kwargs: Any,
-) -> ExecChildProcess:
+) -> ExecChildProcess[Any]:
     """Run ``command`` through the shell, buffering its output (Node's
-    ``exec``).  ``callback(error, stdout, stderr)``; or ``await`` the result."""
+    ``exec``).  ``callback(error, stdout, stderr)``; or ``await`` the child
+    for an ``ExecResult``, or call its ``result()``.  Output is ``str``
+    (UTF-8) unless ``encoding=None``/``'buffer'`` asks for ``bytes``; each
+    stream may hold ``max_buffer`` (1 MiB) before the child is killed."""
     plan = normalize_exec("exec", command, options, callback, kwargs, sync=False)
     return _run(plan, plan.callback)
 
 
+@overload
+def exec_file(  # type: ignore[overload-overlap]  # 'buffer' is a str too: this one is tried first
+    file: PathArg,
+    args: Args | ExecCallback[bytes] | None = None,
+    options: ExecCallback[bytes] | None = None,
+    callback: ExecCallback[bytes] | None = None,
+    /,
+    *,
+    encoding: Literal["buffer"] | None,
+    **kwargs: Unpack[ExecCore],
+) -> ExecChildProcess[bytes]: ...
+@overload
 def exec_file(
-    file: Any,
-    args: Any = None,
+    file: PathArg,
+    args: Args | ExecCallback[str] | None = None,
+    options: ExecCallback[str] | None = None,
+    callback: ExecCallback[str] | None = None,
+    /,
+    *,
+    encoding: str = ...,
+    **kwargs: Unpack[ExecCore],
+) -> ExecChildProcess[str]: ...
+@overload
+def exec_file(  # Node's shape: the encoding is inside the mapping, out of the checker's sight
+    file: PathArg,
+    args: Args | Mapping[str, Any] | Callback | None,
+    options: Mapping[str, Any] | Callback | None = None,
+    callback: Callback | None = None,
+    /,
+    **kwargs: Unpack[ExecOptions],
+) -> ExecChildProcess[Any]: ...
+def exec_file(
+    file: PathArg,
+    args: Args | Mapping[str, Any] | Callback | None = None,
     options: Mapping[str, Any] | Callback | None = None,
     callback: Callback | None = None,
     /,
     **kwargs: Any,
-) -> ExecChildProcess:
+) -> ExecChildProcess[Any]:
     """Run ``file`` with ``args`` (no shell unless ``shell=``), buffering its
-    output (Node's ``execFile``)."""
+    output (Node's ``execFile``); results and errors as for :func:`exec`."""
     plan = normalize_exec_file("exec_file", file, args, options, callback, kwargs, sync=False)
-    child = _run(plan, plan.callback)
-    return child
+    return _run(plan, plan.callback)
+
+
+# help(cp.exec) lists the options, from the TypedDicts the checker reads.
+exec.__doc__ = (exec.__doc__ or "") + options_doc("exec")
+exec_file.__doc__ = (exec_file.__doc__ or "") + options_doc("exec_file")

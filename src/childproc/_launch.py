@@ -10,20 +10,26 @@ thread (``_loop``), starting with ``'spawn'`` on the next tick.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._child import ChildProcess
 from ._spawn.options import normalize_fork, normalize_spawn
+from ._spawn.optiontypes import Args, PathArg, options_doc
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing's own from 3.11; only the checker needs it
+
+    from ._spawn.optiontypes import ForkOptions, SpawnOptions
 
 __all__ = ["spawn", "fork"]
 
 
 def spawn(
-    command: Any,
-    args: Any = None,
+    command: PathArg,
+    args: Args | Mapping[str, Any] | None = None,
     options: Mapping[str, Any] | None = None,
     /,
-    **kwargs: Any,
+    **kwargs: Unpack[SpawnOptions],
 ) -> ChildProcess:
     """Start ``command`` with ``args``; returns the running ``ChildProcess``.
 
@@ -39,11 +45,11 @@ def spawn(
 
 
 def fork(
-    module_path: Any,
-    args: Any = None,
+    module_path: PathArg,
+    args: Args | Mapping[str, Any] | None = None,
     options: Mapping[str, Any] | None = None,
     /,
-    **kwargs: Any,
+    **kwargs: Unpack[ForkOptions],
 ) -> ChildProcess:
     """Start a Python module (or, with ``exec_path='node'``, a Node script)
     with an IPC channel: Node's ``fork``.
@@ -58,3 +64,8 @@ def fork(
     child = ChildProcess()
     child._spawn(plan)
     return child
+
+
+# help(cp.spawn) lists the options, from the TypedDicts the checker reads.
+spawn.__doc__ = (spawn.__doc__ or "") + options_doc("spawn")
+fork.__doc__ = (fork.__doc__ or "") + options_doc("fork")

@@ -48,6 +48,7 @@ from .._abort import AbortSignal
 from .env import env_block, environ_path
 from .._errors import ArgValueError
 from .._messages import invalid_arg_type, invalid_arg_value, out_of_range
+from .optiontypes import ALLOWED
 from .signals import SIGTERM, signal_number
 from .stdio import DEFAULT_STDIO as _DEFAULT_STDIO
 from .stdio import SHORTCUTS as _STDIO_SHORTCUTS
@@ -134,21 +135,11 @@ class SpawnPlan:
 
 # ---------------------------------------------------------------- options
 
-_COMMON = frozenset({"cwd", "env", "argv0", "uid", "gid", "timeout", "kill_signal", "windows_hide",
-                     "windows_verbatim_arguments", "kill_tree", "force_kill_after", "die_with_parent"})
-_SPAWN_SYNC = frozenset({"stdio", "detached", "shell", "max_buffer", "encoding", "input"})
 # Which options each function reads (Node v20's, checked against Node's
 # source: argv0 is honoured by execSync and fork too, and only validated by
-# exec/execFile; windowsVerbatimArguments is read everywhere).
-_ALLOWED: dict[str, frozenset[str]] = {
-    "spawn": _COMMON | {"stdio", "detached", "shell", "signal", "serialization"},
-    "spawn_sync": _COMMON | _SPAWN_SYNC,
-    "exec_file": _COMMON | {"shell", "signal", "max_buffer", "encoding"},
-    "exec_file_sync": _COMMON | _SPAWN_SYNC,
-    "exec": _COMMON | {"shell", "signal", "max_buffer", "encoding"},
-    "exec_sync": _COMMON | _SPAWN_SYNC,
-    "fork": _COMMON | {"stdio", "detached", "signal", "serialization", "exec_path", "exec_argv", "silent"},
-}
+# exec/execFile; windowsVerbatimArguments is read everywhere): the keys of
+# the TypedDicts in .optiontypes, which the type checker reads too.
+_ALLOWED = ALLOWED
 _CAMEL = {"killSignal": "kill_signal", "maxBuffer": "max_buffer", "windowsHide": "windows_hide",
           "windowsVerbatimArguments": "windows_verbatim_arguments", "execPath": "exec_path",
           "execArgv": "exec_argv"}

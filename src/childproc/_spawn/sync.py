@@ -24,7 +24,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
 
 from . import native as _native
 
@@ -33,15 +33,25 @@ from .env import environ_path
 from .failure import display, spawn_failure
 from .._errors import ExecError, SpawnError, spawn_error
 from .options import SpawnPlan, decode_output, normalize_exec, normalize_exec_file, normalize_spawn
+from .optiontypes import Args, PathArg, options_doc
 from .signals import signal_name
+
+if TYPE_CHECKING:
+    from typing import Literal
+
+    from typing_extensions import Unpack  # typing's own from 3.11; only the checker needs it
+
+    from .optiontypes import ExecSyncCore, ExecSyncOptions, StdioArg, SpawnSyncOptions, SyncCore
 
 __all__ = ["SpawnSyncResult", "spawn_sync", "exec_sync", "exec_file_sync"]
 
 Output = bytes | str
+#: ``bytes`` by default, ``str`` with an ``encoding``.
+_T = TypeVar("_T", bytes, str)
 
 
 @dataclass(slots=True)
-class SpawnSyncResult:
+class SpawnSyncResult(Generic[_T]):
     """What ``spawn_sync`` returns: Node's ``spawnSync`` object.
 
     ``pid`` is 0 and ``output``/``stdout``/``stderr`` are None when the child
@@ -53,9 +63,9 @@ class SpawnSyncResult:
     """
 
     pid: int
-    output: list[Output | None] | None
-    stdout: Output | None
-    stderr: Output | None
+    output: list[_T | None] | None
+    stdout: _T | None
+    stderr: _T | None
     status: int | None
     signal: str | None
     error: SpawnError | None = field(default=None)
@@ -73,7 +83,7 @@ class SpawnSyncResult:
         return None
 
 
-def _result(request: _native.SyncRequest) -> SpawnSyncResult:
+def _result(request: _native.SyncRequest) -> SpawnSyncResult[Any]:
     pid, raw_output, exit_code, term_signal, errno, stage = request.run()
     plan = request.plan
     error: SpawnError | None = None
@@ -148,7 +158,7 @@ def _shape_key(fn_name: str, command: Any, args: Any, options: Any,
 
 
 def _run_call(fn_name: str, command: Any, args: Any, options: Any, kwargs: Mapping[str, Any],
-              build: Callable[[], SpawnPlan]) -> tuple[SpawnPlan, SpawnSyncResult]:
+              build: Callable[[], SpawnPlan]) -> tuple[SpawnPlan, SpawnSyncResult[Any]]:
     """Run a call: with its kept request when its shape has one, else (and
     the first time) with the plan that ``build`` validates and makes."""
     key = _shape_key(fn_name, command, args, options, kwargs)
@@ -166,18 +176,49 @@ def _run_call(fn_name: str, command: Any, args: Any, options: Any, kwargs: Mappi
         _prepared[key] = request
 
 
+@overload
+def spawn_sync(  # type: ignore[overload-overlap]  # 'buffer' is a str too: this one is tried first
+    command: PathArg,
+    args: Args | None = None,
+    options: None = None,
+    /,
+    *,
+    encoding: Literal["buffer"] | None = None,
+    stdio: StdioArg | None = None,
+    **kwargs: Unpack[SyncCore],
+) -> SpawnSyncResult[bytes]: ...
+@overload
 def spawn_sync(
-    command: Any,
-    args: Any = None,
+    command: PathArg,
+    args: Args | None = None,
+    options: None = None,
+    /,
+    *,
+    encoding: str,
+    stdio: StdioArg | None = None,
+    **kwargs: Unpack[SyncCore],
+) -> SpawnSyncResult[str]: ...
+@overload
+def spawn_sync(  # Node's shape: the encoding is inside the mapping, out of the checker's sight
+    command: PathArg,
+    args: Args | Mapping[str, Any] | None,
+    options: Mapping[str, Any] | None = None,
+    /,
+    **kwargs: Unpack[SpawnSyncOptions],
+) -> SpawnSyncResult[Any]: ...
+def spawn_sync(
+    command: PathArg,
+    args: Args | Mapping[str, Any] | None = None,
     options: Mapping[str, Any] | None = None,
     /,
     **kwargs: Any,
-) -> SpawnSyncResult:
+) -> SpawnSyncResult[Any]:
     """Run ``command`` with ``args`` and wait for it: Node's ``spawnSync``.
 
     ``spawn_sync('ls', ['-l'], cwd='/tmp')``; a Node-style options mapping as
-    the third argument works too.  See the module docstring for what raises
-    and what is reported in the result.
+    the third argument works too.  Outputs are ``bytes``, or ``str`` with an
+    ``encoding``.  Only invalid arguments raise; what happens at run time (a
+    missing program, ETIMEDOUT, ENOBUFS) is ``result.error``.
     """
     return _run_call("spawn_sync", command, args, options, kwargs,
                      lambda: normalize_spawn("spawn_sync", command, args, options, kwargs, sync=True))[1]
@@ -201,7 +242,7 @@ def _copy_stderr(stderr: Output | None) -> None:
     stream.flush()
 
 
-def _check(result: SpawnSyncResult, cmd: str) -> None:
+def _check(result: SpawnSyncResult[Any], cmd: str) -> None:
     """Node's checkExecSyncError: raise what exec_sync/exec_file_sync throw."""
     err: BaseException
     if result.error is not None:
@@ -229,14 +270,45 @@ def _check(result: SpawnSyncResult, cmd: str) -> None:
         )
 
 
+# exec_sync and exec_file_sync return the child's stdout: bytes, or str with
+# an encoding; None only when ``stdio`` made stdout something other than a
+# pipe, so the overloads that take ``stdio`` say ``| None``.
+@overload
+def exec_sync(  # type: ignore[overload-overlap]  # 'buffer' is a str too: this one is tried first
+    command: PathArg, options: None = None, /, *, encoding: Literal["buffer"] | None = None,
+    **kwargs: Unpack[ExecSyncCore],
+) -> bytes: ...
+@overload
 def exec_sync(
-    command: Any,
+    command: PathArg, options: None = None, /, *, encoding: str, **kwargs: Unpack[ExecSyncCore],
+) -> str: ...
+@overload
+def exec_sync(  # type: ignore[overload-overlap]
+    command: PathArg, options: None = None, /, *, encoding: Literal["buffer"] | None = None,
+    stdio: StdioArg | None, **kwargs: Unpack[ExecSyncCore],
+) -> bytes | None: ...
+@overload
+def exec_sync(
+    command: PathArg, options: None = None, /, *, encoding: str, stdio: StdioArg | None,
+    **kwargs: Unpack[ExecSyncCore],
+) -> str | None: ...
+@overload
+def exec_sync(  # Node's shape: the encoding is inside the mapping, out of the checker's sight
+    command: PathArg, options: Mapping[str, Any], /, **kwargs: Unpack[ExecSyncOptions],
+) -> Any: ...
+def exec_sync(
+    command: PathArg,
     options: Mapping[str, Any] | None = None,
     /,
     **kwargs: Any,
-) -> Output | None:
+) -> Any:
     """Run ``command`` through the shell and return its stdout: Node's
-    ``execSync``.  Raises ``ExecError`` on a non-zero exit or a signal."""
+    ``execSync``.  ``bytes``, or ``str`` with an ``encoding``.  Raises
+    ``ExecError`` (a ``subprocess.CalledProcessError``) on a non-zero exit or
+    a signal, the ``SpawnError`` when it could not run or timed out
+    (``ETIMEDOUT``: a ``TimeoutError``).  Unless ``stdio`` is given, the
+    child's stderr is also copied to ``sys.stderr`` once it has finished
+    (Node's behaviour); ``stdio='pipe'`` keeps it only in the error."""
     plan, result = _run_call("exec_sync", command, None, options, kwargs,
                              lambda: normalize_exec("exec_sync", command, options, None, kwargs, sync=True))
     if not plan.stdio_given:
@@ -245,15 +317,41 @@ def exec_sync(
     return result.stdout
 
 
+@overload
+def exec_file_sync(  # type: ignore[overload-overlap]  # 'buffer' is a str too: this one is tried first
+    file: PathArg, args: Args | None = None, options: None = None, /, *,
+    encoding: Literal["buffer"] | None = None, **kwargs: Unpack[ExecSyncCore],
+) -> bytes: ...
+@overload
 def exec_file_sync(
-    file: Any,
-    args: Any = None,
+    file: PathArg, args: Args | None = None, options: None = None, /, *, encoding: str,
+    **kwargs: Unpack[ExecSyncCore],
+) -> str: ...
+@overload
+def exec_file_sync(  # type: ignore[overload-overlap]
+    file: PathArg, args: Args | None = None, options: None = None, /, *,
+    encoding: Literal["buffer"] | None = None, stdio: StdioArg | None, **kwargs: Unpack[ExecSyncCore],
+) -> bytes | None: ...
+@overload
+def exec_file_sync(
+    file: PathArg, args: Args | None = None, options: None = None, /, *, encoding: str,
+    stdio: StdioArg | None, **kwargs: Unpack[ExecSyncCore],
+) -> str | None: ...
+@overload
+def exec_file_sync(  # Node's shape: the encoding is inside the mapping, out of the checker's sight
+    file: PathArg, args: Args | Mapping[str, Any] | None, options: Mapping[str, Any] | None = None, /,
+    **kwargs: Unpack[ExecSyncOptions],
+) -> Any: ...
+def exec_file_sync(
+    file: PathArg,
+    args: Args | Mapping[str, Any] | None = None,
     options: Mapping[str, Any] | None = None,
     /,
     **kwargs: Any,
-) -> Output | None:
+) -> Any:
     """Run ``file`` with ``args`` (no shell unless ``shell=``) and return its
-    stdout: Node's ``execFileSync``.  Raises like ``exec_sync``."""
+    stdout: Node's ``execFileSync``.  Returns and raises like
+    :func:`exec_sync`."""
     plan, result = _run_call(
         "exec_file_sync", file, args, options, kwargs,
         lambda: normalize_exec_file("exec_file_sync", file, args, options, None, kwargs, sync=True))
@@ -262,3 +360,9 @@ def exec_file_sync(
     # Node: the message names [argv0 || file, ...args] joined by spaces.
     _check(result, plan.command_line())
     return result.stdout
+
+
+# help(cp.spawn_sync) lists the options, from the TypedDicts the checker reads.
+spawn_sync.__doc__ = (spawn_sync.__doc__ or "") + options_doc("spawn_sync")
+exec_sync.__doc__ = (exec_sync.__doc__ or "") + options_doc("exec_sync")
+exec_file_sync.__doc__ = (exec_file_sync.__doc__ or "") + options_doc("exec_file_sync")

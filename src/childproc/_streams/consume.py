@@ -13,7 +13,8 @@ the state declared in :mod:`.state`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Coroutine, Iterator
+import warnings
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any, cast
 
 from .._errors import premature_close
@@ -142,18 +143,24 @@ class Consuming(ReadableState):
         """
         return LineIterator(self, max_line)
 
-    def read(self) -> Chunk | Coroutine[Any, Any, Chunk]:
-        """Everything up to EOF, as ``bytes`` (or ``str`` with an encoding).
+    def read(self) -> Chunk:
+        """Everything up to EOF, as ``bytes`` (or ``str`` with an encoding),
+        driving this thread's loop: ``data = child.stdout.read()``.
 
-        In plain code it drives the loop and returns the data:
-        ``data = child.stdout.read()``.  On an asyncio loop it returns an
-        awaitable instead: ``data = await child.stdout.read()``.
+        On an asyncio loop use ``data = await child.stdout.aread()``.  (There
+        ``read()`` still returns an awaitable, with a ``DeprecationWarning``,
+        for code written before ``aread()`` existed; type checkers see only
+        the plain form.)
         """
         if self._reactor.asyncio_loop is not None:
-            return self._read_async()
+            warnings.warn("on an asyncio loop, use 'await stream.aread()' instead of "
+                          "'await stream.read()'", DeprecationWarning, stacklevel=2)
+            return cast(Chunk, self.aread())
         return self._join(list(self))
 
-    async def _read_async(self) -> Chunk:
+    async def aread(self) -> Chunk:
+        """``await stream.aread()``: everything up to EOF, on the asyncio
+        loop the stream belongs to (the async form of :meth:`read`)."""
         return self._join([chunk async for chunk in self])
 
     def _join(self, chunks: list[Chunk]) -> Chunk:
