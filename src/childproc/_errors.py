@@ -330,11 +330,12 @@ def _make_exec_errors() -> None:
     make("ExecTimeoutError", _ExecTimeoutErrorFields, exec_error, TimeoutExpired, TimeoutError)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        _make_exec_errors()
-        return globals()[name]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+if not TYPE_CHECKING:  # hidden from the checker, which would let any name through it
+    def __getattr__(name: str) -> Any:
+        if name in _LAZY:
+            _make_exec_errors()
+            return globals()[name]
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class AbortError(Exception):
