@@ -20,7 +20,7 @@ import pytest
 
 import childproc as cp
 from childproc import _errors
-import nodecmp
+from nodecmp import node_result
 
 SRC = pathlib.Path(cp.__file__).parent
 
@@ -33,7 +33,7 @@ def _node_fields(err: BaseException) -> dict[str, object]:
 def _node_exec_error(call: str) -> object:
     """The fields of the error Node's exec callback gets for ``call``
     (``cp.exec(...)`` without its callback's closing parenthesis)."""
-    return nodecmp._run("const cp = require('child_process');\n" + call + ", (e) => process.stdout.write("
+    return node_result("const cp = require('child_process');\n" + call + ", (e) => process.stdout.write("
                         "JSON.stringify(e && {message: e.message, code: e.code, killed: e.killed, "
                         "signal: e.signal, cmd: e.cmd})))")
 
