@@ -1,11 +1,11 @@
-"""The exception classes of childproc and the text of Node's error messages.
-
-Two families live here.
+"""Every exception and warning class of childproc (``childproc`` exports them all).
 
 *Runtime errors* describe what happened to a child: :class:`SpawnError` (the
 process could not be created, or a sync run ended with ``ETIMEDOUT`` /
-``ENOBUFS``), :class:`ExecError` (an ``exec`` family command failed),
-:class:`MaxBufferError`, :class:`AbortError` and :class:`IPCError`.  Their
+``ENOBUFS``), :class:`ExecError` (an ``exec`` family command failed; also a
+``subprocess.CalledProcessError``), :class:`ExecTimeoutError` (its timeout
+killed it; also a ``TimeoutError``), :class:`MaxBufferError`,
+:class:`AbortError` and :class:`IPCError`.  Their
 attributes are Node's (``code``, ``syscall``, ``spawnargs``, ``killed``,
 ``cmd`` ...) so that code ported from Node reads the same fields, and their
 ``str()`` is Node's ``message`` (``spawnSync ls ENOENT``), not Python's
@@ -15,26 +15,23 @@ attributes are Node's (``code``, ``syscall``, ``spawnargs``, ``killed``,
 ``TypeError``/``RangeError`` objects carrying a ``code``; childproc raises the
 Python builtins a Python caller expects -- :class:`ArgTypeError` (a
 ``TypeError``) for a wrong type and :class:`ArgValueError` (a ``ValueError``)
-for a bad value -- each with Node's ``.code`` and Node's message text.  The
-helper constructors (:func:`invalid_arg_type`, :func:`invalid_arg_value`,
-:func:`out_of_range`, ...) rebuild Node's ``lib/internal/errors.js`` message
-formats.  Where Node names a JavaScript type (``Received type number (42)``,
-``Received null``, ``an instance of Array``) the Python type is named instead
-(``Received type int (42)``, ``Received None``, ``an instance of list``); that
-is deliberate.  Everything else -- the quoting and escaping of strings
-(``Received 'ec\\x00ho'``), the 128-character cut of inspected values, the
-``argument``/``property`` wording -- is Node's to the character, and the tests
-compare it against a real ``node``.
+for a bad value -- each with Node's ``.code`` and Node's message text
+(built by ``_messages.py``).
+
+*Stream errors* (:class:`StreamError`, :class:`StreamSystemError`,
+:class:`LineTooLongError`), the emitter's :class:`UnhandledErrorEvent` and the
+warnings (:class:`MaxListenersExceededWarning`, :class:`IPCWarning`) complete
+the set.
 """
 
 from __future__ import annotations
 
 import errno as _errno
 import os
-from types import BuiltinFunctionType, BuiltinMethodType, FunctionType, MethodType
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds at import; forked children start faster without
-    from collections.abc import Hashable, Iterable
+    from collections.abc import Hashable
     from typing import Any
 
 __all__ = [

@@ -14,8 +14,9 @@ Node's ``execFile`` to the detail (docs/architecture.md, "exec"):
 * The callback ``(error, stdout, stderr)`` runs on ``'close'`` -- before any
   user ``'close'`` listener, because exec's listener is attached first -- or
   right away on ``'error'`` (a spawn failure, an abort).  ``error`` is an
-  ``ExecError`` (``Command failed: <cmd>\\n<stderr>``), the ``MaxBufferError``,
-  the ``AbortError`` or the spawn error, each with ``cmd`` added.
+  ``ExecError`` (``Command failed: <cmd>\\n<stderr>``; an ``ExecTimeoutError``
+  when the timeout killed the child), the ``MaxBufferError``, the
+  ``AbortError`` or the spawn error, each with ``cmd`` added.
 
 The Python forms: the returned child is awaitable -- ``await cp.exec(...)``
 gives ``ExecResult(stdout, stderr)`` or raises the error with ``stdout`` and

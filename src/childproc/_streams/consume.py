@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from .._errors import premature_close
 from .decode import Chunk
