@@ -22,14 +22,17 @@ enum {
     CP_STDIO_PIPE_IN = 1,  /* a pipe the child reads; the parent writes      */
     CP_STDIO_PIPE_OUT = 2, /* a pipe the child writes; the parent reads      */
     CP_STDIO_FD = 3,       /* the parent's descriptor `fd`, dup'd to index i */
-    CP_STDIO_IPC = 4       /* one end of an AF_UNIX SOCK_STREAM socketpair:
+    CP_STDIO_IPC = 4,      /* one end of an AF_UNIX SOCK_STREAM socketpair:
                               the message channel (SCM_RIGHTS needs a socket) */
+    CP_STDIO_DUP = 5       /* whatever the child gets at the lower index `fd`
+                              (subprocess.STDOUT in slot 2: 2>&1)           */
 };
 
 typedef struct {
     int kind; /* CP_STDIO_* */
-    int fd;   /* CP_STDIO_FD: the parent's fd.  Pipes and IPC: cp_spawn stores
-                 the parent's end here (close-on-exec).  Else -1.           */
+    int fd;   /* CP_STDIO_FD: the parent's fd.  CP_STDIO_DUP: a child index
+                 below this slot's.  Pipes and IPC: cp_spawn stores the
+                 parent's end here (close-on-exec).  Else -1.               */
 } cp_stdio;
 
 enum {

@@ -208,7 +208,7 @@ int cp_run_sync(cp_spawn_req *req, const cp_sync_opts *opts,
         int np = 0, open_pipes = 0;
         for (int i = 0; i < n; i++) {
             cp_stdio *s = &req->stdio[i];
-            if (s->fd < 0 || s->kind == CP_STDIO_FD || s->kind == CP_STDIO_IGNORE)
+            if (s->fd < 0 || (s->kind != CP_STDIO_PIPE_IN && s->kind != CP_STDIO_PIPE_OUT))
                 continue;
             pfds[np].fd = s->fd;
             pfds[np].events = s->kind == CP_STDIO_PIPE_IN ? POLLOUT : POLLIN;

@@ -196,6 +196,12 @@ static int stdio_plan_init(stdio_plan *plan, cp_spawn_req *req)
         case CP_STDIO_FD:
             plan->src[i] = s->fd;
             break;
+        case CP_STDIO_DUP:
+            /* The same source as the earlier slot: dup2 of one fd twice. */
+            if (s->fd < 0 || s->fd >= i)
+                return -EINVAL;
+            plan->src[i] = plan->src[s->fd];
+            break;
         case CP_STDIO_IGNORE:
             if (i > 2) {
                 /* Node leaves an ignored fd >= 3 closed in the child. */

@@ -638,6 +638,26 @@ static int make_stdio(const cp_spawn_req *req, stdio_plan *sp, int *stage)
             }
             break;
         }
+        case CP_STDIO_DUP: {
+            /* The earlier slot's handle again (2>&1), as a handle of its own
+             * so that every child[] entry is closed once. */
+            int j = req->stdio[i].fd;
+            if (j < 0 || j >= i) {
+                *stage = CP_STAGE_STDIO;
+                return -EINVAL;
+            }
+            if (sp->child[j] == INVALID_HANDLE_VALUE)
+                break;
+            if (!DuplicateHandle(GetCurrentProcess(), sp->child[j],
+                                 GetCurrentProcess(), &sp->child[i], 0, TRUE,
+                                 DUPLICATE_SAME_ACCESS)) {
+                sp->child[i] = INVALID_HANDLE_VALUE;
+                *stage = CP_STAGE_STDIO;
+                return cp__win_error(GetLastError());
+            }
+            sp->crt[i] = sp->crt[j];
+            break;
+        }
         default:
             *stage = CP_STAGE_STDIO;
             return -EINVAL;

@@ -46,6 +46,7 @@ _PIPE_OUT = lib.CP_STDIO_PIPE_OUT
 _IGNORE = lib.CP_STDIO_IGNORE
 _FD = lib.CP_STDIO_FD
 _IPC = lib.CP_STDIO_IPC
+_DUP = lib.CP_STDIO_DUP
 _INT64_MAX = 2**63 - 1
 _UINT64_MAX = 2**64 - 1
 
@@ -110,6 +111,9 @@ def build_request(plan: SpawnPlan, keep: list[object], lent: Mapping[int, int] =
         elif kind == "ipc":
             stdio[i].kind = _IPC
             stdio[i].fd = -1
+        elif kind == "dup":
+            stdio[i].kind = _DUP
+            stdio[i].fd = slot.fd
         elif kind == "stream":
             # Another child's stream: its fd itself goes to this child.
             stdio[i].kind = _FD

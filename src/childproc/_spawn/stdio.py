@@ -6,6 +6,10 @@ the child, index 0 being its stdin; each item becomes a :class:`StdioSlot`:
 
 * ``'pipe'``, ``None`` (below index 3) or a negative number: a pipe, the
   child's input at index 0 and an output everywhere else (Node's rule);
+* ``subprocess.DEVNULL`` (-3): ``'ignore'``; ``subprocess.STDOUT`` (-2)
+  from index 2 on: whatever the child gets at index 1 (``2>&1``: into the
+  stdout pipe when that is one).  Python additions: Node reads both as
+  "a negative number", a pipe, which no ``subprocess`` user means;
 * ``'ignore'``, ``None`` from index 3 on: ``/dev/null`` for 0-2, closed
   above;
 * ``'inherit'``: the parent's descriptor of the same index;
@@ -35,6 +39,7 @@ so the common call shapes allocate nothing here but the list.
 
 from __future__ import annotations
 
+import subprocess
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +54,8 @@ class StdioSlot:
 
     ``kind`` is ``'pipe'`` (index 0 is the child's input, every other pipe
     an output, as in Node), ``'ignore'`` (``/dev/null`` for 0-2, closed
-    above), ``'fd'`` (the parent's descriptor ``fd``, dup'd into place;
+    above), ``'dup'`` (what the child gets at the lower index ``fd``:
+    ``subprocess.STDOUT``), ``'fd'`` (the parent's descriptor ``fd``, dup'd into place;
     ``'inherit'`` is ``'fd'`` with ``fd == index``), ``'ipc'`` (the message
     channel) or ``'stream'`` (a childproc stream object, ``source``, whose
     ``_childproc_fd()`` hands over its descriptor at spawn time).  ``source``
@@ -66,6 +72,7 @@ _PIPE = StdioSlot("pipe", -1, "pipe")
 _OVERLAPPED = StdioSlot("pipe", -1, "overlapped")
 _IGNORE = StdioSlot("ignore", -1, "ignore")
 _IPC = StdioSlot("ipc", -1, "ipc")
+_STDOUT = StdioSlot("dup", 1, subprocess.STDOUT)
 _INHERIT = (StdioSlot("fd", 0, "inherit"), StdioSlot("fd", 1, "inherit"), StdioSlot("fd", 2, "inherit"))
 SHORTCUTS: dict[str, tuple[StdioSlot, ...]] = {
     "pipe": (_PIPE,) * 3, "overlapped": (_OVERLAPPED,) * 3, "ignore": (_IGNORE,) * 3, "inherit": _INHERIT,
@@ -89,6 +96,13 @@ def _stdio_item(item: Any, index: int, sync: bool) -> StdioSlot:
         # indexes) and async Node says ERR_INVALID_SYNC_FORK_INPUT.
         raise invalid_arg_value("stdio", item)
     if isinstance(item, int) and not isinstance(item, bool):
+        if item == subprocess.DEVNULL:
+            return _IGNORE
+        if item == subprocess.STDOUT:
+            if index < 2:
+                raise invalid_arg_value(f"stdio[{index}]", item, "is subprocess.STDOUT, which only "
+                                        "index 2 and above take (2>&1)")
+            return _STDOUT
         return _PIPE if item < 0 else StdioSlot("fd", int(item), item)
     if hasattr(item, "_childproc_fd"):
         if sync:  # Node aborts the whole process on a stream in spawnSync

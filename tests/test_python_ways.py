@@ -1,0 +1,78 @@
+"""What Python users reach for: subprocess's stdio constants, ``async with``,
+``encoding=`` on spawn, ``input=`` on exec, and errors that say what to do.
+
+These are Python additions (Node has no such constants or options), so they
+are behaviour tests; where Node defines the neighbouring behaviour (a
+negative number in ``stdio`` is a pipe) the test says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import threading
+
+import pytest
+
+import childproc as cp
+
+WATCHDOG_SECONDS = 60
+pytestmark = pytest.mark.usefixtures("watchdog")
+
+BOTH = "echo out; echo err >&2"
+
+
+# ---------------------------------------------------------------- stdio constants
+
+def test_devnull_is_ignore_in_every_slot_sync_and_async():
+    # The child reading stdin gets EOF at once; what it writes goes nowhere.
+    r = cp.spawn_sync("sh", ["-c", "cat; " + BOTH], stdio=[subprocess.DEVNULL, "pipe", subprocess.DEVNULL])
+    assert (r.status, r.stdout, r.stderr) == (0, b"out\n", None)
+    child = cp.spawn("sh", ["-c", "cat; " + BOTH], stdio=[subprocess.DEVNULL, subprocess.DEVNULL, "pipe"])
+    assert child.stdin is None and child.stdout is None
+    assert child.stderr.read() == b"err\n" and child.wait() == 0
+
+
+def test_stdout_in_the_stderr_slot_merges_into_the_stdout_pipe_sync():
+    r = cp.spawn_sync("sh", ["-c", "echo 1; echo 2 >&2; echo 3"], stdio=["pipe", "pipe", subprocess.STDOUT])
+    assert r.stdout == b"1\n2\n3\n" and r.stderr is None and r.output == [None, b"1\n2\n3\n", None]
+    out = cp.exec_sync("echo a; echo b >&2", stdio=["pipe", "pipe", subprocess.STDOUT])
+    assert out == b"a\nb\n"
+    out = cp.exec_file_sync("sh", ["-c", "echo a >&2"], stdio=["pipe", "pipe", subprocess.STDOUT], encoding="utf8")
+    assert out == "a\n"
+
+
+def test_stdout_in_the_stderr_slot_merges_into_the_stdout_pipe_async():
+    child = cp.spawn("sh", ["-c", "echo 1; echo 2 >&2; echo 3"], stdio=["pipe", "pipe", subprocess.STDOUT])
+    assert child.stderr is None and child.stdio[2] is None
+    assert child.stdout.read() == b"1\n2\n3\n" and child.wait() == 0
+
+
+def test_stdout_in_the_stderr_slot_follows_whatever_stdout_is(tmp_path):
+    target = tmp_path / "both.txt"
+    with open(target, "wb") as f:
+        r = cp.spawn_sync("sh", ["-c", BOTH], stdio=["ignore", f, subprocess.STDOUT])
+    assert r.status == 0 and target.read_bytes() == b"out\nerr\n"
+    # Into /dev/null when stdout is ignored; and an fd above 2 may take it too.
+    r = cp.spawn_sync("sh", ["-c", "echo gone; echo gone >&2; echo three >&3"],
+                      stdio=["ignore", "ignore", subprocess.STDOUT, subprocess.STDOUT])
+    assert r.status == 0 and r.output == [None, None, None, None]
+
+
+def test_stdout_below_index_2_is_refused_before_spawning():
+    for stdio in ([subprocess.STDOUT], ["pipe", subprocess.STDOUT]):
+        for call in (cp.spawn, cp.spawn_sync):
+            with pytest.raises(ValueError) as info:
+                call("true", stdio=stdio)
+            assert info.value.code == "ERR_INVALID_ARG_VALUE"
+            assert "subprocess.STDOUT" in str(info.value)
+
+
+def test_other_negative_numbers_stay_pipes_as_in_node(node_bin):
+    from nodecmp import node_json
+
+    # Node: a negative number in stdio is a pipe.  -1 is subprocess.PIPE too.
+    node = node_json("out(cp.spawnSync('sh', ['-c', 'echo x'], {stdio: [-1, -4, -1]}).stdout.toString())")
+    r = cp.spawn_sync("sh", ["-c", "echo x"], stdio=[subprocess.PIPE, -4, subprocess.PIPE])
+    assert r.stdout.decode() == node == "x\n"
