@@ -768,25 +768,45 @@ def test_pump_epipe_destroys_the_writable_and_pauses_the_source(loop):
 # handing the fd to another child
 
 
-def test_handover_closes_the_parent_copy_so_the_writer_gets_sigpipe(loop):
+def test_handover_keeps_off_the_fd_then_closes_it_when_nobody_consumes(loop):
     producer, fd = child_out(["yes"])
     stream = Readable(fd, loop)
     log: list = []
     stream.on("close", lambda: log.append("close"))
     consumer = subprocess.Popen(["head", "-c", "10"], stdin=stream._childproc_fd(), stdout=subprocess.PIPE)
     stream._handed_over()
-    assert stream.used_as_stdio and stream.destroyed and stream.fileno() == -1
+    # The stream stays the parent's (Node) but reads nothing while borrowed.
+    assert stream.used_as_stdio and not stream.destroyed and stream.fileno() == fd
     out = consumer.communicate()[0]
     assert out == b"y\ny\ny\ny\ny\n"
-    # Nobody holds the read end any more: yes gets EPIPE/SIGPIPE and ends.
-    assert producer.wait(timeout=WAIT) == -signal.SIGPIPE
+    assert stream.readable_length == 0 and os.get_blocking(fd)
+    # The borrower exited (its ChildProcess says so) and nobody consumes the
+    # stream: our read end is closed, so yes gets EPIPE/SIGPIPE and ends.
+    stream._lend_ended()
     run(loop, lambda: stream.closed)
+    assert producer.wait(timeout=WAIT) == -signal.SIGPIPE
     assert log == ["close"] and loop.refs == 0
     with pytest.raises(StreamError) as info:
         stream.read()
     assert info.value.code == "ERR_STREAM_PREMATURE_CLOSE"
     with pytest.raises(StreamError):
         stream._childproc_fd()
+
+
+def test_handover_then_read_by_the_parent_once_the_borrower_is_done(loop):
+    r, w = pipe()
+    stream = Readable(nonblock(r), loop)
+    fd = stream._childproc_fd()
+    stream._handed_over()
+    os.write(w, b"later")
+    assert stream.readable_length == 0  # the borrower's input, not ours
+    chunks: list = []
+    stream.on("data", chunks.append)  # the parent consumes: it keeps the stream
+    stream._lend_ended()
+    run(loop, lambda: chunks)
+    assert chunks == [b"later"] and not os.get_blocking(fd)
+    os.close(w)
+    run(loop, lambda: stream.closed)
 
 
 def test_handover_fd_is_blocking_for_the_child_and_reclaimed_if_the_spawn_fails(loop):
@@ -807,16 +827,29 @@ def test_handover_fd_is_blocking_for_the_child_and_reclaimed_if_the_spawn_fails(
     os.close(r2)
 
 
-def test_handover_of_a_writable(loop):
+def test_handover_of_a_writable_stays_the_parents(loop):
     r, w = pipe()
     dest = Writable(nonblock(w), loop)
-    other = subprocess.Popen(["sh", "-c", "echo handed"], stdout=dest._childproc_fd())
+    # Lent twice (two children write into it), as Node's merge-stdouts-into-cat.
+    one = subprocess.Popen(["sh", "-c", "echo one"], stdout=dest._childproc_fd())
     dest._handed_over()
+    two = subprocess.Popen(["sh", "-c", "echo two"], stdout=dest._childproc_fd())
+    dest._handed_over()
+    assert not dest.destroyed and dest.fileno() == w
+    one.wait()
+    two.wait()
+    dest.write(b"mine\n")  # waits while a borrower may still write
+    assert dest.writable_length == 5
+    dest._lend_ended()
+    dest._lend_ended()
     closed = []
     dest.on("close", lambda: closed.append(True))
+    dest.end()
     run(loop, lambda: dest.closed)
-    other.wait()
-    assert os.read(r, 100) == b"handed\n" and os.read(r, 100) == b""  # EOF: our copy is closed
+    got = b""
+    while chunk := os.read(r, 100):  # EOF: every copy is closed
+        got += chunk
+    assert sorted(got.splitlines()) == [b"mine", b"one", b"two"] and got.endswith(b"mine\n")
     assert closed == [True] and dest.used_as_stdio
     os.close(r)
 

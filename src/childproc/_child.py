@@ -27,6 +27,7 @@ block on it.
 from __future__ import annotations
 
 import errno as _errno
+import functools
 import os
 import signal as _signal
 import socket
@@ -97,6 +98,7 @@ class ChildProcess(IPCTarget, EventEmitter):
         self._force_kill_after: float | None = None
         self._force_timer: TimerHandle | None = None
         self._spawn_failure: SpawnError | None = None  # a runtime spawn failure, for repr()
+        self._borrowed: list[FdStream] = []  # other children's streams in our stdio
 
     # -- spawning ----------------------------------------------------------
 
@@ -123,7 +125,9 @@ class ChildProcess(IPCTarget, EventEmitter):
             self.pid = raw.pid
             for slot in plan.stdio:
                 if slot.kind == "stream":
-                    cast(FdStream, slot.source)._handed_over()
+                    borrowed = cast(FdStream, slot.source)
+                    borrowed._handed_over()
+                    self._borrowed.append(borrowed)
             self._make_stdio(plan, raw.fds)
             self._watch = watch_exit(self._reactor, raw.pid, raw.pidfd, self._on_exit_status)
             self.ref()
@@ -247,6 +251,11 @@ class ChildProcess(IPCTarget, EventEmitter):
             # Even when an unheard 'error' propagates, the child's state
             # stays whole: its streams drain and 'close' still comes.
             self._reactor.call_soon(self._flush_stdio)
+            # Streams of other children we ran with are theirs again, now
+            # that our 'exit' listeners have run (Node's reuse-readable-stdio).
+            borrowed, self._borrowed = self._borrowed, []
+            for stream in borrowed:
+                stream._lend_ended()
             self._maybe_close()
 
     def _close_stdio(self) -> None:
@@ -256,7 +265,7 @@ class ChildProcess(IPCTarget, EventEmitter):
             if (
                 isinstance(stream, Readable)
                 and not stream.destroyed
-                and not stream.used_as_stdio
+                and not stream._borrowers
                 and stream.fileno() >= 0
             ):
                 stream.destroy()
@@ -274,8 +283,12 @@ class ChildProcess(IPCTarget, EventEmitter):
         ``'close'`` never waits for a reader.
         """
         for stream in self.stdio or ():
-            if isinstance(stream, Readable) and stream.readable and not stream.used_as_stdio:
-                stream._drain_after_exit(self._maybe_close)
+            if isinstance(stream, Readable) and stream.readable:
+                if stream._borrowers:
+                    # Another child still reads this pipe: drain once it is done.
+                    stream._after_lend = functools.partial(stream._drain_after_exit, self._maybe_close)
+                else:
+                    stream._drain_after_exit(self._maybe_close)
 
     def _maybe_close(self, *_: Any) -> None:
         self._closes_got += 1

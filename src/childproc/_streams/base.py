@@ -15,7 +15,8 @@ from .._runtime.forksafe import replace_with_null, track
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import TypeVar
+    from collections.abc import Callable
+    from typing import Any, TypeVar
 
     from .._runtime.reactor import Reactor
 
@@ -40,8 +41,12 @@ class FdStream(EventEmitter):
         self._closed = False
         self._ref_wanted = True  # what ref()/unref() asked for
         self._holding_ref = False  # whether we hold one on the reactor now
-        self.used_as_stdio = False
+        self.used_as_stdio = False  # Node's kIsUsedAsStdio: handed to a child once
         self._lent = False  # the fd went blocking for a spawn (see _childproc_fd)
+        self._borrowers = 0  # children running with this fd in their stdio
+        # What the owner asked for while the fd was lent: run when the last
+        # borrower has exited (the owner's flush after its own exit).
+        self._after_lend: Callable[[], Any] | None = None
         track(self)
 
     @property
@@ -114,14 +119,39 @@ class FdStream(EventEmitter):
             os.set_blocking(self._fd, False)
 
     def _handed_over(self) -> None:
-        """That spawn succeeded: the fd belongs to the other child now.
+        """That spawn succeeded: another child runs with this fd now.
 
-        Our copy is closed (Node keeps its copy open and never emits
-        ``'close'``): the writer then gets EPIPE/SIGPIPE when the new reader
-        dies, and the owning ChildProcess's ``'close'`` can count this stream.
+        The stream stays the parent's, as in Node (a ``p3.stdin`` given to two
+        children and then written and ended by the parent; a ``p1.stdout``
+        read by the parent once ``head`` is done with it), but the parent
+        keeps off the fd while a borrower runs: it is in blocking mode for
+        the borrower's sake, and reads would steal the borrower's input.
+        The owning ChildProcess calls :meth:`_lend_ended` when the borrower
+        has exited.
         """
         self.used_as_stdio = True
-        self.destroy()
+        self._borrowers += 1
+        self._lend_started()
+
+    def _lend_started(self) -> None:
+        """Keep off the fd while borrowers run (each stream knows how)."""
+
+    def _lend_ended(self) -> None:
+        """A borrower exited (its 'exit' listeners have run): when it was the
+        last, the fd is ours again on the next tick."""
+        self._borrowers -= 1
+        if not self._borrowers:
+            self._reactor.call_soon(self._returned)
+
+    def _returned(self) -> None:
+        if self._borrowers or self._destroyed:
+            return
+        if self._lent:
+            self._reclaim()
+        self._on_returned()
+
+    def _on_returned(self) -> None:
+        """The stream's own decision once no child borrows the fd any more."""
 
     def destroy(self, err: BaseException | None = None) -> FdStream:
         raise NotImplementedError

@@ -98,8 +98,9 @@ DRAIN_AFTER_EXIT_CAP = 64 << 20
 class Readable(Consuming, ExecCollecting):
     """A child's stdout, stderr or extra output pipe, with Node's stream contract.
 
-    ``fd`` must be non-blocking; the stream owns it and closes it at the end,
-    at ``destroy()`` or when it is handed to another child.  A live stream
+    ``fd`` must be non-blocking; the stream owns it and closes it at the end
+    or at ``destroy()``; while another child runs with it (``stdio=[...]``)
+    the stream keeps off it (see ``FdStream._handed_over``).  A live stream
     keeps the loop alive (one reactor ref) until ``'close'``; ``unref()``
     opts out.
     """
@@ -174,7 +175,8 @@ class Readable(Consuming, ExecCollecting):
     # -- reading -------------------------------------------------------------
 
     def _start_reading(self) -> None:
-        if not self._reading and self._fd >= 0 and not self._eof and self._pump is None and not self._destroyed:
+        if (not self._reading and self._fd >= 0 and not self._eof and self._pump is None and not self._destroyed
+                and not self._borrowers):
             self._reading = True
             self._reactor.add_reader(self._fd, self._on_readable)
 
@@ -525,6 +527,7 @@ class Readable(Consuming, ExecCollecting):
             and not self._destroyed
             and self._pump is None
             and not self._pipes
+            and not self._borrowers
             and self._consumers == 0
             and self.listener_count("data") == 0
         ):
@@ -561,3 +564,24 @@ class Readable(Consuming, ExecCollecting):
 
     def _lendable(self) -> bool:
         return self._pump is None  # a pump is moving this fd's bytes already
+
+    def _lend_started(self) -> None:
+        self._stop_reading()  # what the borrower reads is its own
+
+    def _on_returned(self) -> None:
+        """No child reads this pipe any more (the last borrower's ``'exit'``
+        listeners have run).  If its owner has exited meanwhile, the owner's
+        drain after exit runs now.  Otherwise a stream the parent consumes
+        (a ``'data'`` listener, flowing, ``pipe()``, an iterator) reads on, as
+        in Node; one nobody consumes is closed, so that the owner, still
+        writing, gets EPIPE instead of blocking on a pipe nobody reads (the
+        ``yes | head`` case) -- and its ``'close'`` is counted."""
+        after, self._after_lend = self._after_lend, None
+        if after is not None:
+            after()
+            if not self._destroyed:
+                self._after_consume()  # resume() does not restart a flowing stream's reads
+        elif self._flowing or self._consumers or self._pipes or self.listener_count("data"):
+            self._after_consume()
+        else:
+            self.destroy()

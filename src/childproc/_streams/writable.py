@@ -144,7 +144,7 @@ class Writable(FdStream):
             if callback is not None:
                 self._reactor.call_soon(callback, stream_destroyed("write"))
             return False
-        if self._lent:
+        if self._lent and not self._borrowers:  # lent to a spawn that failed: ours again
             self._reclaim()
         size = len(view)
         # Node computes the answer before trying the write: a chunk that
@@ -159,7 +159,7 @@ class Writable(FdStream):
             self._parked.append([memoryview(view if type(view) is bytes else bytes(view)), callback])
             self._length += size
             return ok
-        if not self._queue and not self._held:
+        if not self._queue and not self._held and not self._borrowers:
             try:
                 written = os.write(self._fd, view) if size else 0
             except BlockingIOError:
@@ -190,7 +190,7 @@ class Writable(FdStream):
         return ok
 
     def _watch(self) -> None:
-        if not self._waiting and not self._held and self._fd >= 0:
+        if not self._waiting and not self._held and not self._borrowers and self._fd >= 0:
             self._waiting = True
             self._reactor.add_writer(self._fd, self._on_writable)
             self._update_ref()
@@ -367,6 +367,15 @@ class Writable(FdStream):
             callback()
         else:
             self._flush_waiters.append(callback)
+
+    def _lend_started(self) -> None:
+        # Writes wait in the queue while a borrower runs: the fd is blocking
+        # for its sake, and a write here must never block the loop.
+        self._unwatch()
+
+    def _on_returned(self) -> None:
+        if self._queue:
+            self._watch()
 
     def _attach_pump(self, owner: Any) -> None:
         """``owner.pipe(self)`` chose the C pump: later writes wait for it to
