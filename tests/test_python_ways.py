@@ -76,3 +76,51 @@ def test_other_negative_numbers_stay_pipes_as_in_node(node_bin):
     node = node_json("out(cp.spawnSync('sh', ['-c', 'echo x'], {stdio: [-1, -4, -1]}).stdout.toString())")
     r = cp.spawn_sync("sh", ["-c", "echo x"], stdio=[subprocess.PIPE, -4, subprocess.PIPE])
     assert r.stdout.decode() == node == "x\n"
+
+
+# ---------------------------------------------------------------- fork's interpreter options
+
+FORK_FLAGS = r"""
+import json, os, sys, tempfile
+import childproc as cp
+child_code = "import json, sys; print(json.dumps([sys.flags.optimize, sys.flags.dev_mode, sys.warnoptions]))"
+with tempfile.TemporaryDirectory() as d:
+    path = os.path.join(d, "child.py")
+    with open(path, "w") as f:
+        f.write(child_code)
+    results = {}
+    for name, kw in (("default", {}), ("explicit_empty", {"exec_argv": []}),
+                     ("same_interpreter", {"exec_path": sys.executable})):
+        c = cp.fork(path, silent=True, **kw)
+        results[name] = [json.loads(c.stdout.read()), c.spawnargs[1:-1]]
+        c.wait()
+    if NODE:
+        with open(os.path.join(d, "child.js"), "w") as f:
+            f.write("console.log(JSON.stringify(process.execArgv)); process.disconnect();")
+        c = cp.fork(os.path.join(d, "child.js"), exec_path=NODE, silent=True)
+        results["node"] = [json.loads(c.stdout.read()), c.spawnargs[1:-1]]
+        c.wait()
+print(json.dumps(results))
+"""
+
+
+def test_fork_passes_the_interpreters_options_as_node_passes_exec_argv(tmp_path):
+    from nodecmp import NODE
+
+    env = dict(__import__("os").environ, PYTHONPATH=__import__("os").pathsep.join(p for p in sys.path if p))
+    env.pop("PYTHONWARNINGS", None)
+    env.pop("PYTHONDEVMODE", None)
+    env.pop("PYTHONOPTIMIZE", None)
+    proc = subprocess.run([sys.executable, "-O", "-X", "dev", "-W", "error::DeprecationWarning", "-c",
+                           f"NODE = {NODE!r}\n" + FORK_FLAGS], capture_output=True, text=True, env=env,
+                          timeout=60, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    results = __import__("json").loads(proc.stdout.splitlines()[-1])
+    flags, argv = results["default"]
+    assert flags[0] == 1 and flags[1] is True and "error::DeprecationWarning" in flags[2]
+    assert "-O" in argv and argv[argv.index("-X") + 1] == "dev"
+    assert results["same_interpreter"] == results["default"]
+    assert results["explicit_empty"] == [[0, False, []], []]
+    if NODE is not None:
+        # A Node child never gets Python flags (its execArgv is empty).
+        assert results["node"] == [[], []]

@@ -19,6 +19,7 @@ import pathlib
 import pickle
 import re
 import signal
+import subprocess
 import sys
 from typing import Any, Callable
 
@@ -97,7 +98,7 @@ CASES: dict[str, tuple[str, Callable[[], Any], str]] = {
     "nul_exec_file_sync_args": ("cp.execFileSync('echo',['\\0'])", lambda: exec_file_sync("echo", ["\0"]), "same"),
     "nul_exec_path": ("cp.fork('x.js',[],{execPath:'no\\0de'})", lambda: fork("x.js", [], {"execPath": "no\0de"}), "same"),
     "nul_exec_argv": ("cp.fork('x.js',[],{execArgv:['--a\\0']})", lambda: fork("x.js", exec_argv=["--a\0"]), "same"),
-    "nul_fork_args_index": ("cp.fork('x.js',['a','b\\0'],{execArgv:[]})", lambda: fork("x.js", ["a", "b\0"]), "same"),
+    "nul_fork_args_index": ("cp.fork('x.js',['a','b\\0'],{execArgv:[]})", lambda: fork("x.js", ["a", "b\0"], exec_argv=[]), "same"),
     "nul_module_path": ("cp.fork('x\\0')", lambda: fork("x\0"), "same"),
     "nul_long": (f"cp.spawn('{'a' * 200}\\0')", lambda: spawn(NUL_LONG), "same"),
     "nul_quotes": ("cp.spawnSync('echo',['a','it\\'s \"x\"\\0'])", lambda: spawn_sync("echo", ["a", "it's \"x\"\0"]), "same"),
@@ -343,7 +344,9 @@ def test_positional_shifting_exec_and_fork() -> None:
     with pytest.raises(TypeError, match="options"):
         exec_sync("echo", cb)
     plan = fork("w.py", {"silent": True})
-    assert plan.spawnargs == [sys.executable, "w.py"] and plan.stdio[0].kind == "pipe"
+    # (exec_argv defaults to this interpreter's options, Node's process.execArgv)
+    flags = subprocess._args_from_interpreter_flags()
+    assert plan.spawnargs == [sys.executable, *flags, "w.py"] and plan.stdio[0].kind == "pipe"
 
 
 # --------------------------------------------------------------------------

@@ -55,8 +55,10 @@ def fork(
     with an IPC channel: Node's ``fork``.
 
     Runs ``exec_path`` (default ``sys.executable``) with ``exec_argv +
-    [module_path] + args``; stdio is ``[0, 1, 2, 'ipc']`` (``silent=True``:
-    pipes) and the child finds the channel through ``NODE_CHANNEL_FD``, as
+    [module_path] + args``; ``exec_argv`` defaults to this interpreter's
+    options (``-O``, ``-X dev``, ``-W ...``), as Node passes
+    ``process.execArgv``, unless ``exec_path`` names another program;
+    stdio is ``[0, 1, 2, 'ipc']`` (``silent=True``: pipes) and the child finds the channel through ``NODE_CHANNEL_FD``, as
     a Node child does.  In a Python child, ``from childproc import process``
     gives ``process.send`` and ``process.on('message', ...)``.
     """

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 import os
+import subprocess
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -485,7 +486,10 @@ def normalize_fork(module_path: Any, args: Any, options: Any, kwargs: Mapping[st
     """``fork(module_path, args=None, options=None, /, **kwargs)``.
 
     Runs ``exec_path`` (default :data:`sys.executable`) with
-    ``[*exec_argv, module_path, *args]``; ``exec_argv`` defaults to ``[]``.
+    ``[*exec_argv, module_path, *args]``; ``exec_argv`` defaults to the
+    parent's interpreter options (``sys.flags``, ``sys.warnoptions``,
+    ``sys._xoptions``; Node's ``process.execArgv``) when ``exec_path`` is
+    this interpreter, else to ``[]``.
     stdio: a string ``s`` gives ``[s, s, s, 'ipc']`` (``'inherit'`` gives
     ``[0, 1, 2, 'ipc']``), none gives ``silent``'s choice, a list must hold
     ``'ipc'``.  ``NODE_CHANNEL_FD`` and ``NODE_CHANNEL_SERIALIZATION_MODE``
@@ -494,13 +498,19 @@ def normalize_fork(module_path: Any, args: Any, options: Any, kwargs: Mapping[st
     module = _path(module_path, "modulePath", _PATH_TYPES, _PATH_NUL)
     args, options = _shift("fork", args, options, "Array")
     opts = _collect("fork", _options_arg(options), kwargs)
-    exec_path = opts.pop("exec_path", None) or sys.executable
+    given_path = opts.pop("exec_path", None)
+    exec_path = given_path or sys.executable
     if isinstance(exec_path, os.PathLike) or not isinstance(exec_path, (str, bytes)):
         exec_path = _path(exec_path, "options.execPath")
     elif "\0" in exec_path if isinstance(exec_path, str) else b"\0" in exec_path:
         raise invalid_arg_value("options.execPath", exec_path, NUL_MESSAGE)
     if (exec_argv := opts.pop("exec_argv", None)) is not None and not _is_arg_sequence(exec_argv):
         raise invalid_arg_type("options.execArgv", "Array", exec_argv)
+    if exec_argv is None and (not given_path or given_path == sys.executable):
+        # Node's default is process.execArgv: the parent's own interpreter
+        # options (-O, -X dev, -W ..., as multiprocessing passes them on).
+        # Only to our own interpreter: a Node child never gets Python flags.
+        exec_argv = subprocess._args_from_interpreter_flags()  # type: ignore[attr-defined]
     exec_argv = _argv_list(exec_argv or [], "options.execArgv")
     silent = _bool(opts, "silent", "options.silent")
     stdio = fork_stdio(opts.get("stdio"), silent)
