@@ -152,6 +152,22 @@ CASES: dict[str, tuple[str, Callable[[], Any], str]] = {
     "max_buffer_neg": ("cp.execFile('echo',[],{maxBuffer:-1})", lambda: exec_file("echo", [], max_buffer=-1), "same"),
     "max_buffer_sync_neg": ("cp.spawnSync('echo',[],{maxBuffer:-1})", lambda: spawn_sync("echo", {"maxBuffer": -1}), "same"),
     "max_buffer_nan": ("cp.spawnSync('echo',[],{maxBuffer:NaN})", lambda: spawn_sync("echo", max_buffer=math.nan), "nan"),
+    # wrong types where Node says "out of range" (ours are TypeErrors too)
+    "timeout_str": ("cp.spawnSync('echo',[],{timeout:'1'})", lambda: spawn_sync("echo", timeout="1"), "seconds"),
+    "timeout_str_async": ("cp.spawn('echo',[],{timeout:'1'})", lambda: spawn("echo", timeout="1"), "seconds"),
+    "exec_timeout_str": ("cp.execFile('echo',{timeout:'1'})", lambda: exec_file("echo", timeout="1"), "seconds"),
+    "max_buffer_str": ("cp.spawnSync('echo',[],{maxBuffer:'1'})", lambda: spawn_sync("echo", max_buffer="1"), "same"),
+    "max_buffer_bool": ("cp.execFile('echo',[],{maxBuffer:true})", lambda: exec_file("echo", [], max_buffer=True), "bool"),
+    "max_buffer_obj": ("cp.exec('echo',{maxBuffer:{}})", lambda: exec_("echo", max_buffer={}), "same"),
+    # bytes or a string in an async stdio slot
+    "stdio_async_str": ("cp.spawn('echo',[],{stdio:['x']})", lambda: spawn("echo", stdio=["x"]), "same"),
+    "stdio_async_str_2": ("cp.spawn('echo',[],{stdio:['pipe','pipe','bogus']})",
+                          lambda: spawn("echo", stdio=["pipe", "pipe", "bogus"]), "same"),
+    "fork_stdio_str": ("cp.fork('x.js',{stdio:['x','pipe','pipe','ipc']})",
+                       lambda: fork("x.js", {"stdio": ["x", "pipe", "pipe", "ipc"]}), "same"),
+    "stdio_async_bytes": ("cp.spawn('echo',[],{stdio:[Buffer.from('x')]})", lambda: spawn("echo", stdio=[b"x"]), "inspect"),
+    "stdio_async_bytearray": ("cp.spawn('echo',[],{stdio:[new Uint8Array(1)]})",
+                              lambda: spawn("echo", stdio=[bytearray(1)]), "inspect"),
     "signal_name": ("cp.spawnSync('echo',[],{killSignal:'SIGNOPE'})", lambda: spawn_sync("echo", kill_signal="SIGNOPE"), "same"),
     "signal_lower": ("cp.spawnSync('echo',[],{killSignal:'sigfoo'})", lambda: spawn_sync("echo", kill_signal="sigfoo"), "same"),
     "signal_999": ("cp.spawnSync('echo',[],{killSignal:999})", lambda: spawn_sync("echo", kill_signal=999), "same"),
@@ -198,6 +214,10 @@ def _python_received(node_tail: str, value: Any) -> str:
     raise AssertionError(f"no translation for {node_tail!r}")
 
 
+WRONG_TYPE_OUT_OF_RANGE = {"timeout_str", "timeout_str_async", "exec_timeout_str", "max_buffer_str", "max_buffer_bool",
+                           "max_buffer_obj"}
+
+
 def _received_value(case: str) -> Any:
     # The Python value each 'type' case passes, to pick int vs float names.
     return {"file_int": 42, "file_neg": -3, "file_float": 1.5, "args_num": 5, "exec_int": 5, "fork_module_int": 5,
@@ -234,14 +254,22 @@ def test_matches_node(case: str, node_results: dict[str, Any]) -> None:
         assert message == node_message.replace("Received NaN", "Received nan")
     elif kind == "bool":
         assert message == node_message.replace("Received true", "Received True")
+    elif kind == "inspect":
+        # The same message up to the value, which each side shows its own way
+        # (Node: <Buffer 78>; Python: b'x').
+        head, sep, _ = node_message.partition(": ")
+        assert sep and message.startswith(head + sep)
     elif kind == "serialization":
         assert message == node_message.replace("undefined, 'json', 'advanced'", "None, 'json', 'pickle'")
     else:
         raise AssertionError(kind)
     # Node's classes are TypeError/RangeError/Error; ours are TypeError for
     # wrong types and ValueError for everything else.
-    expected_class = TypeError if expected["code"] == "ERR_INVALID_ARG_TYPE" else ValueError
+    expected_class = TypeError if expected["code"] in ("ERR_INVALID_ARG_TYPE", "ERR_INVALID_SYNC_FORK_INPUT") else ValueError
     assert isinstance(err, expected_class)
+    if case in WRONG_TYPE_OUT_OF_RANGE:
+        assert expected["code"] == "ERR_OUT_OF_RANGE"
+        assert isinstance(err, TypeError)  # a wrong type: Node's code, Python's class as well
 
 
 # --------------------------------------------------------------------------
@@ -514,11 +542,11 @@ def test_timeout_and_max_buffer() -> None:
     assert spawn_sync("true", timeout=1.5).timeout == 1.5
     assert spawn_sync("true", max_buffer=math.inf).max_buffer == math.inf
     assert spawn_sync("true", max_buffer=0).max_buffer == 0
-    for bad in ("1", True):
-        with pytest.raises(TypeError):
-            spawn_sync("true", timeout=bad)
-        with pytest.raises(TypeError):
-            spawn_sync("true", max_buffer=bad)
+    for bad in ("1", True, [], None.__class__):
+        for kw in ({"timeout": bad}, {"max_buffer": bad}, {"force_kill_after": bad}):
+            with pytest.raises(TypeError) as info:  # Node's ERR_OUT_OF_RANGE, a TypeError too
+                spawn_sync("true", **kw)
+            assert info.value.code == "ERR_OUT_OF_RANGE" and isinstance(info.value, ValueError)
     with pytest.raises(ValueError, match="out of range"):
         spawn_sync("true", timeout=math.nan)
     assert spawn_sync("true", force_kill_after=0).force_kill_after == 0.0

@@ -44,6 +44,7 @@ __all__ = [
     "IPCError",
     "ArgTypeError",
     "ArgValueError",
+    "ArgRangeTypeError",
     "StreamError",
     "StreamSystemError",
     "LineTooLongError",
@@ -408,6 +409,15 @@ class ArgValueError(ValueError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.args[0], self.code), self.__dict__)
+
+
+class ArgRangeTypeError(ArgValueError, TypeError):
+    """Node's ``ERR_OUT_OF_RANGE`` for a value of the wrong type (``timeout='5'``,
+    ``max_buffer=True``): Node's code and message, and a ``TypeError`` too, as
+    a wrong type is in Python (and was here before the code was Node's)."""
+
+    def __init__(self, message: str, code: str = "ERR_OUT_OF_RANGE") -> None:
+        super().__init__(message, code)
 
 
 # --------------------------------------------------------------------------

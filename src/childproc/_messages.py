@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from types import BuiltinFunctionType, BuiltinMethodType, FunctionType, MethodType
 
-from ._errors import ArgTypeError, ArgValueError
+from ._errors import ArgRangeTypeError, ArgTypeError, ArgValueError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -32,6 +32,7 @@ __all__ = [
     "unknown_signal",
     "unknown_encoding",
     "ipc_sync_fork",
+    "invalid_sync_fork_input",
     "ipc_one_pipe",
     "child_process_ipc_required",
     "format_value",
@@ -228,18 +229,27 @@ def _numeric_separators(text: str) -> str:
     return head + "_".join([digits, *groups])
 
 
-def out_of_range(name: str, range_desc: str, value: Any) -> ArgValueError:
+def out_of_range(name: str, range_desc: str, value: Any, *, wrong_type: bool = False) -> ArgValueError:
     """``ERR_OUT_OF_RANGE``: ``The value of "<name>" is out of range. It must
     be <range_desc>. Received <value>``; integers beyond 2**32 are printed
-    with ``_`` separators, as Node does."""
+    with ``_`` separators, as Node does.  ``wrong_type``: the value is not a
+    number at all (Node says out of range too), so the error is also a
+    ``TypeError``."""
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**32:
         received = _numeric_separators(str(int(value)))
     else:
         received = format_value(value)
-    return ArgValueError(
+    cls = ArgRangeTypeError if wrong_type else ArgValueError
+    return cls(
         f'The value of "{name}" is out of range. It must be {range_desc}. Received {received}',
         "ERR_OUT_OF_RANGE",
     )
+
+
+def invalid_sync_fork_input(value: Any) -> ArgTypeError:
+    """``ERR_INVALID_SYNC_FORK_INPUT``: bytes or a string in an async ``stdio`` slot."""
+    return ArgTypeError("Asynchronous forks do not support Buffer, TypedArray, DataView or string input: "
+                        + format_value(value), "ERR_INVALID_SYNC_FORK_INPUT")
 
 
 def unknown_signal(value: Any) -> ArgValueError:

@@ -14,8 +14,7 @@ given"); an option the function does not take is a ``TypeError`` where Node
 would ignore it.
 
 Deliberate differences from Node, each marked where it is made: seconds for
-timeouts; ``TypeError`` for non-numbers (Node: ``ERR_OUT_OF_RANGE``);
-unknown encodings refused before spawning; ``str`` input with encoding
+timeouts; unknown encodings refused before spawning; ``str`` input with encoding
 ``'buffer'`` is UTF-8; unknown stdio strings refused in sync calls and
 ``'overlapped'`` accepted there; ``env`` must be a mapping; arguments that
 Node's positional shifting would silently drop are refused; a stale
@@ -197,8 +196,8 @@ def _is_number(value: Any) -> bool:
 
 def _non_negative(value: Any, name: str, range_name: str, desc: str = "a non-negative number") -> Any:
     if not _is_number(value):
-        # Deliberate: Node gives ERR_OUT_OF_RANGE for '1'; a str is a type error in Python.
-        raise invalid_arg_type(name, "number", value)
+        # Node's ERR_OUT_OF_RANGE ('1', true, {}); the error is a TypeError too.
+        raise out_of_range(range_name, desc, value, wrong_type=True)
     if not value >= 0:  # also refuses NaN
         raise out_of_range(range_name, desc, value)
     return value

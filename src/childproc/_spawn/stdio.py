@@ -25,8 +25,9 @@ A string shortcut ``s`` means ``[s, s, s]``; ``fork`` appends ``'ipc'``
 three is padded with pipes.
 
 Deliberate differences from Node: an unknown string item is
-``ERR_INVALID_ARG_VALUE`` in every call (sync Node drops it silently,
-shifting the later indexes; async Node says ``ERR_INVALID_SYNC_FORK_INPUT``);
+``ERR_INVALID_ARG_VALUE`` in sync calls (sync Node drops it silently,
+shifting the later indexes; in async calls it is Node's
+``ERR_INVALID_SYNC_FORK_INPUT``, as bytes are);
 ``'overlapped'`` is accepted in sync calls;
 a stream in a sync call is an error (Node aborts the process); ``fork`` with
 a ``stdio`` that is neither a string nor a list is refused instead of
@@ -43,7 +44,9 @@ import subprocess
 from dataclasses import dataclass
 from typing import Any
 
-from .._messages import child_process_ipc_required, invalid_arg_value, ipc_one_pipe, ipc_sync_fork
+from .._messages import (
+    child_process_ipc_required, invalid_arg_value, invalid_sync_fork_input, ipc_one_pipe, ipc_sync_fork,
+)
 
 __all__ = ["StdioSlot", "DEFAULT_STDIO", "SHORTCUTS", "normalize_stdio", "fork_stdio"]
 
@@ -92,9 +95,12 @@ def _stdio_item(item: Any, index: int, sync: bool) -> StdioSlot:
             return _INHERIT[index] if index < 3 else StdioSlot("fd", index, "inherit")
         if item == "overlapped":  # Windows overlapped I/O; a plain pipe elsewhere
             return _OVERLAPPED
-        # Deliberate: sync Node silently drops unknown strings (shifting later
-        # indexes) and async Node says ERR_INVALID_SYNC_FORK_INPUT.
+        if not sync:
+            raise invalid_sync_fork_input(item)  # Node: a string is input, for sync calls only
+        # Deliberate: sync Node silently drops unknown strings (shifting later indexes).
         raise invalid_arg_value("stdio", item)
+    if isinstance(item, (bytes, bytearray, memoryview)) and not sync:
+        raise invalid_sync_fork_input(item)
     if isinstance(item, int) and not isinstance(item, bool):
         if item == subprocess.DEVNULL:
             return _IGNORE
