@@ -124,3 +124,56 @@ def test_fork_passes_the_interpreters_options_as_node_passes_exec_argv(tmp_path)
     if NODE is not None:
         # A Node child never gets Python flags (its execArgv is empty).
         assert results["node"] == [[], []]
+
+
+# ---------------------------------------------------------------- with / async with
+
+def _reaped(pid: int) -> bool:
+    import os
+
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True  # not our child any more: it was reaped
+    return False
+
+
+def test_async_with_kills_a_running_child_and_waits_for_close():
+    async def main():
+        async with cp.spawn("sleep", ["30"]) as child:
+            assert child.pid
+        # Left the block: killed, reaped, 'close' delivered.
+        assert child.signal_code == "SIGTERM" and child.killed and _reaped(child.pid)
+        assert child.stdout.closed
+        async with cp.spawn("sh", ["-c", "exit 3"]) as done:
+            await done
+        assert done.exit_code == 3 and not done.killed  # nothing left to kill
+        return child
+
+    asyncio.run(main())
+
+
+def test_with_inside_a_coroutine_reaps_before_it_returns():
+    async def main():
+        events: list = []
+        with cp.spawn("sleep", ["30"]) as child:
+            child.on("exit", lambda *args: events.append(("exit", args)))
+            child.on("close", lambda *args: events.append(("close", args)))
+        # The running loop could not turn inside the block, yet the child is
+        # gone: reaped, and 'exit' delivered before the block returned.
+        assert _reaped(child.pid) and events == [("exit", (None, "SIGTERM"))]
+        await child  # 'close' once the loop has closed the streams
+        assert events[-1] == ("close", (None, "SIGTERM"))
+
+    asyncio.run(main())
+
+
+def test_async_with_a_child_spawned_outside_the_loop():
+    child = cp.spawn("sleep", ["30"])
+
+    async def main():
+        async with child:
+            pass
+
+    asyncio.run(main())
+    assert child.signal_code == "SIGTERM" and _reaped(child.pid)

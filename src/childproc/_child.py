@@ -424,12 +424,46 @@ class ChildProcess(IPCTarget, EventEmitter):
         return self
 
     def __exit__(self, *exc: object) -> None:
-        # Node's Symbol.dispose kills a child it did not kill already; here
-        # we also wait for it, so leaving the block leaves no process behind.
+        """Node's ``Symbol.dispose``: kill the child unless it was killed
+        already; then wait for it, so leaving the block leaves no process
+        behind.  On a thread without asyncio that is ``wait()`` (up to
+        ``'close'``).  Inside a coroutine the running loop cannot turn while
+        this blocks, so the child is reaped here and ``'exit'`` delivered at
+        once; its streams close, and ``'close'`` comes, when the loop turns
+        again (``async with`` waits for ``'close'`` too)."""
         if not self._exited and not self.killed:
             self.kill()
-        if self._reactor.thread_id == threading.get_ident() and self._reactor.asyncio_loop is None:
+        if self._reactor.thread_id != threading.get_ident():
+            return  # another thread's child: its loop delivers the exit
+        if self._reactor.asyncio_loop is None:
             self.wait()
+        elif self._watch is not None:
+            self._watch.wait_now()
+
+    async def __aenter__(self) -> ChildProcess:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        """``async with cp.spawn(...)``: kill the child unless it was killed
+        already (Node's ``Symbol.asyncDispose``), then wait for ``'close'``
+        without blocking the running loop."""
+        if not self._exited and not self.killed:
+            self.kill()
+        if self._closed or self._reactor.thread_id != threading.get_ident():
+            return
+        if self._reactor.asyncio_loop is None:
+            self.wait()  # spawned outside the running loop: its own loop delivers it
+            return
+        import asyncio
+
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def closed(*_: Any) -> None:
+            if not future.done():
+                future.set_result(None)
+
+        self.once("close", closed)
+        await future
 
     def __repr__(self) -> str:
         if self._spawn_failure is not None:

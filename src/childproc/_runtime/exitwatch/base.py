@@ -54,6 +54,19 @@ class ExitWatch:
         self.close()
         self._on_exit(status)
 
+    def wait_now(self) -> None:
+        """Block the owning thread until the child has exited, then reap it
+        and deliver the exit at once, without the loop.  For ``with`` inside
+        a coroutine: the asyncio loop cannot run while the block is left,
+        and the child must not outlive it.  ``waitid(WNOWAIT)`` leaves the
+        reaping to :meth:`_ready`, as every watcher does."""
+        while not self._done:
+            try:
+                os.waitid(os.P_PID, self._pid, os.WEXITED | os.WNOWAIT)
+            except ChildProcessError:
+                return  # reaped by someone else: nothing left to wait for
+            self._ready()
+
     def _forget_after_fork(self, null_fd: int) -> None:
         # In a forked copy (see forksafe): the child is not the copy's to reap.
         self._done = True
