@@ -177,3 +177,41 @@ def test_async_with_a_child_spawned_outside_the_loop():
 
     asyncio.run(main())
     assert child.signal_code == "SIGTERM" and _reaped(child.pid)
+
+
+# ---------------------------------------------------------------- encoding= on spawn, input= on exec
+
+def test_spawn_encoding_makes_every_output_stream_text():
+    child = cp.spawn("sh", ["-c", "printf 'h\\303\\251'; printf 'e\\342\\202\\254' >&2; printf x >&3"],
+                     stdio=["pipe", "pipe", "pipe", "pipe"], encoding="utf8")
+    assert child.stdout.readable_encoding == child.stderr.readable_encoding == child.stdio[3].readable_encoding
+    chunks: list = []
+    child.stderr.on("data", chunks.append)
+    assert child.stdout.read() == "hé" and child.stdio[3].read() == "x"
+    child.wait()
+    assert "".join(chunks) == "e€"
+    # Off by default: bytes, as in Node; None asks for bytes too.
+    assert cp.spawn("echo", ["hi"]).stdout.read() == b"hi\n"
+    assert cp.spawn("echo", ["hi"], encoding=None).stdout.read() == b"hi\n"
+    assert cp.spawn("echo", ["hi"], {"encoding": "latin1"}).stdout.read() == "hi\n"
+    with pytest.raises(ValueError):
+        cp.spawn("echo", encoding="no-such-codec")
+
+
+def test_exec_and_exec_file_input_is_written_then_ended():
+    r = cp.exec("tr a-z A-Z", input="hello").result()
+    assert r == ("HELLO", "")
+    r = cp.exec_file("cat", input=b"\x00\xff", encoding="buffer").result()
+    assert r.stdout == b"\x00\xff"
+
+    async def main():
+        return await cp.exec_file("wc", ["-c"], input="x" * 200_000)
+
+    assert asyncio.run(main()).stdout.strip() == "200000"
+    # A child that never reads: the EPIPE stays on stdin, the outcome is its exit.
+    r = cp.exec("exit 0", input="x" * 1_000_000).result()
+    assert r == ("", "")
+    with pytest.raises(TypeError):
+        cp.exec("cat", input=5)
+    with pytest.raises(TypeError):
+        cp.spawn("cat", input="x")  # spawn has stdin for that

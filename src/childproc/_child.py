@@ -154,6 +154,8 @@ class ChildProcess(IPCTarget, EventEmitter):
                 stream = Writable(fd, self._reactor)
             else:
                 stream = Readable(fd, self._reactor)
+                if plan.encoding is not None and plan.fn_name == "spawn":
+                    stream.set_encoding(plan.encoding)  # spawn(encoding=...): a Python addition
                 # Counted for 'close', and first in line among its listeners.
                 self._closes_needed += 1
                 stream.on("close", self._maybe_close)

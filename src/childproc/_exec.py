@@ -295,7 +295,17 @@ def _run(plan: SpawnPlan, callback: Callback | None) -> ExecChildProcess[Any]:
             stream._attach_collector(listener, max_buffer)
     child.on("close", exithandler)
     child.on("error", errorhandler)
+    if plan.input is not None and child.stdin is not None:
+        # input= (a Python addition): written, then the end, as the sync
+        # forms do.  A child that exits without reading gives EPIPE here;
+        # the outcome is its exit and output, as with subprocess.run(input=).
+        child.stdin.on("error", _ignore)
+        child.stdin.end(plan.input)
     return child
+
+
+def _ignore(*_: Any) -> None:
+    pass
 
 
 def _tail(stream: Any) -> Output | None:

@@ -139,6 +139,9 @@ class SpawnPlan:
 # source: argv0 is honoured by execSync and fork too, and only validated by
 # exec/execFile; windowsVerbatimArguments is read everywhere): the keys of
 # the TypedDicts in .optiontypes, which the type checker reads too.
+# Python additions, off by default: ``encoding`` on spawn (its output
+# streams in text mode) and ``input`` on exec/exec_file (written to stdin,
+# then end).
 _ALLOWED = ALLOWED
 _CAMEL = {"killSignal": "kill_signal", "maxBuffer": "max_buffer", "windowsHide": "windows_hide",
           "windowsVerbatimArguments": "windows_verbatim_arguments", "execPath": "exec_path",

@@ -75,6 +75,7 @@ class SpawnOptions(CommonOptions, total=False):
     shell: bool | PathArg
     signal: AbortSignal | None
     serialization: Literal["json", "pickle"] | None
+    encoding: str | None
 
 
 class ForkOptions(CommonOptions, total=False):
@@ -95,6 +96,7 @@ class ExecCore(CommonOptions, total=False):
     shell: bool | PathArg
     signal: AbortSignal | None
     max_buffer: float
+    input: InputArg | None
 
 
 class ExecOptions(ExecCore, total=False):
