@@ -215,3 +215,55 @@ def test_exec_and_exec_file_input_is_written_then_ended():
         cp.exec("cat", input=5)
     with pytest.raises(TypeError):
         cp.spawn("cat", input="x")  # spawn has stdin for that
+
+
+# ---------------------------------------------------------------- errors that say what to do
+
+def test_a_child_waited_for_from_another_thread_says_what_to_do():
+    child = cp.spawn("sleep", ["0.1"])
+    errors: list = []
+
+    def other():
+        try:
+            child.wait()
+        except RuntimeError as err:
+            errors.append(str(err))
+
+    t = threading.Thread(target=other, name="not-the-owner")
+    t.start()
+    t.join()
+    assert len(errors) == 1
+    message = errors[0]
+    assert message.startswith("a childproc loop can only be driven by the thread that owns it")
+    assert repr(threading.current_thread().name) in message and "executor.submit" in message
+    assert child.wait() == 0  # the owner still can
+
+
+def test_under_trio_await_says_async_support_is_asyncios():
+    trio = pytest.importorskip("trio")
+    seen: list = []
+
+    async def main():
+        for make in (lambda: cp.exec("echo hi"), lambda: cp.spawn("true")):
+            child = make()
+            try:
+                await child
+            except RuntimeError as err:
+                seen.append(str(err))
+            child.wait()
+        # What the message suggests works.
+        seen.append(await trio.to_thread.run_sync(lambda: cp.exec("echo hi").result()))
+
+    trio.run(main)
+    assert len(seen) == 3
+    for message in seen[:2]:
+        assert "under trio" in message and "async support is asyncio's" in message
+        assert "trio.to_thread.run_sync" in message
+    assert seen[2] == ("hi\n", "")
+
+
+def test_outside_any_loop_await_says_so():
+    child = cp.spawn("true")
+    with pytest.raises(RuntimeError, match="outside a running asyncio loop"):
+        child.__await__().send(None)
+    child.wait()

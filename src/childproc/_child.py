@@ -42,7 +42,7 @@ from ._errors import AbortError, SpawnError, spawn_error
 from ._runtime.exitwatch import ExitWatch, watch_exit
 from ._ipc.channel import IPC
 from ._ipc.target import IPCTarget
-from ._runtime.loop import current_reactor
+from ._runtime.loop import current_reactor, running_asyncio_loop
 from ._runtime.reactor import Reactor, TimerHandle
 from ._spawn.signals import signal_name, signal_number
 from ._streams.base import FdStream
@@ -406,9 +406,7 @@ class ChildProcess(IPCTarget, EventEmitter):
     def __await__(self) -> Generator[Any, None, int | None]:
         if self._closed:
             return self.exit_code
-        import asyncio
-
-        future = asyncio.get_running_loop().create_future()
+        future = running_asyncio_loop("a child").create_future()
 
         def done(*_: Any) -> None:
             if not future.done():
@@ -456,9 +454,7 @@ class ChildProcess(IPCTarget, EventEmitter):
         if self._reactor.asyncio_loop is None:
             self.wait()  # spawned outside the running loop: its own loop delivers it
             return
-        import asyncio
-
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future = running_asyncio_loop("a child").create_future()
 
         def closed(*_: Any) -> None:
             if not future.done():

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar, overload
 
 from ._child import ChildProcess
 from ._errors import ExecError, ExecTimeoutError, MaxBufferError
+from ._runtime.loop import running_asyncio_loop
 from ._spawn.options import SpawnPlan, normalize_exec, normalize_exec_file
 from ._spawn.optiontypes import Args, PathArg, options_doc
 
@@ -107,9 +108,7 @@ class ExecChildProcess(ChildProcess, Generic[_T]):
 
     def __await__(self) -> Generator[Any, None, ExecResult[_T]]:  # type: ignore[override]
         if self._outcome is None:
-            import asyncio
-
-            future = asyncio.get_running_loop().create_future()
+            future = running_asyncio_loop("a command").create_future()
             if self._reactor.asyncio_loop is None:
                 raise RuntimeError(
                     "this command was started outside the running asyncio loop; start it "

@@ -31,6 +31,7 @@ import _thread
 import atexit
 import os
 import sys
+from typing import Any
 
 from .forksafe import on_fork_in_child
 from .private import PrivateLoop
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
 
     from .aio import AsyncioReactor
 
-__all__ = ["PrivateLoop", "Reactor", "TimerHandle", "current_reactor", "private_loop", "run"]
+__all__ = ["PrivateLoop", "Reactor", "TimerHandle", "current_reactor", "private_loop", "run", "running_asyncio_loop"]
 
 
 _local = _thread._local()
@@ -91,6 +92,35 @@ def private_loop() -> PrivateLoop:
         else:
             _local.exit_guard = _ThreadExit(loop)
     return loop
+
+
+def running_asyncio_loop(what: str) -> asyncio.AbstractEventLoop:
+    """The running asyncio loop, for awaiting ``what``; or a RuntimeError that
+    says async support is asyncio's (under trio, say so by name).
+
+    Why not trio/anyio's trio backend too: events are delivered by a reactor
+    on the thread's loop, and trio's loop exposes no fd callbacks to build
+    one on (only tasks awaiting readiness); a second loop driven from trio
+    would block it.  anyio on its asyncio backend works as asyncio does."""
+    import asyncio
+
+    loop = asyncio._get_running_loop()
+    if loop is not None:
+        return loop
+    trio = sys.modules.get("trio")
+    under_trio = False
+    if trio is not None:
+        try:
+            trio.lowlevel.current_task()
+            under_trio = True
+        except RuntimeError:
+            pass
+    where = "under trio (or anyio's trio backend)" if under_trio else "outside a running asyncio loop"
+    raise RuntimeError(
+        f"cannot await {what} {where}: childproc's async support is asyncio's (asyncio.run, or anyio "
+        "on its asyncio backend). Elsewhere use the blocking forms in a worker thread, e.g. "
+        "await trio.to_thread.run_sync(lambda: cp.exec(...).result()), or the _sync functions."
+    )
 
 
 def current_reactor() -> Reactor:

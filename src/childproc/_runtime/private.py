@@ -14,6 +14,7 @@ import _thread
 import itertools
 import os
 import select
+import threading
 import time
 from _heapq import heappop, heappush
 from errno import EBADF as _EBADF
@@ -103,7 +104,15 @@ class PrivateLoop(Reactor):
                 "(os.fork(), multiprocessing's 'fork'): its children and streams are not "
                 "this process's to wait for"
             )
-        return RuntimeError("a childproc loop can only be driven by the thread that owns it")
+        owner = next((t.name for t in threading.enumerate() if t.ident == self.thread_id), "an ended thread")
+        return RuntimeError(
+            "a childproc loop can only be driven by the thread that owns it: this child or stream "
+            f"was started on thread {owner!r}, whose loop delivers its events and waits for it. "
+            "Start the child on the thread that waits for it (in a worker: "
+            "executor.submit(lambda: cp.spawn(...).wait()), or cp.spawn_sync/cp.exec_sync there), "
+            "or wait on the owning thread and hand the results over (queue.Queue); under asyncio, "
+            "spawn inside the coroutine that awaits it."
+        )
 
     # -- fds ---------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any, cast
 
 from .._errors import premature_close
+from .._runtime.loop import running_asyncio_loop
 from .decode import Chunk
 from .lines import LineIterator
 from .state import ReadableState
@@ -126,6 +127,7 @@ class Consuming(ReadableState):
             self._end_consume()
 
     def _asyncio_loop(self) -> Any:
+        running_asyncio_loop("a stream")  # under trio: say that async support is asyncio's
         loop = self._reactor.asyncio_loop
         if loop is None:
             raise RuntimeError(
