@@ -267,3 +267,23 @@ def test_outside_any_loop_await_says_so():
     with pytest.raises(RuntimeError, match="outside a running asyncio loop"):
         child.__await__().send(None)
     child.wait()
+
+
+def test_max_buffer_errors_keep_nodes_message_and_name_the_limit_and_the_option():
+    from nodecmp import node_json
+
+    node_message = node_json("try { cp.execSync('head -c 2000000 /dev/zero') } catch (e) { out(e.message) }")
+    with pytest.raises(OSError) as info:
+        cp.exec_sync("head -c 2000000 /dev/zero")
+    err = info.value
+    assert str(err) == node_message and err.code == "ENOBUFS"  # the message stays Node's
+    assert err.max_buffer == 1024 * 1024
+    (note,) = err.__notes__  # shown under the traceback (3.11+)
+    assert "max_buffer=1048576" in note and "math.inf" in note
+    with pytest.raises(cp.MaxBufferError) as info:
+        cp.exec("head -c 300 /dev/zero", max_buffer=100, encoding=None).result()
+    err = info.value
+    assert str(err) == "stdout maxBuffer length exceeded" and err.code == "ERR_CHILD_PROCESS_STDIO_MAXBUFFER"
+    assert err.max_buffer == 100 and "max_buffer=100 " in err.__notes__[0]
+    # Under the limit nothing changes; inf lifts it.
+    assert len(cp.exec_sync("head -c 2000000 /dev/zero", max_buffer=float("inf"))) == 2_000_000

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar, overload
 
 from ._child import ChildProcess
 from ._errors import ExecError, ExecTimeoutError, MaxBufferError
+from ._messages import add_max_buffer_hint
 from ._runtime.loop import running_asyncio_loop
 from ._spawn.options import SpawnPlan, normalize_exec, normalize_exec_file
 from ._spawn.optiontypes import Args, PathArg, options_doc
@@ -271,7 +272,8 @@ def _run(plan: SpawnPlan, callback: Callback | None) -> ExecChildProcess[Any]:
                 # Node cuts with the byte budget, in the chunk's own units
                 # (UTF-16 code units there, code points here).
                 chunks.append(chunk[: max(0, int(max_buffer - before))])
-                state["ex"] = MaxBufferError(name, cmd=cmd)
+                state["ex"] = err = MaxBufferError(name, cmd=cmd)
+                add_max_buffer_hint(err, max_buffer)
                 kill()
             else:
                 chunks.append(chunk)

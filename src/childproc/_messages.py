@@ -33,6 +33,7 @@ __all__ = [
     "unknown_encoding",
     "ipc_sync_fork",
     "invalid_sync_fork_input",
+    "add_max_buffer_hint",
     "ipc_one_pipe",
     "child_process_ipc_required",
     "format_value",
@@ -283,3 +284,21 @@ def child_process_ipc_required(name: str = "options.stdio") -> ArgValueError:
         f"Forked processes must have an IPC channel, missing value 'ipc' in {name}",
         "ERR_CHILD_PROCESS_IPC_REQUIRED",
     )
+
+
+def add_max_buffer_hint(err: BaseException, limit: float) -> None:
+    """Say which limit an output went over, and which option moves it.
+
+    The message stays Node's (``stdout maxBuffer length exceeded``,
+    ``spawnSync sh ENOBUFS``), which code ported from Node may match; the
+    hint is a note (shown under the traceback on 3.11+; ``__notes__`` on
+    3.10 too) and the limit is ``err.max_buffer``.  The 1 MiB default is
+    Node's, and surprises ``subprocess`` users, who have no limit."""
+    note = (f"childproc: the output went over max_buffer={limit:.0f} bytes (1 MiB by default, as in Node; "
+            "subprocess has no limit): pass a larger max_buffer, or max_buffer=math.inf for none")
+    setattr(err, "max_buffer", limit)  # noqa: B010 - an attribute the class does not declare
+    add_note = getattr(err, "add_note", None)
+    if add_note is not None:
+        add_note(note)
+    else:  # 3.10: same data, not printed
+        setattr(err, "__notes__", [*getattr(err, "__notes__", ()), note])  # noqa: B010

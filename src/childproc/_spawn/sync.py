@@ -21,6 +21,7 @@ The result shapes are Node's spawnSync/execSync ones:
 from __future__ import annotations
 
 import os
+from errno import ENOBUFS as _ENOBUFS
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from . import options as _options
 from .env import environ_path
 from .failure import display, spawn_failure
 from .._errors import ExecError, SpawnError, spawn_error
+from .._messages import add_max_buffer_hint
 from .options import SpawnPlan, decode_output, normalize_exec, normalize_exec_file, normalize_spawn
 from .optiontypes import Args, PathArg, options_doc
 from .signals import signal_name
@@ -89,6 +91,8 @@ def _result(request: _native.SyncRequest) -> SpawnSyncResult[Any]:
     error: SpawnError | None = None
     if errno:
         error = spawn_failure(plan, errno, stage, sync=True)
+        if errno == _ENOBUFS:
+            add_max_buffer_hint(error, plan.max_buffer)
     if raw_output is None:
         return SpawnSyncResult(0, None, None, None, None, None, error)
     enc = plan.encoding
