@@ -239,27 +239,41 @@ def test_a_child_waited_for_from_another_thread_says_what_to_do():
     assert child.wait() == 0  # the owner still can
 
 
-def test_under_trio_await_says_async_support_is_asyncios():
-    trio = pytest.importorskip("trio")
-    seen: list = []
+TRIO_SCRIPT = r"""
+import json
+import trio
+import childproc as cp
 
-    async def main():
-        for make in (lambda: cp.exec("echo hi"), lambda: cp.spawn("true")):
-            child = make()
-            try:
-                await child
-            except RuntimeError as err:
-                seen.append(str(err))
-            child.wait()
-        # What the message suggests works.
-        seen.append(await trio.to_thread.run_sync(lambda: cp.exec("echo hi").result()))
+seen = []
 
-    trio.run(main)
+async def main():
+    for make in (lambda: cp.exec("echo hi"), lambda: cp.spawn("true")):
+        child = make()
+        try:
+            await child
+        except RuntimeError as err:
+            seen.append(str(err))
+        child.wait()
+    # What the message suggests works.
+    seen.append(await trio.to_thread.run_sync(lambda: cp.exec("echo hi").result()))
+
+trio.run(main)
+print(json.dumps(seen))
+"""
+
+
+def test_under_trio_await_says_async_support_is_asyncios(py_helper):
+    pytest.importorskip("trio")
+    # In a fresh interpreter: trio's worker threads outlive trio.run, each
+    # with the private loop of the exec it ran.
+    proc = py_helper(TRIO_SCRIPT, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    seen = __import__("json").loads(proc.stdout)
     assert len(seen) == 3
     for message in seen[:2]:
         assert "under trio" in message and "async support is asyncio's" in message
         assert "trio.to_thread.run_sync" in message
-    assert seen[2] == ("hi\n", "")
+    assert seen[2] == ["hi\n", ""]
 
 
 def test_outside_any_loop_await_says_so():

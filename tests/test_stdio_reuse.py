@@ -174,7 +174,10 @@ def test_the_owners_close_waits_for_the_borrower_not_for_a_reader():
     # The owner exits first; its lent stdout is drained once the borrower is
     # done, so the owner's 'close' comes without anyone reading it.
     a = cp.spawn("sh", ["-c", "echo one; echo two"])
-    b = cp.spawn("sh", ["-c", "read x; echo got $x"], stdio=[a.stdout, "pipe", "inherit"])
+    # b ends only once the parent has reaped a (a zombie answers kill -0), so
+    # a's exit is the parent's news before b's, as this case needs.
+    b = cp.spawn("sh", ["-c", f"read x; echo got $x; while kill -0 {a.pid} 2>/dev/null; do sleep 0.01; done"],
+                 stdio=[a.stdout, "pipe", "inherit"])
     closes: list = []
     a.on("close", lambda *args: closes.append("a"))
     assert b.stdout.read() == b"got one\n"

@@ -27,12 +27,11 @@ block on it.
 from __future__ import annotations
 
 import errno as _errno
-import functools
 import os
 import signal as _signal
 import socket
 import threading
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, cast
 
 from ._spawn import native as _native
@@ -288,7 +287,7 @@ class ChildProcess(IPCTarget, EventEmitter):
             if isinstance(stream, Readable) and stream.readable:
                 if stream._borrowers:
                     # Another child still reads this pipe: drain once it is done.
-                    stream._after_lend = functools.partial(stream._drain_after_exit, self._maybe_close)
+                    stream._after_lend = _drain_later(stream, self._maybe_close)
                 else:
                     stream._drain_after_exit(self._maybe_close)
 
@@ -475,6 +474,13 @@ class ChildProcess(IPCTarget, EventEmitter):
         else:
             state = f"exit_code={self.exit_code}"
         return f"<{type(self).__name__} pid={self.pid} {display(self.spawnfile or '')!r} {state}>"
+
+
+def _drain_later(stream: Readable, on_fd_closed: Callable[..., Any]) -> Callable[[], None]:
+    def drain() -> None:
+        stream._drain_after_exit(on_fd_closed)
+
+    return drain
 
 
 def _dead_pipe_ends(plan: SpawnPlan) -> list[int]:

@@ -31,7 +31,6 @@ import _thread
 import atexit
 import os
 import sys
-from typing import Any
 
 from .forksafe import on_fork_in_child
 from .private import PrivateLoop

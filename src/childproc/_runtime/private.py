@@ -14,7 +14,6 @@ import _thread
 import itertools
 import os
 import select
-import threading
 import time
 from _heapq import heappop, heappush
 from errno import EBADF as _EBADF
@@ -104,6 +103,8 @@ class PrivateLoop(Reactor):
                 "(os.fork(), multiprocessing's 'fork'): its children and streams are not "
                 "this process's to wait for"
             )
+        import threading  # only on this error: a forked child side does not import it
+
         owner = next((t.name for t in threading.enumerate() if t.ident == self.thread_id), "an ended thread")
         return RuntimeError(
             "a childproc loop can only be driven by the thread that owns it: this child or stream "
