@@ -69,7 +69,7 @@ def test_stdout_below_index_2_is_refused_before_spawning():
             assert "subprocess.STDOUT" in str(info.value)
 
 
-def test_other_negative_numbers_stay_pipes_as_in_node(node_bin):
+def test_other_negative_numbers_stay_pipes_as_in_node():
     from nodecmp import node_json
 
     # Node: a negative number in stdio is a pipe.  -1 is subprocess.PIPE too.

@@ -14,13 +14,10 @@ so a writer whose reader died gets EPIPE, and its child's ``'close'`` comes.
 
 from __future__ import annotations
 
-import json
-import subprocess
-
 import pytest
 
 import childproc as cp
-from nodecmp import NODE
+from nodecmp import assert_same_as_node, node_result
 
 WATCHDOG_SECONDS = 60
 pytestmark = pytest.mark.usefixtures("watchdog")
@@ -69,10 +66,7 @@ process.on('exit', () => console.log(JSON.stringify(log)));
 
 
 def run_node(script: str) -> list:
-    if NODE is None:
-        pytest.skip("node is not installed")
-    proc = subprocess.run([NODE, "-e", script], capture_output=True, timeout=WAIT, check=True)
-    return json.loads(proc.stdout)
+    return node_result(script=script, timeout=WAIT)
 
 
 def merge_py() -> list:
@@ -136,7 +130,7 @@ def _split(log: list) -> tuple[list, list]:
 
 def test_merge_stdouts_into_cat_as_node():
     node, py = run_node(MERGE_JS), merge_py()
-    assert _split(py) == _split(node)
+    assert_same_as_node(_split(node), _split(py))
     # What Node's test asserts (mustCall on each chunk, in this order).
     assert _split(py)[0] == ["hello\n", "world\n", "foobar\n"]
     assert _split(py)[1] == [["p1 close", 0, None], ["p2 close", 0, None], ["p3 close", 0, None]]
@@ -151,7 +145,7 @@ def test_reuse_readable_stdio_as_node():
     assert data == expected_by_nodes_test
     assert closes == [["p1 close", 0, None], ["p2 close", 0, None]]
     if ["p1 data", "world\n"] in node:
-        assert _split(py) == _split(node)
+        assert_same_as_node(_split(node), _split(py))
     else:
         # Node 20 fails its own later test here: it leaves p1.stdout paused
         # for good (readableFlowing = false), so 'world' and p1's 'close'
