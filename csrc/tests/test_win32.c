@@ -1008,6 +1008,26 @@ static void test_fd3(void)
     run_free(&rr);
 }
 
+static void test_dup_stderr_into_stdout(void)
+{
+    /* CP_STDIO_DUP (subprocess.STDOUT in slot 2): stderr goes into the
+     * stdout pipe, 2>&1, and nothing is collected for slot 2. */
+    run_opts o = {0};
+    run_result rr;
+    o.nstdio = 3;
+    o.stdio[0].kind = CP_STDIO_IGNORE;
+    o.stdio[1].kind = CP_STDIO_PIPE_OUT;
+    o.stdio[2].kind = CP_STDIO_DUP;
+    o.stdio[2].fd = 1;
+    SET_ARGS(o, "print", "out", "eprint", "+err");
+    run(&o, &rr);
+    CHECK(rr.rc == 0 && rr.res.exit_code == 0, "rc %d exit %d", rr.rc,
+          rr.res.exit_code);
+    CHECK(out_is(&rr, 1, "out+err"), "fd 1 got [%s]", out_str(&rr, 1));
+    CHECK(rr.out[2].len == 0 && rr.out[2].data == NULL, "slot 2 collected");
+    run_free(&rr);
+}
+
 static void test_handle_list(void)
 {
     /* An inheritable handle of ours that is not in the child's stdio must
@@ -1500,6 +1520,7 @@ static const test_case tests[] = {
     {"ids_unsupported", test_ids_unsupported},
     {"stdio_fd_file", test_stdio_fd_file},
     {"ignore", test_ignore},
+    {"dup_stderr_into_stdout", test_dup_stderr_into_stdout},
     {"fd3", test_fd3},
     {"handle_list", test_handle_list},
     {"shell_cmd", test_shell_cmd},

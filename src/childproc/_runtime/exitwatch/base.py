@@ -60,9 +60,18 @@ class ExitWatch:
         a coroutine: the asyncio loop cannot run while the block is left,
         and the child must not outlive it.  ``waitid(WNOWAIT)`` leaves the
         reaping to :meth:`_ready`, as every watcher does."""
+        waitid = getattr(os, "waitid", None)  # macOS has it from Python 3.13 on
         while not self._done:
+            if waitid is None:
+                try:
+                    _, status = os.waitpid(self._pid, 0)  # reaps: what _ready would do
+                except ChildProcessError:
+                    status = 0  # reaped elsewhere: no status to be had (as reap())
+                self.close()
+                self._on_exit(status)
+                return
             try:
-                os.waitid(os.P_PID, self._pid, os.WEXITED | os.WNOWAIT)
+                waitid(os.P_PID, self._pid, os.WEXITED | os.WNOWAIT)
             except ChildProcessError:
                 return  # reaped by someone else: nothing left to wait for
             self._ready()
