@@ -301,3 +301,17 @@ def test_max_buffer_errors_keep_nodes_message_and_name_the_limit_and_the_option(
     assert err.max_buffer == 100 and "max_buffer=100 " in err.__notes__[0]
     # Under the limit nothing changes; inf lifts it.
     assert len(cp.exec_sync("head -c 2000000 /dev/zero", max_buffer=float("inf"))) == 2_000_000
+
+
+def test_with_inside_a_coroutine_where_os_has_no_waitid(monkeypatch):
+    import os
+
+    monkeypatch.delattr(os, "waitid", raising=False)  # macOS before Python 3.13
+
+    async def main():
+        with cp.spawn("sleep", ["30"]) as child:
+            pass
+        assert child.signal_code == "SIGTERM" and _reaped(child.pid)
+        await child
+
+    asyncio.run(main())
