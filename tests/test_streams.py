@@ -809,6 +809,23 @@ def test_handover_then_read_by_the_parent_once_the_borrower_is_done(loop):
     run(loop, lambda: stream.closed)
 
 
+def test_handover_back_to_a_stream_whose_writer_has_ended_keeps_it_for_the_drain(loop):
+    r, w = pipe()
+    stream = Readable(nonblock(r), loop)
+    stream._owner_ended = lambda: True  # its child ended; the exit is not delivered yet
+    stream._childproc_fd()
+    stream._handed_over()
+    os.write(w, b"left over")
+    os.close(w)
+    stream._lend_ended()
+    settle(loop)
+    assert not stream.destroyed  # not closed: the owner's drain after exit comes
+    kept: list = []
+    stream._drain_after_exit(lambda *_: kept.append("counted"))
+    run(loop, lambda: kept)
+    assert stream.read() == b"left over"
+
+
 def test_handover_fd_is_blocking_for_the_child_and_reclaimed_if_the_spawn_fails(loop):
     r, w = pipe()
     stream = Readable(nonblock(r), loop)

@@ -153,6 +153,7 @@ class ChildProcess(IPCTarget, EventEmitter):
                 stream = Writable(fd, self._reactor)
             else:
                 stream = Readable(fd, self._reactor)
+                stream._owner_ended = self._process_ended
                 if plan.encoding is not None and plan.fn_name == "spawn":
                     stream.set_encoding(plan.encoding)  # spawn(encoding=...): a Python addition
                 # Counted for 'close', and first in line among its listeners.
@@ -258,6 +259,20 @@ class ChildProcess(IPCTarget, EventEmitter):
             for stream in borrowed:
                 stream._lend_ended()
             self._maybe_close()
+
+    def _process_ended(self) -> bool:
+        """Whether the child has ended, even if its exit is not delivered yet
+        (a lent stdout is then drained, not closed).  The pid is still ours
+        to ask about: only the exit watcher reaps it."""
+        if self._exited or self._watch is None or self.pid is None:
+            return True
+        waitid = getattr(os, "waitid", None)
+        if waitid is None:
+            return False  # (macOS before 3.13) the exit will say so
+        try:
+            return waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+        except ChildProcessError:
+            return True
 
     def _close_stdio(self) -> None:
         for stream in self.stdio or ():

@@ -47,6 +47,9 @@ class FdStream(EventEmitter):
         # What the owner asked for while the fd was lent: run when the last
         # borrower has exited (the owner's flush after its own exit).
         self._after_lend: Callable[[], Any] | None = None
+        # Set by the owning ChildProcess: whether its process has ended (even
+        # if the exit has not been delivered yet).
+        self._owner_ended: Callable[[], bool] | None = None
         track(self)
 
     @property

@@ -571,7 +571,8 @@ class Readable(Consuming, ExecCollecting):
     def _on_returned(self) -> None:
         """No child reads this pipe any more (the last borrower's ``'exit'``
         listeners have run).  If its owner has exited meanwhile, the owner's
-        drain after exit runs now.  Otherwise a stream the parent consumes
+        drain after exit runs now (or, when that exit is not delivered yet,
+        when it is).  Otherwise a stream the parent consumes
         (a ``'data'`` listener, flowing, ``pipe()``, an iterator) reads on, as
         in Node; one nobody consumes is closed, so that the owner, still
         writing, gets EPIPE instead of blocking on a pipe nobody reads (the
@@ -583,5 +584,7 @@ class Readable(Consuming, ExecCollecting):
                 self._after_consume()  # resume() does not restart a flowing stream's reads
         elif self._flowing or self._consumers or self._pipes or self.listener_count("data"):
             self._after_consume()
+        elif self._owner_ended is not None and self._owner_ended():
+            pass  # its exit is on the way: the owner's drain after exit keeps what is left
         else:
             self.destroy()
