@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # the eager view, for type checkers and IDEs
     from ._child import ChildProcess
     from ._errors import (
         AbortError,
+        ArgRangeTypeError,
         ArgTypeError,
         ArgValueError,
         ExecError,
@@ -44,6 +45,7 @@ __all__ = [
     "AbortController",
     "AbortError",
     "AbortSignal",
+    "ArgRangeTypeError",
     "ArgTypeError",
     "ArgValueError",
     "ChildProcess",
@@ -81,6 +83,7 @@ _HOMES = {
     "AbortSignal": "_abort",
     "ChildProcess": "_child",
     "AbortError": "_errors",
+    "ArgRangeTypeError": "_errors",
     "ArgTypeError": "_errors",
     "ArgValueError": "_errors",
     "ExecTimeoutError": "_errors",
