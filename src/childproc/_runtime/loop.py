@@ -64,7 +64,9 @@ class _ThreadExit:
     """Lives in a thread's local storage beside its loop; Python drops it
     when the thread ends.  Children that thread started and never waited
     for would stay zombies (nobody drives that loop again), so they are
-    handed to one reaper thread that waits on their pidfds."""
+    handed to one reaper thread that waits on their pidfds; then the loop's
+    own fds (poller, wake-up pipe) are closed, or every thread that ever
+    used the async API would leave them behind."""
 
     __slots__ = ("loop",)
 
@@ -78,6 +80,7 @@ class _ThreadExit:
         self.loop.exit_watches.clear()
         for watch in watches:
             watch.hand_to_reaper()
+        self.loop.close()
 
 
 def private_loop() -> PrivateLoop:

@@ -71,6 +71,7 @@ class PrivateLoop(Reactor):
         self._lock = _thread.allocate_lock()
         self._threadsafe: deque[tuple[Callback, tuple[Any, ...]]] = deque()
         self._awaited_wakeups = 0  # threads that will call call_soon_threadsafe
+        self.closed = False
         self.hangups = set()
         self.exit_watches: set[Any] = set()  # children still running, for _ThreadExit
         # Wake-up pipe for other threads (exit waiters without a pidfd, C
@@ -92,11 +93,14 @@ class PrivateLoop(Reactor):
         self._unregistered.clear()
         self._timers.clear()
         self._threadsafe.clear()
-        for fd in (self._poller.fileno(), self._wake_r, self._wake_w):
-            replace_with_null(fd, null_fd)
+        if not self.closed:
+            for fd in (self._poller.fileno(), self._wake_r, self._wake_w):
+                replace_with_null(fd, null_fd)
 
     def _not_the_owner(self) -> RuntimeError:
         """What driving this loop from the wrong thread, or process, raises."""
+        if self.closed:
+            return RuntimeError("this childproc loop belonged to a thread that has ended")
         if self.thread_id is None:
             return RuntimeError(
                 "this childproc loop belongs to the process this one was forked from "
@@ -134,6 +138,10 @@ class PrivateLoop(Reactor):
             return
         entry[slot] = callback
         mask = (READ if entry[0] else 0) | (WRITE if entry[1] else 0)
+        if self.closed:
+            if not mask:
+                del self._callbacks[fd]
+            return
         if fd in self._unregistered:
             if not mask:
                 del self._callbacks[fd]
@@ -198,10 +206,13 @@ class PrivateLoop(Reactor):
     def call_soon_threadsafe(self, callback: Callback, *args: Any) -> None:
         with self._lock:
             self._threadsafe.append((callback, args))
-        try:
-            os.write(self._wake_w, b"\0")
-        except BlockingIOError:
-            pass  # a wake-up is already pending
+            # Under the lock: close() may end the loop meanwhile, and a
+            # write to its old pipe number could reach an fd opened since.
+            if self._wake_w >= 0:
+                try:
+                    os.write(self._wake_w, b"\0")
+                except BlockingIOError:
+                    pass  # a wake-up is already pending
 
     def _drain_wakeups(self) -> None:
         try:
@@ -343,9 +354,19 @@ class PrivateLoop(Reactor):
                 return done()
 
     def close(self) -> None:
-        """Release the loop's own fds (its poller and wake-up pipe)."""
+        """Release the loop's own fds (its poller and wake-up pipe), once.
+        Its thread has ended (``loop._ThreadExit``): nothing drives it again;
+        objects of that thread may still remove their fds from it, which
+        then only updates its tables."""
+        if self.closed:
+            return
+        self.closed = True
+        self.thread_id = None
         self._poller.close()
-        for fd in (self._wake_r, self._wake_w):
+        with self._lock:
+            fds = (self._wake_r, self._wake_w)
+            self._wake_r = self._wake_w = -1
+        for fd in fds:
             try:
                 os.close(fd)
             except OSError:
