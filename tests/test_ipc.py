@@ -1175,6 +1175,77 @@ def test_bad_json_sent_to_a_python_child():
     assert proc.returncode == 0
 
 
+# Lines that make json's C scanner build a JSONDecodeError (an object key,
+# a missing comma, a bad escape, an unterminated string, a control character).
+SCANNER_ERRORS = [b"{x}\n", b'{"a" 1}\n', b"[1 2]\n", b'"\\x"\n', b'"abc\n', b'"a\tb"\n', b"{,}\n"]
+
+_FRESH_PARSE = """
+import sys
+from childproc._ipc import wire
+assert "json" not in sys.modules and "json.decoder" not in sys.modules
+out = []
+for line in sys.argv[1:]:
+    buf = bytearray(b'{"before":1}\\n' + line.encode("latin-1") + b'{"after":2}\\n')
+    got = wire.parse_json_lines(buf)
+    out.append([type(m).__name__ if isinstance(m, wire.BadMessage) else m for m in got])
+sys.stdout.write(repr(out))
+"""
+
+
+def test_bad_json_is_a_bad_message_in_a_process_that_never_imported_json():
+    # The C scanner raises json.decoder.JSONDecodeError, which it finds in
+    # sys.modules only: a forked worker that never imported json once got a
+    # SystemError out of the parser and lost the rest of the read.
+    proc = subprocess.run(
+        [sys.executable, "-c", _FRESH_PARSE, *(b.decode("latin-1") for b in SCANNER_ERRORS)],
+        env=ENV, capture_output=True, text=True, timeout=30,
+    )
+    assert proc.returncode == 0, proc.stderr
+    expected = [[{"before": 1}, "BadMessage", {"after": 2}]] * len(SCANNER_ERRORS)
+    assert eval(proc.stdout) == expected  # noqa: S307 - a repr of lists, dicts and str
+
+
+def test_bad_json_sent_to_a_python_child_that_never_imported_json():
+    """A forked worker that never imports json: bad lines are 'error's and
+    its at-exit loop goes on serving messages."""
+    parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    fd = child_end.fileno()
+    code = textwrap.dedent(
+        """
+        import sys
+        from childproc import process
+        ev = []
+        process.on('error', lambda e: ev.append(['error', e.code]))
+        process.on('message', lambda m, h: ev.append(['message', m]))
+        process.on('disconnect', lambda: sys.stdout.write(repr([ev, 'json' in sys.modules])))
+        """
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        env={**ENV, "NODE_CHANNEL_FD": str(fd), "NODE_CHANNEL_SERIALIZATION_MODE": "json"},
+        pass_fds=(fd,),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    child_end.close()
+    try:
+        parent_end.sendall(b'{"a":1}\n' + b"".join(SCANNER_ERRORS) + b'{"b":2}\n')
+        time.sleep(0.2)  # a second read: the loop survived the first
+        parent_end.sendall(b'{x}\n{"c":3}\n')
+        parent_end.shutdown(socket.SHUT_WR)
+        out, _ = proc.communicate(timeout=20)
+    finally:
+        parent_end.close()
+        if proc.poll() is None:
+            proc.kill()
+    ev, json_imported = eval(out)  # noqa: S307
+    errors = [["error", "ERR_IPC_BAD_MESSAGE"]]
+    assert ev == [["message", {"a": 1}], *errors * len(SCANNER_ERRORS), ["message", {"b": 2}],
+                  *errors, ["message", {"c": 3}]]
+    assert json_imported  # the bad input paid for it, nothing else
+    assert proc.returncode == 0
+
+
 # --------------------------------------------------------------------------- handle passing
 
 HANDLE_CHILD = str(FIX / "handle_child.py")  # uses the sockets it gets; see its docstring

@@ -103,7 +103,17 @@ def _loads(text: str) -> Any:
         return json.loads(text)
     start = len(text) - len(text.lstrip(_WS)) if text[:1] in _WS else 0
     try:
-        value, end = _scan(text, start)
+        try:
+            value, end = _scan(text, start)
+        except SystemError:
+            # Some malformed texts ('{x}') make the C scanner raise json's
+            # JSONDecodeError, which it looks up in sys.modules without
+            # importing it (CPython <= 3.11): in a process that never
+            # imported json it fails with a SystemError instead.  Bad input
+            # alone pays for the import; the scan then says what is wrong.
+            import json.decoder  # noqa: F401
+
+            value, end = _scan(text, start)
     except StopIteration as stop:
         raise ValueError(f"Unexpected token at position {stop.value}") from None
     if end != len(text) and text[end:].strip(_WS):
@@ -248,8 +258,8 @@ def parse_json_lines(buf: bytearray) -> list[Any]:
         if scan is not None:
             try:
                 value, stop = scan(text, pos)
-            except (StopIteration, ValueError, RecursionError):
-                stop = -1
+            except (StopIteration, ValueError, RecursionError, SystemError):
+                stop = -1  # the careful path below says why (see _loads)
             if stop == eol:
                 append(value)
                 pos = eol + 1
