@@ -145,7 +145,8 @@ class ChildProcess(IPCTarget, EventEmitter):
                 # closes at the child's EOF or after either side's
                 # disconnect() (Node forgets the latter: #19433).
                 self._closes_needed += 1
-                self._ipc = IPC(self, fd, self._reactor, plan.serialization, on_closed=self._maybe_close)
+                self._ipc = IPC(self, fd, self._reactor, plan.serialization, on_closed=self._maybe_close,
+                                max_message_size=plan.max_message_size)
                 stdio.append(None)
                 continue
             stream: Stream

@@ -56,7 +56,7 @@ from .._errors import ArgTypeError, IPCError, IPCWarning, spawn_error
 from .._runtime.forksafe import replace_with_null, track
 from .._runtime.reactor import Reactor
 from .handles import handle_type, invalid_message
-from .wire import BadMessage, encode_json, encode_pickle, parse_json_lines, parse_pickle_frames
+from .wire import MAX_MESSAGE_SIZE, BadMessage, Framer, MessageTooLarge, encode_json, encode_pickle
 
 __all__ = ["Channel", "IPC", "IPCWarning"]
 
@@ -112,13 +112,14 @@ class IPC:
         on_closed: Callable[[], None] | None = None,
         refed: bool = True,
         follow_listeners: bool = False,
+        max_message_size: float | None = None,
     ) -> None:
         self.target = target
         self.fd = fd
         self.reactor = reactor
         self.pickle = serialization in ("pickle", "advanced")
         self.encode = encode_pickle if self.pickle else encode_json
-        self._parse = parse_pickle_frames if self.pickle else parse_json_lines
+        self._framer = Framer(self.pickle, MAX_MESSAGE_SIZE if max_message_size is None else max_message_size)
         self.sock = _socket.socket(fileno=fd)
         self.sock.setblocking(False)
         self._rbuf = bytearray(_RECV_SIZE)  # recvmsg_into: no 256 KiB allocation per read
@@ -126,7 +127,6 @@ class IPC:
         self.connected = True
         self.channel: Channel | None = Channel(self)
         self._on_closed = on_closed
-        self._inbuf = bytearray()
         self._fds: deque[int] = deque()  # received, not yet matched to a NODE_HANDLE
         self._out: deque[list[Any]] = deque()  # [data, fd or -1, callback]; data is bytes, or a
         # bytearray of plain messages joined while queued (see _write)
@@ -377,16 +377,17 @@ class IPC:
             return False
         except OSError:
             size, anc = 0, []
+        arrived = 0
         for level, ctype, payload in anc:
             if level == _SOL_SOCKET and ctype == _SCM_RIGHTS:
                 count = len(payload) // _INT.size
                 self._fds.extend(struct.unpack_from(f"{count}i", payload))
+                arrived += count
         if not size:
             self._on_eof()
             return False
-        self._inbuf += self._rview[:size]
         batch: list[Any] = []
-        for message in self._parse(self._inbuf):
+        for message in self._framer.feed(self._rview[:size]):
             kind = type(message)
             if kind is dict:
                 cmd = message.get("cmd")  # _is_internal, inline: this runs per message
@@ -406,7 +407,35 @@ class IPC:
                 self._deliver_batch(batch, 0)
             else:
                 self.reactor.call_soon(self._deliver_batch, batch, 0)
+        if self._fds:
+            self._close_stray_fds(size, arrived)
         return True
+
+    def _close_stray_fds(self, size: int, arrived: int) -> None:
+        """Close the fds no message can claim any more, as they arrive: a
+        peer that sends fds without ``NODE_HANDLE`` messages must not fill
+        this process's fd table.  The kernel hands an fd over with the first
+        byte of the message it was sent with, and a read stops after it, so
+        the fd of a ``NODE_HANDLE`` still incomplete came with the read its
+        first bytes came in; every other fd is a stray."""
+        fds, pending = self._fds, self._framer.pending
+        if not pending:
+            keep = None
+        elif pending <= size:
+            # The incomplete message began in this read: its fd, if any, is
+            # the newest of this read.
+            keep = fds.pop() if arrived else None
+        elif len(fds) > arrived:
+            keep = fds.popleft()  # it began earlier: the fd kept since then
+        else:
+            keep = None
+        while fds:
+            try:
+                os.close(fds.popleft())
+            except OSError:
+                pass
+        if keep is not None:
+            fds.append(keep)
 
     def drain(self) -> None:
         """Read everything the socket holds now (used when the peer exited)."""
@@ -508,7 +537,11 @@ class IPC:
             self.reactor.call_soon(self.target.emit, "message", message, handle)
 
     def _bad_message(self, bad: BadMessage) -> None:
-        err = IPCError(f"Unparsable message on the IPC channel: {bad.error}", code="ERR_IPC_BAD_MESSAGE")
+        if isinstance(bad.error, MessageTooLarge):
+            text = f"Dropped a {bad.error} on the IPC channel"
+        else:
+            text = f"Unparsable message on the IPC channel: {bad.error}"
+        err = IPCError(text, code="ERR_IPC_BAD_MESSAGE")
         err.data = bad.data  # type: ignore[attr-defined]
         if self.target.listener_count("error"):
             self.target.emit("error", err)

@@ -12,6 +12,11 @@
 A parser takes the complete messages out of the channel's read buffer and
 leaves a partial one for the next read; bytes that do not parse become a
 :class:`BadMessage` in their place, so the messages after them still arrive.
+A :class:`Framer` is one channel's read side: it looks for a line's end only
+in the bytes each read adds (linear in the input however long a line runs),
+and a message over ``max_message_size`` bytes becomes a :class:`BadMessage`
+as soon as it is known to be too big: its bytes are dropped as they arrive,
+never held, and the messages after it still count.
 
 Every forked child imports this module, so it imports json's C halves
 rather than ``json``, and ``pickle`` only when a pickle channel first needs
@@ -34,9 +39,23 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["BadMessage", "encode_json", "encode_pickle", "parse_json_lines", "parse_pickle_frames"]
+__all__ = [
+    "MAX_MESSAGE_SIZE",
+    "BadMessage",
+    "Framer",
+    "MessageTooLarge",
+    "encode_json",
+    "encode_pickle",
+    "parse_json_lines",
+    "parse_pickle_frames",
+]
 
 _U32 = struct.Struct(">I")
+
+MAX_MESSAGE_SIZE = 64 * 1024 * 1024
+"""The default bound on one received message (its JSON line or pickle frame
+payload, in bytes).  Node has none; without one a peer that never ends a line
+makes the receiver buffer without limit."""
 
 
 def _json_default(value: Any) -> Any:
@@ -234,19 +253,26 @@ class BadMessage:
         self.data = data
 
 
-def parse_json_lines(buf: bytearray) -> list[Any]:
-    """Take every complete line out of ``buf`` and parse each as
-    ``JSON.parse`` would; a line that does not parse becomes a
-    :class:`BadMessage` in its place (the lines after it still count)."""
+class MessageTooLarge(ValueError):
+    """A message over the channel's ``max_message_size``: dropped unread."""
+
+    def __init__(self, limit: float) -> None:
+        super().__init__(f"message over max_message_size ({int(limit)} bytes)")
+        self.limit = limit
+
+
+def _decode(buf: bytearray, end: int) -> str:
+    """``buf[:end + 1]`` as text: one UTF-8 decode for the whole read (a
+    '\n' byte never sits inside a multi-byte sequence), from a view (no
+    copy of the bytes); invalid bytes become U+FFFD as in Node's
+    StringDecoder."""
+    with memoryview(buf) as view, view[: end + 1] as head:
+        return str(head, "utf-8", "replace")
+
+
+def _json_lines(text: str) -> list[Any]:
+    """Parse each line of ``text`` (which ends with a newline)."""
     messages: list[Any] = []
-    end = buf.rfind(b"\n")
-    if end < 0:
-        return messages
-    # One UTF-8 decode for the whole read (a '\\n' byte never sits
-    # inside a multi-byte sequence); invalid bytes become U+FFFD as
-    # in Node's StringDecoder.
-    text = buf[: end + 1].decode("utf-8", "replace")
-    del buf[: end + 1]
     append, find, scan = messages.append, text.find, _scan
     pos, size = 0, len(text)
     while pos < size:
@@ -273,15 +299,34 @@ def parse_json_lines(buf: bytearray) -> list[Any]:
     return messages
 
 
-def parse_pickle_frames(buf: bytearray) -> list[Any]:
-    """Take every complete frame (u32 big-endian length, then the pickle)
-    out of ``buf`` and unpickle it; one that fails becomes a
-    :class:`BadMessage`."""
+def parse_json_lines(buf: bytearray) -> list[Any]:
+    """Take every complete line out of ``buf`` and parse each as
+    ``JSON.parse`` would; a line that does not parse becomes a
+    :class:`BadMessage` in its place (the lines after it still count)."""
+    end = buf.rfind(b"\n")
+    if end < 0:
+        return []
+    text = _decode(buf, end)
+    del buf[: end + 1]
+    return _json_lines(text)
+
+
+def _pickle_frames(buf: bytearray, limit: float) -> tuple[list[Any], int]:
+    """Take every complete frame out of ``buf``; returns the messages and
+    how many bytes of a frame over ``limit`` are still to come (to skip)."""
     messages: list[Any] = []
-    pos = 0
+    pos, skip = 0, 0
     while len(buf) - pos >= 4:
         (size,) = _U32.unpack_from(buf, pos)
-        if len(buf) - pos - 4 < size:
+        left = len(buf) - pos - 4
+        if size > limit:
+            messages.append(BadMessage(MessageTooLarge(limit), bytes(buf[pos : pos + 64])))
+            if left < size:
+                skip, pos = size - left, len(buf)
+                break
+            pos += 4 + size
+            continue
+        if left < size:
             break
         payload = buf[pos + 4 : pos + 4 + size]  # one copy; loads takes a bytearray
         pos += 4 + size
@@ -290,4 +335,99 @@ def parse_pickle_frames(buf: bytearray) -> list[Any]:
         except Exception as exc:  # noqa: BLE001 - any unpickling failure is bad input
             messages.append(BadMessage(exc, bytes(payload[:64])))
     del buf[:pos]
-    return messages
+    return messages, skip
+
+
+def parse_pickle_frames(buf: bytearray) -> list[Any]:
+    """Take every complete frame (u32 big-endian length, then the pickle)
+    out of ``buf`` and unpickle it; one that fails becomes a
+    :class:`BadMessage`."""
+    return _pickle_frames(buf, math.inf)[0]
+
+
+class Framer:
+    """One channel's read side: ``feed()`` each read's bytes, get the
+    messages they complete.  Work is linear in the bytes fed: only the new
+    bytes are searched for a line's end, and a message over ``limit`` bytes
+    is dropped as it arrives (one :class:`BadMessage` for it) instead of
+    being held."""
+
+    __slots__ = ("buf", "limit", "_pickle", "_skip")
+
+    def __init__(self, pickle: bool, limit: float = MAX_MESSAGE_SIZE) -> None:
+        self.buf = bytearray()
+        self.limit = limit
+        self._pickle = pickle
+        self._skip = 0  # bytes of a dropped message still to come (json: 1 until its newline)
+
+    @property
+    def pending(self) -> int:
+        """Bytes held of a message not complete yet (0 while dropping one)."""
+        return len(self.buf)
+
+    def feed(self, data: Any) -> list[Any]:
+        return self._feed_pickle(data) if self._pickle else self._feed_json(data)
+
+    def _too_large(self) -> BadMessage:
+        buf = self.buf
+        bad = BadMessage(MessageTooLarge(self.limit), bytes(buf[:64]))
+        buf.clear()
+        return bad
+
+    def _feed_json(self, data: Any) -> list[Any]:
+        buf = self.buf
+        start = len(buf)  # the bytes held so far hold no newline
+        buf += data
+        if self._skip:
+            nl = buf.find(b"\n")
+            if nl < 0:
+                buf.clear()
+                return []
+            del buf[: nl + 1]
+            self._skip = start = 0
+        end = buf.rfind(b"\n", start)
+        if end < 0:
+            messages = []
+        elif end < self.limit:  # so is every line
+            text = _decode(buf, end)
+            # The rest (it came in this read) in a new buffer, and the old one
+            # freed before parsing: a bytearray trimmed at the front copies
+            # itself whole on each later growth.
+            self.buf = buf = buf[end + 1 :]
+            messages = _json_lines(text)
+            del text
+        else:
+            messages = self._measured_lines(buf, end)
+            self.buf = buf = buf[end + 1 :]
+        if len(buf) > self.limit:  # what is left has no newline: too long already
+            messages.append(self._too_large())
+            self._skip = 1
+        return messages
+
+    def _measured_lines(self, buf: bytearray, end: int) -> list[Any]:
+        """The lines of ``buf[:end + 1]``, which may hold one over the limit:
+        each measured in bytes, and decoded and parsed alone."""
+        messages: list[Any] = []
+        pos, limit = 0, self.limit
+        with memoryview(buf) as view:
+            while pos <= end:
+                nl = buf.find(b"\n", pos, end + 1)
+                if nl - pos > limit:
+                    messages.append(BadMessage(MessageTooLarge(limit), bytes(view[pos : pos + 64])))
+                else:
+                    with view[pos : nl + 1] as line:
+                        messages += _json_lines(str(line, "utf-8", "replace"))
+                pos = nl + 1
+        return messages
+
+    def _feed_pickle(self, data: Any) -> list[Any]:
+        if self._skip:
+            n = len(data)
+            if n <= self._skip:
+                self._skip -= n
+                return []
+            data = data[self._skip :]
+            self._skip = 0
+        self.buf += data
+        messages, self._skip = _pickle_frames(self.buf, self.limit)
+        return messages

@@ -122,6 +122,7 @@ class SpawnPlan:
     command: str | bytes = ""
     args: list[str | bytes] | None = None
     argv0: str | bytes | None = None
+    max_message_size: float | None = None  # None: the channel's default
 
     def command_line(self) -> str:
         """The ``cmd`` Node puts in exec errors: the raw command for
@@ -341,6 +342,12 @@ def _build(fn_name: str, file: str | bytes, args: list[str | bytes], opts: dict[
     elif not (isinstance(serialization, str) and serialization in ("json", "pickle")):
         raise invalid_arg_value("options.serialization", serialization, "must be one of: None, 'json', 'pickle'")
 
+    if (max_message_size := get("max_message_size")) is not None:
+        # Not Node's (it has no bound): bytes of one received IPC message; inf for none.
+        name = "options.max_message_size"
+        if not _non_negative(max_message_size, name, name, "a positive number") > 0:
+            raise out_of_range(name, "a positive number", max_message_size)
+
     encoding = normalize_encoding(get("encoding", "utf-8" if kind in ("exec", "exec_file") and not sync else None))
     data = None if (data := get("input")) is None else input_bytes(data, encoding)
 
@@ -359,7 +366,7 @@ def _build(fn_name: str, file: str | bytes, args: list[str | bytes], opts: dict[
         path, env_blob, envc, cwd, ipc_fd, "stdio" in opts, detached, uid, gid, timeout,
         kill_signal, max_buffer, encoding, data, shell, windows_hide, verbatim, serialization,
         signal, kill_tree, force_kill_after, die_with_parent,
-        command=command, args=user_args, argv0=argv0,
+        command=command, args=user_args, argv0=argv0, max_message_size=max_message_size,
     )
 
 

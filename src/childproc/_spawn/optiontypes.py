@@ -76,6 +76,7 @@ class SpawnOptions(CommonOptions, total=False):
     signal: AbortSignal | None
     serialization: Literal["json", "pickle"] | None
     encoding: str | None
+    max_message_size: float | None
 
 
 class ForkOptions(CommonOptions, total=False):
@@ -88,6 +89,7 @@ class ForkOptions(CommonOptions, total=False):
     exec_path: PathArg | None
     exec_argv: Args | None
     silent: bool
+    max_message_size: float | None
 
 
 class ExecCore(CommonOptions, total=False):
@@ -169,6 +171,8 @@ DOCS: dict[str, str] = {
     "exec_path": "the interpreter to run (default: sys.executable)",
     "exec_argv": "arguments for the interpreter, before the module",
     "silent": "pipe the child's stdio to the parent instead of inheriting it",
+    "max_message_size": "bytes of one IPC message received (default 64 MiB, inf: no limit; "
+                        "not Node's); over it an 'error' and the message is dropped",
     "max_buffer": "bytes of output allowed (exec: per stream, 1 MiB by default; "
                   "sync: all outputs together); over it the child is killed",
     "encoding": "decode output as this encoding (None or 'buffer': bytes)",
