@@ -26,6 +26,11 @@ Where we differ on purpose: bytes that do not parse are an ``'error'``
 warning when nobody listens for errors -- and the messages after them still
 arrive (Node throws out of its read callback and loses the rest of the read).
 Writes still queued when ``disconnect()`` is called are flushed first.
+A handle sent from a thread whose loop is not running is settled inside
+``send()`` (sent, ACKed, the channel's copy closed), so that thread can
+block on the socket's peer at once.  A received message over
+``max_message_size`` is an ``'error'`` too, and fds sent without a
+``NODE_HANDLE`` message are closed on arrival (Node has neither bound).
 """
 
 from __future__ import annotations
@@ -136,8 +141,11 @@ class IPC:
         self._batching = False  # a flush is queued for the end of this tick
         self._write_ref = False  # pending writes keep the loop alive
         self._pending_messages: list[tuple[Any, Any]] = []
-        self._handle_queue: list[tuple[Any, Any, bool, Any]] | None = None
-        self._pending_handle: tuple[bytes, Any, bool, int] | None = None
+        # Sends waiting for the ACK of a handle: (data, fd or -1, callback).
+        # The channel owns every fd it is to send (see _take_fd).
+        self._handle_queue: list[tuple[bytes, int, Any]] | None = None
+        self._pending_handle: tuple[bytes, int, int] | None = None  # data, fd, tries
+        self._eof = False
         self._disconnect_deferred = False
         self._socket_lists: dict[Any, list[Any]] = {}
         self._closing = False
@@ -158,7 +166,7 @@ class IPC:
         self.connected = False
         self.channel = None
         replace_with_null(self.sock.fileno(), null_fd)
-        for fd in self._fds:
+        for fd in self._owned_fds():
             replace_with_null(fd, null_fd)
 
     # -- keep-alive -------------------------------------------------------
@@ -209,22 +217,55 @@ class IPC:
             return False
         if callable(message):
             raise invalid_message(message)
+        fd = -1
         if handle is not None:
             htype, extra = handle_type(handle)
             message = {"cmd": "NODE_HANDLE", "type": htype, "msg": message, **extra}
-        if self._handle_queue is not None and not (_is_internal(message) and message["cmd"] in _ACKS):
-            # An un-ACKed handle is out: everything after it waits.
-            self._handle_queue.append((message, handle, keep_open, callback))
-            return len(self._handle_queue) == 1
         data = self.encode(message)  # raises for what cannot be sent, before anything is queued
         if handle is not None:
+            fd = _take_fd(handle, htype == "net.Socket" and not keep_open)
+        if self._handle_queue is not None and not (_is_internal(message) and message["cmd"] in _ACKS):
+            # An un-ACKed handle is out: everything after it waits.
+            self._handle_queue.append((data, fd, callback))
+            ok = len(self._handle_queue) == 1
+        else:
+            ok = self._send_now(data, fd, callback)
+        if fd >= 0 and self.reactor.idle_caller():
+            self._settle_handles()
+        return ok
+
+    def _send_now(self, data: bytes, fd: int, callback: Any) -> bool:
+        if fd >= 0:
+            # Later sends wait for the peer's ACK (Node's handle queue).
             self._handle_queue = []
-            # Node closes only a sent net.Socket once the peer has it (its
-            # postSend); a server or UDP socket stays open in the sender.
-            close_after = message["type"] == "net.Socket" and not keep_open
-            self._pending_handle = (data, handle, not close_after, 0)
-        self._write(data, handle.fileno() if handle is not None else -1, callback)
+            self._pending_handle = (data, fd, 0)
+        self._write(data, fd, callback)
         return self._out_size < _SEND_HWM
+
+    def _settle_handles(self) -> None:
+        """Send the handles now and wait for the peer's ACKs, from a thread
+        whose loop is not running (``send(msg, sock); sock.close()``, then a
+        blocking read on the socket's peer).  Node closes its copy of a sent
+        socket when the ACK arrives and relies on its loop always running to
+        read it; here nothing would read it before this thread next blocks on
+        childproc, and the copy would keep the socket open meanwhile.  What
+        else arrives is queued for the loop, in order; a NACK resends."""
+        import select  # only for a handle sent from outside the loop
+
+        poller = select.poll()
+        while (self._pending_handle is not None or self._handle_queue) and not self._eof:
+            if self.sock.fileno() < 0:
+                return
+            if self._out:
+                self._flush()
+            poller.register(self.fd, select.POLLIN | (select.POLLOUT if self._out else 0))
+            try:
+                ready = poller.poll()
+            except InterruptedError:
+                continue
+            if any(mask & ~select.POLLOUT for _fd, mask in ready):
+                while self._read_once() and self._pending_handle is not None:
+                    pass
 
     def _write(self, data: bytes, fd: int, callback: Any) -> None:
         out = self._out
@@ -553,18 +594,16 @@ class IPC:
     def _handle_acked(self) -> None:
         pending = self._pending_handle
         self._pending_handle = None
-        if pending is not None and not pending[2]:
-            try:
-                pending[1].close()  # the receiver has its copy now
-            except OSError:
-                pass
+        if pending is not None:
+            _close(pending[1])  # the receiver has its copy now
         queue, self._handle_queue = self._handle_queue or [], None
-        for message, handle, keep_open, callback in queue:
-            if handle is not None:
-                message = message["msg"]  # send() wraps it again
-            # A queued handle message re-opens the queue, and the rest of
-            # this batch lines up behind its ACK: order is kept.
-            self.send(message, handle, keep_open, callback)
+        for i, (data, fd, callback) in enumerate(queue):
+            if self._handle_queue is not None:
+                # A queued handle went out: the rest lines up behind its
+                # ACK, so order is kept.
+                self._handle_queue.extend(queue[i:])
+                break
+            self._send_now(data, fd, callback)
         if self._disconnect_deferred and self._handle_queue is None:
             self._disconnect_deferred = False
             self._disconnect()
@@ -573,14 +612,13 @@ class IPC:
         pending = self._pending_handle
         if pending is None:
             return
-        data, handle, keep_open, tries = pending
+        data, fd, tries = pending
         if tries >= _HANDLE_RETRIES:
             warnings.warn("Handle did not reach the receiving process correctly", IPCWarning, stacklevel=2)
-            self._pending_handle = None
-            self._handle_acked()
+            self._handle_acked()  # gives up: closes the fd, sends what waited
             return
-        self._pending_handle = (data, handle, keep_open, tries + 1)
-        self._write(data, handle.fileno(), None)
+        self._pending_handle = (data, fd, tries + 1)
+        self._write(data, fd, None)
 
     # -- closing ----------------------------------------------------------
 
@@ -608,6 +646,7 @@ class IPC:
             self._flush()
 
     def _on_eof(self) -> None:
+        self._eof = True
         self.reactor.remove_reader(self.fd)
         if self.connected:
             self.connected = False
@@ -621,6 +660,17 @@ class IPC:
         elif self._closing and not self._out:
             # Queued like the close above: messages already read go first.
             self.reactor.call_soon(self._finish_close)
+        if not self._out:
+            # No ACK can come any more: the handles waiting for one are let
+            # go now, not when the loop next runs.
+            if self._pending_handle is not None:
+                _close(self._pending_handle[1])
+                self._pending_handle = None
+            for _data, fd, _cb in self._handle_queue or ():
+                if fd >= 0:
+                    _close(fd)
+            if self._handle_queue:
+                self._handle_queue = []
 
     @property
     def settling(self) -> bool:
@@ -639,8 +689,12 @@ class IPC:
         if self._writing:
             self._writing = False
             self.reactor.remove_writer(self.fd)
-        while self._fds:
-            os.close(self._fds.popleft())
+        for fd in self._owned_fds():
+            _close(fd)
+        self._fds.clear()
+        self._pending_handle = None
+        if self._handle_queue:
+            self._handle_queue = []
         self.sock.close()
         self._set_ref(False)
         self.target.emit("disconnect")
@@ -648,4 +702,33 @@ class IPC:
             self._on_closed()
 
 
+    def _owned_fds(self) -> list[int]:
+        """fds received and not claimed, and fds to send not yet ACKed."""
+        fds = list(self._fds)
+        if self._pending_handle is not None:
+            fds.append(self._pending_handle[1])
+        fds += [fd for _data, fd, _cb in self._handle_queue or () if fd >= 0]
+        return fds
+
+
 _ACKS = ("NODE_HANDLE_ACK", "NODE_HANDLE_NACK")
+
+
+def _take_fd(handle: Any, detach: bool) -> int:
+    """The fd the channel sends for ``handle``, its own from now on, so
+    nothing the user does to the socket afterwards (close it, and the
+    number reused by another open) changes what travels.  A sent net.Socket
+    is taken from its socket object, as Node takes the handle from a sent
+    socket (``socket._handle = null``) and closes it once the peer has it; a
+    server, a UDP socket or ``keep_open`` stays the user's, and the channel
+    sends a duplicate of it."""
+    if detach:
+        return int(handle.detach())
+    return os.dup(handle.fileno())  # non-inheritable (PEP 446)
+
+
+def _close(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass

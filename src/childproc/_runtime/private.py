@@ -72,6 +72,7 @@ class PrivateLoop(Reactor):
         self._threadsafe: deque[tuple[Callback, tuple[Any, ...]]] = deque()
         self._awaited_wakeups = 0  # threads that will call call_soon_threadsafe
         self.closed = False
+        self._depth = 0  # run_until calls in progress on the owning thread
         self.hangups = set()
         self.exit_watches: set[Any] = set()  # children still running, for _ThreadExit
         # Wake-up pipe for other threads (exit waiters without a pidfd, C
@@ -303,9 +304,19 @@ class PrivateLoop(Reactor):
             if not handle.cancelled:
                 self._ready.append((handle.callback, handle.args))
 
+    def idle_caller(self) -> bool:
+        return self._depth == 0 and _thread.get_ident() == self.thread_id
+
     def run_until(self, done: Callable[[], bool], timeout: float | None = None) -> bool:
         if _thread.get_ident() != self.thread_id:
             raise self._not_the_owner()
+        self._depth += 1
+        try:
+            return self._run_until(done, timeout)
+        finally:
+            self._depth -= 1
+
+    def _run_until(self, done: Callable[[], bool], timeout: float | None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
         callbacks = self._callbacks
         while True:

@@ -123,3 +123,11 @@ class Reactor:
     def run_until(self, done: Callable[[], bool], timeout: float | None = None) -> bool:
         """Run callbacks until ``done()`` is true; False on timeout."""
         raise NotImplementedError
+
+    def idle_caller(self) -> bool:
+        """True when called from the owning thread while its loop is not
+        running (a private loop outside ``run_until``): nothing reads this
+        reactor's fds until the thread next blocks on childproc, so a call
+        that must hear from a peer now has to read for itself.  An asyncio
+        loop runs whenever its thread awaits: False."""
+        return False
