@@ -27,6 +27,7 @@
 #define _GNU_SOURCE 1
 #endif
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -44,6 +45,22 @@ static int64_t now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* now + ns, saturating: a timeout of centuries (sys.maxsize seconds) is no
+ * deadline, never one that wrapped into the past. */
+static int64_t deadline_after(int64_t ns)
+{
+    int64_t now = now_ns();
+    return ns >= NO_DEADLINE - now ? NO_DEADLINE : now + ns;
+}
+
+/* poll()'s timeout for `left` ns, rounded up (never wake early) and capped
+ * at INT_MAX ms (about 24.8 days; the caller loops and waits again). */
+static int wait_ms_for(int64_t left)
+{
+    int64_t ms = left / 1000000 + (left % 1000000 != 0);
+    return ms > INT_MAX ? INT_MAX : (int)ms;
 }
 
 typedef struct {
@@ -103,7 +120,7 @@ static void wait_until(sync_state *st, int64_t deadline)
         int64_t left = deadline - now_ns();
         if (left <= 0)
             return;
-        int wait_ms = (int)((left + 999999) / 1000000); /* never early */
+        int wait_ms = wait_ms_for(left);
         if (st->child.pidfd >= 0) {
             struct pollfd pfd = {st->child.pidfd, POLLIN, 0};
             poll(&pfd, 1, wait_ms);
@@ -127,7 +144,7 @@ static void reap_after_kill(sync_state *st, const cp_sync_opts *opts)
 {
     if (st->exited || !st->killed || opts->force_kill_after_ns <= 0)
         return;
-    wait_until(st, now_ns() + opts->force_kill_after_ns);
+    wait_until(st, deadline_after(opts->force_kill_after_ns));
     if (!st->exited)
         kill_child(st, opts, SIGKILL);
 }
@@ -190,7 +207,7 @@ int cp_run_sync(cp_spawn_req *req, const cp_sync_opts *opts,
     res->pid = st.child.pid;
     res->spawned = 1;
     if (opts->timeout_ns > 0)
-        st.deadline = now_ns() + opts->timeout_ns;
+        st.deadline = deadline_after(opts->timeout_ns);
 
     /* stdin: input goes to slot 0 only (Node places it in stdio[0]); any
      * other pipe the child reads gets EOF at once. */
@@ -222,10 +239,7 @@ int cp_run_sync(cp_spawn_req *req, const cp_sync_opts *opts,
         int wait_ms = -1;
         if (st.deadline != NO_DEADLINE) {
             int64_t left = st.deadline - now_ns();
-            if (left <= 0)
-                wait_ms = 0;
-            else /* round up: never wake before the deadline */
-                wait_ms = (int)((left + 999999) / 1000000);
+            wait_ms = left <= 0 ? 0 : wait_ms_for(left);
         }
 
         int ready = poll(pfds, (nfds_t)np, wait_ms);

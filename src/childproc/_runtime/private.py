@@ -40,6 +40,9 @@ if TYPE_CHECKING:
 
 __all__ = ["PrivateLoop"]
 
+_INF = float("inf")
+_MAX_WAIT = 86400.0  # seconds, as asyncio caps its selector's wait
+
 
 class PrivateLoop(Reactor):
     """A per-thread loop on epoll (Linux) or poll(2), used directly: the
@@ -292,7 +295,9 @@ class PrivateLoop(Reactor):
         if deadline is not None:
             left = max(0.0, deadline - now)
             wait = left if wait is None else min(wait, left)
-        return wait
+        # Capped: epoll and poll take at most INT_MAX milliseconds (a timer
+        # days away would raise OverflowError); the loop just waits again.
+        return None if wait is None else min(wait, _MAX_WAIT)
 
     def _run_timers(self) -> None:
         timers = self._timers
@@ -310,6 +315,13 @@ class PrivateLoop(Reactor):
     def run_until(self, done: Callable[[], bool], timeout: float | None = None) -> bool:
         if _thread.get_ident() != self.thread_id:
             raise self._not_the_owner()
+        if timeout is not None:
+            if timeout != timeout:
+                # A deadline of NaN is never reached, nor passed: a busy
+                # loop.  time.sleep(nan) refuses it too.
+                raise ValueError("timeout must be a number of seconds, not NaN")
+            if timeout == _INF:
+                timeout = None
         self._depth += 1
         try:
             return self._run_until(done, timeout)

@@ -212,7 +212,11 @@ def _on_spawner_thread(job: Callable[[], int]) -> int:
 def _timeout_ns(timeout: float | None) -> int:
     if not timeout or math.isinf(timeout):
         return 0
-    return min(max(1, int(timeout * 1e9)), _INT64_MAX)
+    if timeout >= _INT64_MAX / 1e9:
+        # Centuries (1e300 would overflow int()): the C core saturates its
+        # deadline, so this is "no deadline" there.
+        return _INT64_MAX
+    return max(1, int(timeout * 1e9))
 
 
 def _max_buffer(limit: float) -> int:
