@@ -191,6 +191,15 @@ CASES: dict[str, tuple[str, Callable[[], Any], str]] = {
                     lambda: fork("x.js", [], stdio=["pipe", "pipe", "pipe"]), "same"),
     "fork_stdio_bogus": ("cp.fork('x.js',[],{stdio:'bogus'})", lambda: fork("x.js", stdio="bogus"), "same"),
     "encoding_unknown": ("cp.execSync('echo',{encoding:'xyz'})", lambda: exec_sync("echo", encoding="xyz"), "same"),
+    # Encodings that cannot decode any output: Node does not know them; Python
+    # knows them, but they would lose the child's result after it ran.
+    "encoding_nul": ("cp.execSync('echo',{encoding:'utf\\u00008'})", lambda: exec_sync("echo", encoding="utf\x008"),
+                     "same"),
+    "encoding_idna": ("cp.execSync('echo',{encoding:'idna'})", lambda: exec_sync("echo", encoding="idna"), "same"),
+    "encoding_undefined": ("cp.spawnSync('echo',[],{encoding:'undefined'})",
+                           lambda: spawn_sync("echo", encoding="undefined"), "same"),
+    "encoding_utf16_bomless": ("cp.execFileSync('echo',[],{encoding:'utf-16'})",
+                               lambda: exec_file_sync("echo", [], encoding="utf-16"), "same"),
     "serialization": ("cp.spawn('echo',[],{serialization:'xml'})", lambda: spawn("echo", serialization="xml"), "serialization"),
 }
 
@@ -712,3 +721,91 @@ def test_windows_branches(monkeypatch: pytest.MonkeyPatch) -> None:
     assert spawn_sync("x", shell="C:\\Windows\\System32\\CMD.EXE").windows_verbatim_arguments is True
     # keys are case-insensitive: the first in sorted order wins, as in Node
     assert spawn_sync("x", env={"b": "1", "B": "2", "a": "3"}).env_blob == b"B=2\0a=3\0"
+
+
+# --------------------------------------------------------------------------
+# Bad input that once escaped without a code (OverflowError,
+# UnicodeEncodeError, a ValueError without .code) or took a Python value
+# where Node has its own
+# --------------------------------------------------------------------------
+
+def test_a_stdio_fd_beyond_a_c_int_is_invalid_arg_value() -> None:
+    # Deliberate: Node wraps the number to 32 bits and runs the child with
+    # some other fd; an fd is a C int, so this is refused before anything runs.
+    for fd in (2**31, 2**40):
+        with pytest.raises(ValueError) as info:
+            spawn_sync("true", stdio=["pipe", "pipe", fd])
+        assert info.value.code == "ERR_INVALID_ARG_VALUE"
+        assert str(info.value) == f"The argument 'stdio' is invalid. Received {fd}"
+
+    class Huge:
+        def fileno(self) -> int:
+            return 2**40
+
+    with pytest.raises(ValueError) as info:
+        spawn("true", stdio=["pipe", Huge(), "pipe"])
+    assert info.value.code == "ERR_INVALID_ARG_VALUE"
+    assert spawn_sync("true", stdio=["pipe", "pipe", 2**31 - 1]).stdio[2].fd == 2**31 - 1
+
+
+@pytest.mark.parametrize("args", [{"b", "a"}, frozenset({"a"})], ids=["set", "frozenset"])
+def test_a_set_is_not_an_args_list(args: Any) -> None:
+    # Deliberate: a set has no order.  (Node takes a Set in that slot for the
+    # options object: no error, and the child gets no arguments.)
+    for call in (lambda: spawn_sync("echo", args), lambda: exec_file("echo", args), lambda: fork("x.py", args)):
+        with pytest.raises(TypeError) as info:
+            call()
+        assert info.value.code == "ERR_INVALID_ARG_TYPE"
+    assert spawn_sync("echo", iter(["a", "b"])).spawnargs == ["echo", "a", "b"]  # ordered iterables still work
+    assert spawn_sync("echo", {"x": 1}.keys()).spawnargs == ["echo", "x"]
+
+
+def _child_bytes(result: Any) -> str:
+    assert result.error is None, result.error
+    return result.stdout.decode()
+
+
+# The child's $1, $X, $Y and its real argv[0], in hex.
+_SHOW = ("{ printf '%s|%s|%s|' \"$1\" \"$X\" \"$Y\"; tr '\\000' '\\n' < /proc/$$/cmdline | head -n1; }"
+         " | od -An -tx1 | tr -d ' \\n'")
+
+
+@pytest.mark.skipif(NODE is None or not sys.platform.startswith("linux"), reason="needs node and /proc")
+def test_env_values_and_lone_surrogates_are_what_node_passes() -> None:
+    # What the child receives: argv[0] (argv0), an argument, two env values.
+    # Booleans are written as JavaScript writes them; a lone surrogate is
+    # U+FFFD in UTF-8 (Node converts JS strings so), while a surrogate-escaped
+    # character still stands for its byte (os.fsencode's rule).
+    import json
+
+    import childproc as cp
+
+    cases = [
+        ("bools", "a0", "a1", True, False),
+        ("high", "\ud800", "x\ud800y", "\udbff", "ok"),
+        ("low", "\udc00", "\udfff", "z\udc7fz", "ok"),
+    ]
+    node_cases = [[argv0, arg, x, y] for _, argv0, arg, x, y in cases]
+    expected = node_json(
+        f"out(JSON.parse({json.dumps(json.dumps(node_cases, ensure_ascii=True))}).map(([a0, a1, x, y]) =>"
+        f" cp.spawnSync('sh', ['-c', {json.dumps(_SHOW)}, 'name', a1], {{argv0: a0, env: {{X: x, Y: y}}}})"
+        ".stdout.toString()))"
+    )
+    assert expected[0] == "a1|true|false|a0\n".encode().hex()
+    for (name, argv0, arg, x, y), want in zip(cases, expected):
+        r = cp.spawn_sync("sh", ["-c", _SHOW, "name", arg], argv0=argv0, env={"X": x, "Y": y})
+        assert _child_bytes(r) == want, name
+    # A surrogate-escaped byte is not Node's to define: it stays its byte.
+    r = cp.spawn_sync("sh", ["-c", _SHOW, "name", "\udcff"], env={"X": "\udc80", "Y": ""})
+    assert _child_bytes(r) == b"\xff|\x80||sh\n".hex()
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not installed")
+def test_a_lone_surrogate_in_cwd_is_the_path_node_tries() -> None:
+    import childproc as cp
+
+    expected = node_json("const r = cp.spawnSync('pwd', [], {cwd: '/nonexistent-\\ud800'});"
+                         " out([r.status, r.error && r.error.code])")
+    r = cp.spawn_sync("pwd", cwd="/nonexistent-\ud800")
+    assert [r.status, r.error and r.error.code] == expected == [None, "ENOENT"]
+    assert r.error.filename == "/nonexistent-\ufffd"  # the path that was tried

@@ -36,6 +36,13 @@ OS strings -- file names, argv entries, env keys and values, cwd -- are
 ``str`` or ``bytes``; a ``str`` is encoded with the filesystem encoding and
 its error handler (``surrogateescape`` on POSIX), exactly as
 :func:`os.fsencode` does, and must not contain NUL (:data:`NUL_MESSAGE`).
+A lone surrogate that handler cannot map back to a byte (``'\\ud800'``)
+becomes U+FFFD, as Node's UTF-8 conversion of a JavaScript string does,
+where :func:`os.fsencode` would raise ``UnicodeEncodeError``.
+
+An encoding the output is decoded with must decode any bytes (with
+U+FFFD for what it cannot): ``'idna'``, ``'undefined'`` and the like fail
+on arbitrary output, so they are refused up front, as Node refuses them.
 """
 
 from __future__ import annotations
@@ -84,8 +91,40 @@ def fs_text(value: str | bytes) -> str:
 
 
 def fs_bytes(value: str | bytes) -> bytes:
-    """An OS string as ``bytes`` (str encoded as :func:`os.fsencode` does)."""
-    return value.encode(FS_ENCODING, FS_ERRORS) if isinstance(value, str) else value
+    """An OS string as ``bytes`` (str encoded as :func:`os.fsencode` does,
+    a lone surrogate it cannot encode as U+FFFD: see the module doc)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return value.encode(FS_ENCODING, FS_ERRORS)
+    except UnicodeEncodeError:
+        return value.encode(FS_ENCODING, _FS_NODE_ERRORS)
+
+
+def _node_surrogates(exc: UnicodeError) -> tuple[bytes, int]:
+    # The filesystem handler's own mapping where it has one (surrogateescape:
+    # U+DC80..U+DCFF are the bytes 0x80..0xFF), U+FFFD for other surrogates;
+    # a character that is no surrogate stays an error.
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    out = bytearray()
+    for ch in exc.object[exc.start : exc.end]:
+        code = ord(ch)
+        if FS_ERRORS == "surrogateescape" and 0xDC80 <= code <= 0xDCFF:
+            out.append(code - 0xDC00)
+        elif 0xD800 <= code <= 0xDFFF:
+            out += "\ufffd".encode(exc.encoding, "replace")
+        else:
+            raise exc
+    return bytes(out), exc.end
+
+
+_FS_NODE_ERRORS = "childproc.fs"
+codecs.register_error(_FS_NODE_ERRORS, _node_surrogates)
+# Bytes no decoder of the output may fail on (every byte value, invalid
+# UTF-8, a NUL), to tell text codecs that decode anything from those that
+# only decode some texts.
+_PROBE = bytes(range(256)) + b"\xff\xfe\x00\xed\xa0\x80"
 
 
 def normalize_encoding(encoding: Any, name: str = "options.encoding") -> str | None:
@@ -106,10 +145,17 @@ def normalize_encoding(encoding: Any, name: str = "options.encoding") -> str | N
     if resolved is None:
         try:
             info = codecs.lookup(encoding)
-        except LookupError:
+        except (LookupError, ValueError):  # ValueError: a NUL in the name
             raise unknown_encoding(encoding) from None
         if not getattr(info, "_is_text_encoding", True):  # zlib, rot13, ... are not text codecs
             raise unknown_encoding(encoding)
+        try:
+            # Decoding output never raises (the U+FFFD rule): a codec that
+            # cannot decode any bytes so would lose the child's result later.
+            codecs.decode(_PROBE, info.name, "replace")
+            info.incrementaldecoder("replace").decode(_PROBE, True)
+        except Exception:  # noqa: BLE001 - idna, undefined, punycode: UnicodeError, TypeError...
+            raise unknown_encoding(encoding) from None
         resolved = info.name
     _ENCODINGS[encoding] = resolved
     return resolved

@@ -13,7 +13,8 @@ The result of :func:`env_block` is three values for the :class:`SpawnPlan`:
 
 Keys and values follow Node's ``normalizeSpawnArguments``: ``None`` values
 are skipped, other values that are not str or bytes are stringified
-(``42`` -> ``'42'``; a path-like gives its path), keys with ``str()``, a NUL
+(``42`` -> ``'42'``, ``True`` -> ``'true'`` as JavaScript writes it; a
+path-like gives its path), keys with ``str()``, a NUL
 byte in a key or a value raises Node's ``options.env['KEY']`` error.  On
 Windows keys are case-insensitive: the first key in sorted order wins among
 those that differ only in case, as in Node, and ``Path`` counts as ``PATH``.
@@ -101,7 +102,10 @@ def _env_pairs(env: Any, drop_channel: bool, win: bool) -> tuple[list[bytes], by
         if ("\0" if isinstance(key, str) else b"\0") in key:
             raise invalid_arg_value(name, key, NUL_MESSAGE)
         if not isinstance(value, (str, bytes)):
-            value = os.fspath(value) if isinstance(value, os.PathLike) else str(value)
+            if isinstance(value, bool):
+                value = "true" if value else "false"  # Node's `${value}`
+            else:
+                value = os.fspath(value) if isinstance(value, os.PathLike) else str(value)
         if ("\0" if isinstance(value, str) else b"\0") in value:
             raise invalid_arg_value(name, value, NUL_MESSAGE)
         if drop_channel and key in _CHANNEL_KEYS:

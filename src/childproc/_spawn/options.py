@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .encoding import (
-    FS_ENCODING, FS_ERRORS, NUL_MESSAGE, decode_output, encode_input, fs_bytes, fs_text, input_bytes,
+    NUL_MESSAGE, decode_output, encode_input, fs_bytes, fs_text, input_bytes,
     normalize_encoding,
 )
 from .._abort import AbortSignal
@@ -257,8 +257,10 @@ def _is_arg_sequence(value: Any) -> bool:
     cls = type(value)
     if cls is list or cls is tuple:
         return True
-    return (not isinstance(value, (str, bytes, bytearray, memoryview, Mapping)) and not callable(value)
-            and hasattr(value, "__iter__"))
+    # Not a set: its order is arbitrary (Node takes a Set in that slot for
+    # the options, which would be as surprising).
+    return (not isinstance(value, (str, bytes, bytearray, memoryview, Mapping, set, frozenset))
+            and not callable(value) and hasattr(value, "__iter__"))
 
 
 # ------------------------------------------------------------ AbortSignal
@@ -389,7 +391,7 @@ def normalize_spawn(fn_name: str, command: Any, args: Any, options: Any, kwargs:
         else:
             slots = None
         if slots is not None:
-            fb = command.encode(FS_ENCODING, FS_ERRORS)
+            fb = fs_bytes(command)
             return SpawnPlan(fn_name, command, [command], fb, fb + b"\0", 1, list(slots),
                              environ_path(_WIN), stdio_given=bool(kwargs), command=command, args=[])
     file = _nonempty(_path(command, "file"))

@@ -71,6 +71,7 @@ class StdioSlot:
     source: object = None
 
 
+_FD_MAX = 2**31 - 1
 _PIPE = StdioSlot("pipe", -1, "pipe")
 _OVERLAPPED = StdioSlot("pipe", -1, "overlapped")
 _IGNORE = StdioSlot("ignore", -1, "ignore")
@@ -109,6 +110,8 @@ def _stdio_item(item: Any, index: int, sync: bool) -> StdioSlot:
                 raise invalid_arg_value(f"stdio[{index}]", item, "is subprocess.STDOUT, which only "
                                         "index 2 and above take (2>&1)")
             return _STDOUT
+        if item > _FD_MAX:  # an fd is a C int (Node wraps it to 32 bits)
+            raise invalid_arg_value("stdio", item)
         return _PIPE if item < 0 else StdioSlot("fd", int(item), item)
     if hasattr(item, "_childproc_fd"):
         if sync:  # Node aborts the whole process on a stream in spawnSync
@@ -120,7 +123,7 @@ def _stdio_item(item: Any, index: int, sync: bool) -> StdioSlot:
             fd = fileno()
         except (OSError, ValueError):  # io.UnsupportedOperation is both; closed files raise ValueError
             raise invalid_arg_value("stdio", item) from None
-        if isinstance(fd, int) and fd >= 0:
+        if isinstance(fd, int) and 0 <= fd <= _FD_MAX:
             return StdioSlot("fd", fd, item)
     raise invalid_arg_value("stdio", item)
 
