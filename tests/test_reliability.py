@@ -401,3 +401,171 @@ def test_thread_ending_before_its_child_leaves_no_fd():
     before = open_fds()
     round_of(20)
     assert open_fds() == before
+
+
+# ----------------------------------------------------------------- the channel, fuzzed
+#
+# Garbage, values, over-limit messages, cut at random places: the reader never
+# raises, every value arrives in order, and every bad or too-big message is
+# exactly one BadMessage ('error') in its place.  Garbage lines start with '}',
+# which no JSON text does, so each is known to be bad.
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from childproc._ipc.channel import IPC  # noqa: E402
+from childproc._ipc.wire import BadMessage, Framer  # noqa: E402
+from childproc._runtime.emitter import EventEmitter  # noqa: E402
+from childproc._runtime.loop import private_loop  # noqa: E402
+
+_LIMIT = 2048
+_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=8,
+)
+_items = st.lists(
+    st.one_of(
+        _values.map(lambda v: ("ok", v)),
+        st.binary(max_size=40).map(lambda b: ("bad", b"}" + b.replace(b"\n", b""))),
+        st.integers(_LIMIT + 1, 3 * _LIMIT).map(lambda n: ("big", n)),
+    ),
+    max_size=25,
+)
+
+
+def _wire(items: list) -> bytes:
+    parts = []
+    for kind, v in items:
+        if kind == "ok":
+            parts.append(json.dumps(v, ensure_ascii=False, separators=(",", ":")).encode())
+        elif kind == "bad":
+            parts.append(v)
+        else:
+            parts.append(b'"' + b"a" * v + b'"')
+    return b"".join(p + b"\n" for p in parts)
+
+
+def _expected(items: list) -> list:
+    return [v if kind == "ok" else "bad" for kind, v in items]
+
+
+def _cut(data: bytes, sizes: list[int]) -> list[bytes]:
+    chunks, pos = [], 0
+    for n in sizes:
+        if pos >= len(data):
+            break
+        chunks.append(data[pos : pos + n])
+        pos += n
+    chunks.append(data[pos:])
+    return chunks
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(items=_items, sizes=st.lists(st.integers(1, 700), max_size=40))
+def test_fuzzed_json_framer_loses_nothing(items, sizes):
+    framer = Framer(False, _LIMIT)
+    got = []
+    for chunk in _cut(_wire(items), sizes):
+        got += framer.feed(chunk)
+        assert framer.pending <= _LIMIT
+    assert framer.pending == 0
+    assert ["bad" if isinstance(m, BadMessage) else m for m in got] == _expected(items)
+
+
+@settings(max_examples=200, deadline=None)
+@given(payloads=st.lists(st.one_of(_values, st.binary(max_size=3 * _LIMIT).map(lambda b: ("junk", b))), max_size=15),
+       sizes=st.lists(st.integers(1, 900), max_size=40))
+def test_fuzzed_pickle_framer_loses_nothing(payloads, sizes):
+    import pickle
+    import struct
+
+    frames, expected = [], []
+    for p in payloads:
+        if isinstance(p, tuple) and len(p) == 2 and p[0] == "junk":
+            body = b"\x00" + p[1]  # opcode 0 does not exist: never a pickle
+            expected.append("bad")
+        else:
+            body = pickle.dumps(p)
+            expected.append(p if len(body) <= _LIMIT else "bad")
+        frames.append(struct.pack(">I", len(body)) + body)
+        if len(body) > _LIMIT:
+            expected[-1] = "bad"
+    framer = Framer(True, _LIMIT)
+    got = []
+    for chunk in _cut(b"".join(frames), sizes):
+        got += framer.feed(chunk)
+        assert framer.pending <= _LIMIT + 4
+    assert ["bad" if isinstance(m, BadMessage) else m for m in got] == expected
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(items=_items, sizes=st.lists(st.integers(1, 3000), max_size=20))
+def test_fuzzed_channel_neither_crashes_nor_loses_messages(items, sizes):
+    # A real channel on a socketpair, fed by another thread in random cuts.
+    import socket
+
+    ours, theirs = socket.socketpair()
+    target = EventEmitter()
+    events: list = []
+    target.on("message", lambda m, h: events.append(m))
+    target.on("error", lambda e: events.append(("error", e.code)))
+    done: list = []
+    target.on("disconnect", lambda: done.append(1))
+    private_loop()  # its own fds are not the channel's
+    fds_before = open_fds()
+    IPC(target, ours.detach(), private_loop(), max_message_size=_LIMIT)
+
+    def write() -> None:
+        for chunk in _cut(_wire(items), sizes):
+            theirs.sendall(chunk)
+        theirs.close()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    assert private_loop().run_until(lambda: bool(done), 30)
+    writer.join()
+    assert [("bad" if e == ("error", "ERR_IPC_BAD_MESSAGE") else e) for e in events] == _expected(items)
+    gc.collect()
+    assert len(open_fds()) <= len(fds_before) - 1  # both ends closed (theirs by the writer)
+
+
+_FRESH_FUZZ = textwrap.dedent(
+    """
+    import random, sys
+    assert "json" not in sys.modules
+    from childproc._ipc.wire import BadMessage, Framer
+    rnd = random.Random(int(sys.argv[1]))
+    bad = [b'{x}', b'{"a" 1}', b'[1 2]', b'"\\\\x"', b'"abc', b'{,}', b'}', b'\\xff\\xfe', b'[' * 50]
+    good = [b'1', b'"s"', b'{"k":[1,2,{"z":null}]}', b'[]', b'true']
+    bad_seen = 0
+    for _ in range(300):
+        # As in a worker that never imported json (a bad line imports it).
+        for name in ("json", "json.decoder", "json.scanner", "json.encoder"):
+            sys.modules.pop(name, None)
+        picks = [rnd.choice(bad + good) for _ in range(rnd.randint(1, 12))]
+        data = b"".join(p + b"\\n" for p in picks)
+        framer, got, pos = Framer(False, 1 << 20), [], 0
+        while pos < len(data):
+            n = rnd.randint(1, 16)
+            got += framer.feed(data[pos:pos + n])
+            pos += n
+        assert len(got) == len(picks), (picks, got)
+        for p, m in zip(picks, got):
+            assert isinstance(m, BadMessage) == (p in bad), (p, m)
+        bad_seen += sum(p in bad for p in picks)
+    print(bad_seen)
+    """
+)
+
+
+def test_fuzzed_parser_in_a_process_that_never_imported_json():
+    # json's C scanner finds JSONDecodeError in sys.modules only (<= 3.11):
+    # without json there, bad lines once raised SystemError and lost the rest.
+    import subprocess
+
+    src = os.path.dirname(os.path.dirname(os.path.abspath(cp.__file__)))
+    proc = subprocess.run([sys.executable, "-c", _FRESH_FUZZ, "7"], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": src})
+    assert proc.returncode == 0, proc.stderr
+    assert int(proc.stdout) > 100
