@@ -60,7 +60,7 @@ from .._runtime.emitter import EventEmitter
 from .._errors import ArgTypeError, IPCError, IPCWarning, spawn_error
 from .._runtime.forksafe import replace_with_null, track
 from .._runtime.reactor import Reactor
-from .handles import handle_type, invalid_message
+from .handles import Handles, handle_type, invalid_message, take_fd
 from .wire import MAX_MESSAGE_SIZE, BadMessage, Framer, MessageTooLarge, encode_json, encode_pickle
 
 __all__ = ["Channel", "IPC", "IPCWarning"]
@@ -71,7 +71,6 @@ _INT = struct.Struct("i")
 _FD_SPACE = _socket.CMSG_SPACE(_INT.size * 4)
 _CLOEXEC_FLAG = getattr(_socket, "MSG_CMSG_CLOEXEC", 0)  # fds close-on-exec from birth
 _SOL_SOCKET, _SCM_RIGHTS = _socket.SOL_SOCKET, _socket.SCM_RIGHTS
-_HANDLE_RETRIES = 3
 _COALESCE_MAX = 256 * 1024  # queued plain messages joined into one buffer up to this size
 
 
@@ -132,8 +131,8 @@ class IPC:
         self.connected = True
         self.channel: Channel | None = Channel(self)
         self._on_closed = on_closed
-        self._fds: deque[int] = deque()  # received, not yet matched to a NODE_HANDLE
-        self._out: deque[list[Any]] = deque()  # [data, fd or -1, callback]; data is bytes, or a
+        self.handles = Handles(self)
+        self.out: deque[list[Any]] = deque()  # [data, fd or -1, callback]; data is bytes, or a
         # bytearray of plain messages joined while queued (see _write)
         self._out_size = 0
         self._sent_tick = -1  # the loop turn of the last send that skipped the queue
@@ -141,19 +140,14 @@ class IPC:
         self._batching = False  # a flush is queued for the end of this tick
         self._write_ref = False  # pending writes keep the loop alive
         self._pending_messages: list[tuple[Any, Any]] = []
-        # Sends waiting for the ACK of a handle: (data, fd or -1, callback).
-        # The channel owns every fd it is to send (see _take_fd).
-        self._handle_queue: list[tuple[bytes, int, Any]] | None = None
-        self._pending_handle: tuple[bytes, int, int] | None = None  # data, fd, tries
-        self._eof = False
+        self.eof = False
         self._disconnect_deferred = False
-        self._socket_lists: dict[Any, list[Any]] = {}
         self._closing = False
         self._refed = False
         self._pinned = False
         self._follow = follow_listeners
         track(self)
-        reactor.add_reader(fd, partial(self._read_once, True))
+        reactor.add_reader(fd, partial(self.read_once, True))
         if refed:
             self._set_ref(True)
         target.on("newListener", self._on_new_listener)
@@ -166,7 +160,7 @@ class IPC:
         self.connected = False
         self.channel = None
         replace_with_null(self.sock.fileno(), null_fd)
-        for fd in self._owned_fds():
+        for fd in self.handles.owned_fds():
             replace_with_null(fd, null_fd)
 
     # -- keep-alive -------------------------------------------------------
@@ -223,52 +217,27 @@ class IPC:
             message = {"cmd": "NODE_HANDLE", "type": htype, "msg": message, **extra}
         data = self.encode(message)  # raises for what cannot be sent, before anything is queued
         if handle is not None:
-            fd = _take_fd(handle, htype == "net.Socket" and not keep_open)
-        if self._handle_queue is not None and not (_is_internal(message) and message["cmd"] in _ACKS):
+            # The channel owns every fd it is to send (see take_fd).
+            fd = take_fd(handle, htype == "net.Socket" and not keep_open)
+        queue = self.handles.queue
+        if queue is not None and not (_is_internal(message) and message["cmd"] in _ACKS):
             # An un-ACKed handle is out: everything after it waits.
-            self._handle_queue.append((data, fd, callback))
-            ok = len(self._handle_queue) == 1
+            queue.append((data, fd, callback))
+            ok = len(queue) == 1
         else:
-            ok = self._send_now(data, fd, callback)
+            ok = self.send_now(data, fd, callback)
         if fd >= 0 and self.reactor.idle_caller():
-            self._settle_handles()
+            self.handles.settle()
         return ok
 
-    def _send_now(self, data: bytes, fd: int, callback: Any) -> bool:
+    def send_now(self, data: bytes, fd: int, callback: Any) -> bool:
         if fd >= 0:
-            # Later sends wait for the peer's ACK (Node's handle queue).
-            self._handle_queue = []
-            self._pending_handle = (data, fd, 0)
-        self._write(data, fd, callback)
+            self.handles.start(data, fd)
+        self.write(data, fd, callback)
         return self._out_size < _SEND_HWM
 
-    def _settle_handles(self) -> None:
-        """Send the handles now and wait for the peer's ACKs, from a thread
-        whose loop is not running (``send(msg, sock); sock.close()``, then a
-        blocking read on the socket's peer).  Node closes its copy of a sent
-        socket when the ACK arrives and relies on its loop always running to
-        read it; here nothing would read it before this thread next blocks on
-        childproc, and the copy would keep the socket open meanwhile.  What
-        else arrives is queued for the loop, in order; a NACK resends."""
-        import select  # only for a handle sent from outside the loop
-
-        poller = select.poll()
-        while (self._pending_handle is not None or self._handle_queue) and not self._eof:
-            if self.sock.fileno() < 0:
-                return
-            if self._out:
-                self._flush()
-            poller.register(self.fd, select.POLLIN | (select.POLLOUT if self._out else 0))
-            try:
-                ready = poller.poll()
-            except InterruptedError:
-                continue
-            if any(mask & ~select.POLLOUT for _fd, mask in ready):
-                while self._read_once() and self._pending_handle is not None:
-                    pass
-
-    def _write(self, data: bytes, fd: int, callback: Any) -> None:
-        out = self._out
+    def write(self, data: bytes, fd: int, callback: Any) -> None:
+        out = self.out
         if not (self._writing or self._batching or out) and fd < 0 and callback is None:
             tick = self.reactor.tick
             if tick is not None and tick != self._sent_tick:
@@ -308,18 +277,18 @@ class IPC:
         out.append([data, fd, callback])
         # The first message of a tick goes out now (latency); the ones sent
         # after it in the same tick are joined into one write at its end.
-        self._flush()
-        if self._out or not self._writing:
+        self.flush()
+        if self.out or not self._writing:
             self._batching = True
             self.reactor.call_soon(self._end_batch)
 
     def _end_batch(self) -> None:
         self._batching = False
-        if self._out and not self._writing:
-            self._flush()
+        if self.out and not self._writing:
+            self.flush()
 
-    def _flush(self) -> None:
-        sock, out = self.sock, self._out
+    def flush(self) -> None:
+        sock, out = self.sock, self.out
         while out:
             entry = out[0]
             data, fd = entry[0], entry[1]
@@ -347,7 +316,7 @@ class IPC:
                 self.reactor.call_soon(entry[2], None)
         if out and not self._writing:
             self._writing = True
-            self.reactor.add_writer(self.fd, self._flush)
+            self.reactor.add_writer(self.fd, self.flush)
         elif not out:
             if self._writing:
                 self._writing = False
@@ -364,7 +333,7 @@ class IPC:
     def _send_batch(self) -> int:
         """Send the leading run of plain messages with one send: joined
         into one buffer (sendmsg's iovec count is capped by IOV_MAX)."""
-        out = self._out
+        out = self.out
         parts: list[bytes] = []
         size = 0
         for entry in out:
@@ -390,8 +359,8 @@ class IPC:
 
     def _write_failed(self, exc: OSError) -> None:
         err = spawn_error(exc.errno or _errno.EPIPE, "write")
-        callbacks = [entry[2] for entry in self._out if entry[2] is not None]
-        self._out.clear()
+        callbacks = [entry[2] for entry in self.out if entry[2] is not None]
+        self.out.clear()
         self._out_size = 0
         self._release_write_ref()
         if self._writing:
@@ -408,7 +377,7 @@ class IPC:
 
     # -- receiving --------------------------------------------------------
 
-    def _read_once(self, from_loop: bool = False) -> bool:
+    def read_once(self, from_loop: bool = False) -> bool:
         """One recvmsg; False when nothing was there.  ``from_loop``: called
         by the loop for a readable socket, so when nothing else is queued
         the messages may be delivered at once rather than through the queue."""
@@ -422,7 +391,7 @@ class IPC:
         for level, ctype, payload in anc:
             if level == _SOL_SOCKET and ctype == _SCM_RIGHTS:
                 count = len(payload) // _INT.size
-                self._fds.extend(struct.unpack_from(f"{count}i", payload))
+                self.handles.received.extend(struct.unpack_from(f"{count}i", payload))
                 arrived += count
         if not size:
             self._on_eof()
@@ -448,39 +417,13 @@ class IPC:
                 self._deliver_batch(batch, 0)
             else:
                 self.reactor.call_soon(self._deliver_batch, batch, 0)
-        if self._fds:
-            self._close_stray_fds(size, arrived)
+        if self.handles.received:
+            self.handles.close_strays(size, arrived, self._framer.pending)
         return True
-
-    def _close_stray_fds(self, size: int, arrived: int) -> None:
-        """Close the fds no message can claim any more, as they arrive: a
-        peer that sends fds without ``NODE_HANDLE`` messages must not fill
-        this process's fd table.  The kernel hands an fd over with the first
-        byte of the message it was sent with, and a read stops after it, so
-        the fd of a ``NODE_HANDLE`` still incomplete came with the read its
-        first bytes came in; every other fd is a stray."""
-        fds, pending = self._fds, self._framer.pending
-        if not pending:
-            keep = None
-        elif pending <= size:
-            # The incomplete message began in this read: its fd, if any, is
-            # the newest of this read.
-            keep = fds.pop() if arrived else None
-        elif len(fds) > arrived:
-            keep = fds.popleft()  # it began earlier: the fd kept since then
-        else:
-            keep = None
-        while fds:
-            try:
-                os.close(fds.popleft())
-            except OSError:
-                pass
-        if keep is not None:
-            fds.append(keep)
 
     def drain(self) -> None:
         """Read everything the socket holds now (used when the peer exited)."""
-        while self.connected and self._read_once():
+        while self.connected and self.read_once():
             pass
 
     def _dispatch(self, message: Any) -> None:
@@ -490,63 +433,17 @@ class IPC:
         if _is_internal(message):
             cmd = message["cmd"]
             if cmd == "NODE_HANDLE":
-                self._receive_handle(message)
+                self.handles.receive(message)
                 return
             if cmd == "NODE_HANDLE_ACK":
                 self._handle_acked()
             elif cmd == "NODE_HANDLE_NACK":
                 self._handle_nacked()
             elif cmd in ("NODE_SOCKET_GET_COUNT", "NODE_SOCKET_NOTIFY_CLOSE"):
-                self._socket_list_request(message)
+                self.handles.socket_list_request(message)
             self.reactor.call_soon(self.target.emit, "internalMessage", message, None)
             return
-        self.reactor.call_soon(self._deliver, message, None)
-
-    def _receive_handle(self, envelope: dict[str, Any]) -> None:
-        if not self._fds:
-            self.send({"cmd": "NODE_HANDLE_NACK"})
-            return
-        fd = self._fds.popleft()
-        # Node ACKs before its 'message' handler runs.
-        self.send({"cmd": "NODE_HANDLE_ACK"})
-        import socket  # only when a handle arrives
-
-        try:
-            handle: Any = socket.socket(fileno=fd)
-        except OSError:
-            handle = fd
-        key = envelope.get("key")
-        if key is not None and envelope.get("type") == "net.Socket":
-            # A connection a Node server accepted: the sender may later ask
-            # how many are still open, or wait for all to close.
-            self._socket_lists.setdefault(key, []).append(handle)
-        self.reactor.call_soon(self.target.emit, "internalMessage", envelope, handle)
-        self.reactor.call_soon(self._deliver, envelope.get("msg"), handle)
-
-    def _open_sockets(self, key: Any) -> int:
-        live = [s for s in self._socket_lists.get(key, ()) if getattr(s, "fileno", lambda: -1)() >= 0]
-        self._socket_lists[key] = live
-        return len(live)
-
-    def _socket_list_request(self, message: dict[str, Any]) -> None:
-        """Node's SocketListReceive: answer a server in the parent that
-        counts, or closes, the connections it sent us."""
-        key = message.get("key")
-        if message["cmd"] == "NODE_SOCKET_GET_COUNT":
-            if self.connected:
-                self.send({"cmd": "NODE_SOCKET_COUNT", "key": key, "count": self._open_sockets(key)})
-            return
-
-        def when_empty() -> None:
-            if not self.connected:
-                return
-            if self._open_sockets(key):
-                # Python sockets have no 'close' event: look again shortly.
-                self.reactor.call_later(0.05, when_empty)
-            else:
-                self.send({"cmd": "NODE_SOCKET_ALL_CLOSED", "key": key})
-
-        when_empty()
+        self.reactor.call_soon(self.deliver, message, None)
 
     def _deliver_batch(self, batch: list[Any], start: int) -> None:
         """The user messages of one read (no handles), in order, from one
@@ -566,7 +463,7 @@ class IPC:
                     self.reactor.call_soon(self._deliver_batch, batch, i + 1)
                 raise
 
-    def _deliver(self, message: Any, handle: Any) -> None:
+    def deliver(self, message: Any, handle: Any) -> None:
         if self._pending_messages or not self.target.emit("message", message, handle):
             self._pending_messages.append((message, handle))
 
@@ -592,33 +489,17 @@ class IPC:
     # -- handle ACKs -------------------------------------------------------
 
     def _handle_acked(self) -> None:
-        pending = self._pending_handle
-        self._pending_handle = None
-        if pending is not None:
-            _close(pending[1])  # the receiver has its copy now
-        queue, self._handle_queue = self._handle_queue or [], None
-        for i, (data, fd, callback) in enumerate(queue):
-            if self._handle_queue is not None:
-                # A queued handle went out: the rest lines up behind its
-                # ACK, so order is kept.
-                self._handle_queue.extend(queue[i:])
-                break
-            self._send_now(data, fd, callback)
-        if self._disconnect_deferred and self._handle_queue is None:
+        self.handles.acked()
+        if self._disconnect_deferred and self.handles.queue is None:
             self._disconnect_deferred = False
             self._disconnect()
 
     def _handle_nacked(self) -> None:
-        pending = self._pending_handle
-        if pending is None:
-            return
-        data, fd, tries = pending
-        if tries >= _HANDLE_RETRIES:
+        if not self.handles.nacked():
             warnings.warn("Handle did not reach the receiving process correctly", IPCWarning, stacklevel=2)
-            self._handle_acked()  # gives up: closes the fd, sends what waited
-            return
-        self._pending_handle = (data, fd, tries + 1)
-        self._write(data, fd, None)
+            if self._disconnect_deferred and self.handles.queue is None:
+                self._disconnect_deferred = False
+                self._disconnect()
 
     # -- closing ----------------------------------------------------------
 
@@ -629,7 +510,7 @@ class IPC:
             )
             return
         self.connected = False
-        if self._handle_queue is not None:
+        if self.handles.queue is not None:
             self._disconnect_deferred = True
             return
         self._disconnect()
@@ -640,37 +521,30 @@ class IPC:
         self.reactor.call_soon(self._close_after_tick)
 
     def _close_after_tick(self) -> None:
-        if not self._out:
+        if not self.out:
             self._finish_close()
         elif not self._writing:
-            self._flush()
+            self.flush()
 
     def _on_eof(self) -> None:
-        self._eof = True
+        self.eof = True
         self.reactor.remove_reader(self.fd)
         if self.connected:
             self.connected = False
             self.channel = None
             self._closing = True
-            self._out.clear()
+            self.out.clear()
             self._out_size = 0
             self._release_write_ref()
             # After the messages of the last read, which wait on the queue.
             self.reactor.call_soon(self._finish_close)
-        elif self._closing and not self._out:
+        elif self._closing and not self.out:
             # Queued like the close above: messages already read go first.
             self.reactor.call_soon(self._finish_close)
-        if not self._out:
+        if not self.out:
             # No ACK can come any more: the handles waiting for one are let
             # go now, not when the loop next runs.
-            if self._pending_handle is not None:
-                _close(self._pending_handle[1])
-                self._pending_handle = None
-            for _data, fd, _cb in self._handle_queue or ():
-                if fd >= 0:
-                    _close(fd)
-            if self._handle_queue:
-                self._handle_queue = []
+            self.handles.release_unsent()
 
     @property
     def settling(self) -> bool:
@@ -689,12 +563,7 @@ class IPC:
         if self._writing:
             self._writing = False
             self.reactor.remove_writer(self.fd)
-        for fd in self._owned_fds():
-            _close(fd)
-        self._fds.clear()
-        self._pending_handle = None
-        if self._handle_queue:
-            self._handle_queue = []
+        self.handles.release_all()
         self.sock.close()
         self._set_ref(False)
         self.target.emit("disconnect")
@@ -702,33 +571,6 @@ class IPC:
             self._on_closed()
 
 
-    def _owned_fds(self) -> list[int]:
-        """fds received and not claimed, and fds to send not yet ACKed."""
-        fds = list(self._fds)
-        if self._pending_handle is not None:
-            fds.append(self._pending_handle[1])
-        fds += [fd for _data, fd, _cb in self._handle_queue or () if fd >= 0]
-        return fds
-
 
 _ACKS = ("NODE_HANDLE_ACK", "NODE_HANDLE_NACK")
 
-
-def _take_fd(handle: Any, detach: bool) -> int:
-    """The fd the channel sends for ``handle``, its own from now on, so
-    nothing the user does to the socket afterwards (close it, and the
-    number reused by another open) changes what travels.  A sent net.Socket
-    is taken from its socket object, as Node takes the handle from a sent
-    socket (``socket._handle = null``) and closes it once the peer has it; a
-    server, a UDP socket or ``keep_open`` stays the user's, and the channel
-    sends a duplicate of it."""
-    if detach:
-        return int(handle.detach())
-    return os.dup(handle.fileno())  # non-inheritable (PEP 446)
-
-
-def _close(fd: int) -> None:
-    try:
-        os.close(fd)
-    except OSError:
-        pass
