@@ -61,6 +61,10 @@ def fork(
     stdio is ``[0, 1, 2, 'ipc']`` (``silent=True``: pipes) and the child finds the channel through ``NODE_CHANNEL_FD``, as
     a Node child does.  In a Python child, ``from childproc import process``
     gives ``process.send`` and ``process.on('message', ...)``.
+
+    ``max_message_size`` (not Node's; default 64 MiB, ``math.inf`` for none)
+    bounds one message this side receives: a bigger one is an ``'error'``
+    (``ERR_IPC_BAD_MESSAGE``) and the messages after it still arrive.
     """
     plan = normalize_fork(module_path, args, options, kwargs)
     child = ChildProcess()
