@@ -311,9 +311,10 @@ def parse_json_lines(buf: bytearray) -> list[Any]:
     return _json_lines(text)
 
 
-def _pickle_frames(buf: bytearray, limit: float) -> tuple[list[Any], int]:
-    """Take every complete frame out of ``buf``; returns the messages and
-    how many bytes of a frame over ``limit`` are still to come (to skip)."""
+def _pickle_frames(buf: bytearray, limit: float) -> tuple[list[Any], int, int]:
+    """Parse every complete frame of ``buf``; returns the messages, how
+    many bytes of a frame over ``limit`` are still to come (to skip), and
+    how many bytes of ``buf`` were used."""
     messages: list[Any] = []
     pos, skip = 0, 0
     while len(buf) - pos >= 4:
@@ -328,21 +329,23 @@ def _pickle_frames(buf: bytearray, limit: float) -> tuple[list[Any], int]:
             continue
         if left < size:
             break
-        payload = buf[pos + 4 : pos + 4 + size]  # one copy; loads takes a bytearray
+        # Unpickled in place: no copy of the frame beside the buffer and the value.
+        with memoryview(buf) as view, view[pos + 4 : pos + 4 + size] as payload:
+            try:
+                messages.append(_pickle_lib.loads(payload))
+            except Exception as exc:  # noqa: BLE001 - any unpickling failure is bad input
+                messages.append(BadMessage(exc, bytes(payload[:64])))
         pos += 4 + size
-        try:
-            messages.append(_pickle_lib.loads(payload))
-        except Exception as exc:  # noqa: BLE001 - any unpickling failure is bad input
-            messages.append(BadMessage(exc, bytes(payload[:64])))
-    del buf[:pos]
-    return messages, skip
+    return messages, skip, pos
 
 
 def parse_pickle_frames(buf: bytearray) -> list[Any]:
     """Take every complete frame (u32 big-endian length, then the pickle)
     out of ``buf`` and unpickle it; one that fails becomes a
     :class:`BadMessage`."""
-    return _pickle_frames(buf, math.inf)[0]
+    messages, _skip, used = _pickle_frames(buf, math.inf)
+    del buf[:used]
+    return messages
 
 
 class Framer:
@@ -383,7 +386,7 @@ class Framer:
             if nl < 0:
                 buf.clear()
                 return []
-            del buf[: nl + 1]
+            self.buf = buf = buf[nl + 1 :]  # a copy of one read at most (see below)
             self._skip = start = 0
         end = buf.rfind(b"\n", start)
         if end < 0:
@@ -429,5 +432,9 @@ class Framer:
             data = data[self._skip :]
             self._skip = 0
         self.buf += data
-        messages, self._skip = _pickle_frames(self.buf, self.limit)
+        messages, self._skip, used = _pickle_frames(self.buf, self.limit)
+        if used:
+            # A new buffer for the rest: one trimmed at the front copies
+            # itself whole on each later growth (a frame arriving in pieces).
+            self.buf = self.buf[used:]
         return messages
