@@ -21,7 +21,7 @@ import textwrap
 import pytest
 
 import childproc as cp
-from childproc._ipc.wire import BadMessage, Framer, MessageTooLarge
+from childproc._ipc.wire import BadMessage, Framer
 from childproc._runtime.loop import private_loop
 
 pytestmark = pytest.mark.usefixtures("watchdog")
@@ -63,7 +63,7 @@ def test_an_unterminated_line_over_the_limit_is_dropped_as_it_arrives():
         got += framer.feed(chunk)
         held = max(held, framer.pending)
     assert held <= (1 << 20) + len(chunk)  # never more than the limit and one read
-    assert len(got) == 1 and isinstance(got[0], BadMessage) and isinstance(got[0].error, MessageTooLarge)
+    assert len(got) == 1 and isinstance(got[0], BadMessage) and got[0].too_large
     assert framer.pending == 0
     # The line's end, and what follows it, parse again.
     assert framer.feed(b'x"\n{"after":2}\n[3') == [{"after": 2}]
@@ -96,7 +96,7 @@ def test_a_pickle_frame_over_the_limit_is_skipped_without_being_held():
         got += framer.feed(wire[i : i + 700])
         held = max(held, framer.pending)
     assert held < 1000 + 700
-    assert got[0] == {"ok": 1} and isinstance(got[1].error, MessageTooLarge) and got[2] == "after"
+    assert got[0] == {"ok": 1} and got[1].too_large and got[2] == "after"
     assert len(got) == 3
 
 

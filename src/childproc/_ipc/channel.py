@@ -61,7 +61,7 @@ from .._errors import ArgTypeError, IPCError, IPCWarning, spawn_error
 from .._runtime.forksafe import replace_with_null, track
 from .._runtime.reactor import Reactor
 from .handles import Handles, handle_type, invalid_message, take_fd
-from .wire import MAX_MESSAGE_SIZE, BadMessage, Framer, MessageTooLarge, encode_json, encode_pickle
+from .wire import MAX_MESSAGE_SIZE, BadMessage, Framer, encode_json, encode_pickle
 
 __all__ = ["Channel", "IPC", "IPCWarning"]
 
@@ -475,7 +475,7 @@ class IPC:
             self.reactor.call_soon(self.target.emit, "message", message, handle)
 
     def _bad_message(self, bad: BadMessage) -> None:
-        if isinstance(bad.error, MessageTooLarge):
+        if bad.too_large:
             text = f"Dropped a {bad.error} on the IPC channel"
         else:
             text = f"Unparsable message on the IPC channel: {bad.error}"

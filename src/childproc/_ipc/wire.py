@@ -43,7 +43,6 @@ __all__ = [
     "MAX_MESSAGE_SIZE",
     "BadMessage",
     "Framer",
-    "MessageTooLarge",
     "encode_json",
     "encode_pickle",
     "parse_json_lines",
@@ -244,21 +243,19 @@ _pickle_lib: Any = _LazyPickle()
 
 
 class BadMessage:
-    """Bytes that did not parse: the error, and (the start of) the bytes."""
+    """Bytes that did not parse: the error, and (the start of) the bytes;
+    ``too_large`` for a message over ``max_message_size``, dropped unread."""
 
-    __slots__ = ("error", "data")
+    __slots__ = ("error", "data", "too_large")
 
-    def __init__(self, error: BaseException, data: bytes) -> None:
+    def __init__(self, error: BaseException, data: bytes, too_large: bool = False) -> None:
         self.error = error
         self.data = data
+        self.too_large = too_large
 
 
-class MessageTooLarge(ValueError):
-    """A message over the channel's ``max_message_size``: dropped unread."""
-
-    def __init__(self, limit: float) -> None:
-        super().__init__(f"message over max_message_size ({int(limit)} bytes)")
-        self.limit = limit
+def _too_large(limit: float, data: bytes) -> BadMessage:
+    return BadMessage(ValueError(f"message over max_message_size ({int(limit)} bytes)"), data, True)
 
 
 def _decode(buf: bytearray, end: int) -> str:
@@ -321,7 +318,7 @@ def _pickle_frames(buf: bytearray, limit: float) -> tuple[list[Any], int, int]:
         (size,) = _U32.unpack_from(buf, pos)
         left = len(buf) - pos - 4
         if size > limit:
-            messages.append(BadMessage(MessageTooLarge(limit), bytes(buf[pos : pos + 64])))
+            messages.append(_too_large(limit, bytes(buf[pos : pos + 64])))
             if left < size:
                 skip, pos = size - left, len(buf)
                 break
@@ -373,7 +370,7 @@ class Framer:
 
     def _too_large(self) -> BadMessage:
         buf = self.buf
-        bad = BadMessage(MessageTooLarge(self.limit), bytes(buf[:64]))
+        bad = _too_large(self.limit, bytes(buf[:64]))
         buf.clear()
         return bad
 
@@ -416,7 +413,7 @@ class Framer:
             while pos <= end:
                 nl = buf.find(b"\n", pos, end + 1)
                 if nl - pos > limit:
-                    messages.append(BadMessage(MessageTooLarge(limit), bytes(view[pos : pos + 64])))
+                    messages.append(_too_large(limit, bytes(view[pos : pos + 64])))
                 else:
                     with view[pos : nl + 1] as line:
                         messages += _json_lines(str(line, "utf-8", "replace"))
