@@ -38,11 +38,12 @@ from ._spawn import native as _native
 from ._spawn.failure import RUNTIME_SPAWN_ERRORS, display, spawn_failure
 from ._runtime.emitter import EventEmitter
 from ._errors import AbortError, SpawnError, spawn_error
-from ._runtime.exitwatch import ExitWatch, watch_exit
+from ._runtime.exitwatch import ExitWatch
+from ._runtime.lifecycle import Lifecycle
 from ._ipc.channel import IPC
 from ._ipc.target import IPCTarget
 from ._runtime.loop import current_reactor, running_asyncio_loop
-from ._runtime.reactor import Reactor, TimerHandle
+from ._runtime.reactor import Reactor
 from ._spawn.signals import signal_name, signal_number
 from ._streams.base import FdStream
 from ._streams.readable import Readable
@@ -91,11 +92,10 @@ class ChildProcess(IPCTarget, EventEmitter):
         self._closes_got = 0
         self._exited = False
         self._closed = False
+        self._failure: SpawnError | None = None  # a runtime spawn failure, for await
         self._refed = False
-        self._kill_group = False
-        self._kill_signal: int = _signal.SIGTERM
-        self._force_kill_after: float | None = None
-        self._force_timer: TimerHandle | None = None
+        self._life = Lifecycle(self._reactor, kill_signal=_signal.SIGTERM, kill_group=False,
+                               force_kill_after=None)
         self._spawn_failure: SpawnError | None = None  # a runtime spawn failure, for repr()
         self._borrowed: list[FdStream] = []  # other children's streams in our stdio
 
@@ -104,9 +104,13 @@ class ChildProcess(IPCTarget, EventEmitter):
     def _spawn(self, plan: SpawnPlan) -> None:
         self.spawnfile = plan.file
         self.spawnargs = plan.spawnargs
-        self._kill_group = bool(plan.kill_tree)
-        self._kill_signal = plan.kill_signal
-        self._force_kill_after = plan.force_kill_after
+        life = self._life
+        life.kill_group = bool(plan.kill_tree)
+        life.kill_signal = plan.kill_signal
+        life.force_kill_after = plan.force_kill_after
+        life.on_error = self._emit_error
+        life.on_signalled = self._on_signalled
+        life.on_group_signalled = self._on_group_signalled
         # Streams of other children given as stdio lend their fds (see
         # FdStream._childproc_fd); the plan itself stays data.
         lent = {i: cast(FdStream, slot.source)._childproc_fd() for i, slot in enumerate(plan.stdio)
@@ -128,11 +132,11 @@ class ChildProcess(IPCTarget, EventEmitter):
                     borrowed._handed_over()
                     self._borrowed.append(borrowed)
             self._make_stdio(plan, raw.fds)
-            self._watch = watch_exit(self._reactor, raw.pid, raw.pidfd, self._on_exit_status)
+            self._watch = life.watch(raw.pid, raw.pidfd, self._on_exit_status)
             self.ref()
             self._reactor.call_soon(self._emit_spawn)
-        self._arm_timeout(plan)
-        self._arm_abort(plan)
+        life.arm_timeout(plan.timeout)
+        life.arm_abort(plan.signal, self._on_abort)
 
     def _make_stdio(self, plan: SpawnPlan, fds: list[int]) -> None:
         stdio: list[Stream | None] = []
@@ -166,44 +170,23 @@ class ChildProcess(IPCTarget, EventEmitter):
         self.stdout = stdio[1] if len(stdio) > 1 and isinstance(stdio[1], Readable) else None
         self.stderr = stdio[2] if len(stdio) > 2 and isinstance(stdio[2], Readable) else None
 
-    def _arm_timeout(self, plan: SpawnPlan) -> None:
-        if not plan.timeout:
-            return
-        kill_signal = plan.kill_signal
-        timer: TimerHandle = self._reactor.call_later(plan.timeout, self._kill_or_emit, kill_signal)
-        self.once("exit", lambda *_: timer.cancel())
-
-    def _arm_abort(self, plan: SpawnPlan) -> None:
-        signal = plan.signal
-        if signal is None:
-            return
-        reactor, owner = self._reactor, self._reactor.thread_id
-        kill_signal = plan.kill_signal
-
-        def on_abort(*_: Any) -> None:
-            if threading.get_ident() == owner:
-                self._abort(kill_signal, signal)
-            else:
-                reactor.call_soon_threadsafe(self._abort, kill_signal, signal)
-
-        if signal.aborted:
-            reactor.call_soon(self._abort, kill_signal, signal)
-        else:
-            signal.add_event_listener("abort", on_abort, once=True)
-            self.once("exit", lambda *_: signal.remove_event_listener("abort", on_abort))
-
-    def _abort(self, kill_signal: int, signal: Any) -> None:
+    def _on_abort(self, signal: Any) -> None:
         try:
-            if self.kill(kill_signal):
+            if self.kill(self._life.kill_signal):
                 self.emit("error", AbortError(cause=signal.reason))
         except Exception as err:  # noqa: BLE001 - Node emits what kill throws
             self.emit("error", err)
 
-    def _kill_or_emit(self, kill_signal: int) -> None:
-        try:
-            self.kill(kill_signal)
-        except Exception as err:  # noqa: BLE001
-            self.emit("error", err)
+    def _on_signalled(self, _signum: int) -> None:
+        self.killed = True
+
+    def _on_group_signalled(self) -> None:
+        # kill_tree, after the leader's exit: what still holds a pipe is a
+        # descendant the signal may not end; the wait for it is bounded.
+        self._reactor.call_later(_TREE_DRAIN_GRACE, self._close_stdio)
+
+    def _emit_error(self, err: BaseException) -> None:
+        self.emit("error", err)
 
     # -- events ------------------------------------------------------------
 
@@ -231,12 +214,8 @@ class ChildProcess(IPCTarget, EventEmitter):
         self._exited = True
         self._watch = None
         self.unref()
-        if self._force_timer is not None and not self._kill_group:
-            # (With kill_tree the timer stays: descendants may still live.)
-            self._force_timer.cancel()
-            self._force_timer = None
-            self._reactor.unref()
-        if self._kill_group and self.killed:
+        self._life.exited()
+        if self._life.kill_group and self.killed:
             # kill_tree: the whole group was signalled, so whatever still
             # holds a pipe is a descendant that survived it.  Waiting for
             # its EOF is bounded: the streams are closed after a short
@@ -246,6 +225,7 @@ class ChildProcess(IPCTarget, EventEmitter):
             self.stdin.destroy()
         try:
             if failure is not None:
+                self._failure = failure
                 self.exit_code = -(failure.errno or _errno.EIO)
                 self.emit("error", failure)
             else:
@@ -327,55 +307,20 @@ class ChildProcess(IPCTarget, EventEmitter):
 
         Node's rules: True when the signal was delivered (also to an exited
         but unreaped child), which sets ``killed``; False once the exit has
-        been processed or the child is gone; unknown signals raise
-        ``ValueError`` (ERR_UNKNOWN_SIGNAL) even then.  With
-        ``kill_tree=True`` the whole process group is signalled.
+        been processed or the child is reaped (its pid means nothing then:
+        see ``_runtime/lifecycle.py``); unknown signals raise ``ValueError``
+        (ERR_UNKNOWN_SIGNAL) even then.  With ``kill_tree=True`` the whole
+        process group is signalled.
         """
         signum = 0 if sig == 0 else signal_number(sig, "signal")
-        watch = self._watch
-        if watch is None or self.pid is None:
-            return False
         try:
-            if self._kill_group:
-                os.killpg(self.pid, signum)
-            elif watch.pidfd >= 0:
-                # Through the pidfd: cannot reach a recycled pid.
-                _signal.pidfd_send_signal(watch.pidfd, signum)
-            else:
-                os.kill(self.pid, signum)
-        except ProcessLookupError:
-            return False
+            return self._life.kill(signum)
         except OSError as exc:
             err = spawn_error(exc.errno or _errno.EPERM, "kill")
             if exc.errno in (_errno.EINVAL, _errno.ENOSYS):
                 raise err from None
             self.emit("error", err)
             return False
-        self.killed = True
-        if (
-            self._force_kill_after
-            and signum == self._kill_signal
-            and signum not in (0, _signal.SIGKILL)
-            and self._force_timer is None
-        ):
-            # force_kill_after: SIGKILL if kill_signal did not end it.  The
-            # pending timer keeps the loop alive, as a ref'd timer in Node.
-            self._reactor.ref()
-            self._force_timer = self._reactor.call_later(self._force_kill_after, self._force_kill)
-        return True
-
-    def _force_kill(self) -> None:
-        self._force_timer = None
-        self._reactor.unref()
-        if not self._exited:
-            self.kill(_signal.SIGKILL)
-        elif self._kill_group and self.pid is not None:
-            # The leader is gone but its group may not be; the kernel does
-            # not reuse a pid while it still names a process group.
-            try:
-                os.killpg(self.pid, _signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
 
     def ref(self) -> None:
         """Keep the owning loop (and the interpreter at exit) alive until
@@ -415,25 +360,50 @@ class ChildProcess(IPCTarget, EventEmitter):
         ``sys.exit(child.returncode)``.  Raises the builtin ``TimeoutError``
         after ``timeout`` seconds, leaving the child running."""
         if not self._reactor.run_until(lambda: self._closed, timeout):
-            raise TimeoutError(f"child {self.pid} still running after {timeout} s")
+            raise TimeoutError(f"child {self.pid} {self._not_closed()} after {timeout} s")
         return self.exit_code
 
+    def _not_closed(self) -> str:
+        if not self._exited:
+            return "still running"
+        return "exited, but its output is still open (held by a process it started?)"
+
     def __await__(self) -> Generator[Any, None, int | None]:
+        """``await child``: the exit code once ``'close'`` came.  A spawn
+        failure (and any ``'error'`` meanwhile) is raised here.  Cancelling
+        the awaiting task kills the child (``kill_signal``, then
+        ``force_kill_after``; the group with ``kill_tree``); to wait without
+        that, await ``asyncio.shield(child)``."""
+        if self._failure is not None:
+            raise self._failure
         if self._closed:
             return self.exit_code
         future = running_asyncio_loop("a child").create_future()
-
-        def done(*_: Any) -> None:
-            if not future.done():
-                future.set_result(self.exit_code)
-
-        self.once("close", done)
         if self._reactor.thread_id == threading.get_ident() and self._reactor.asyncio_loop is None:
             raise RuntimeError(
                 "this child was spawned outside the running asyncio loop; spawn it inside a "
                 "coroutine to await it, or call child.wait()"
             )
-        return (yield from future.__await__())
+        import asyncio  # loaded: a loop is running
+
+        def done(*_: Any) -> None:
+            if not future.done():
+                future.set_result(self.exit_code)
+
+        def failed(err: BaseException) -> None:
+            if not future.done():
+                future.set_exception(err)
+
+        self.once("close", done)
+        self.on("error", failed)
+        try:
+            return (yield from future.__await__())
+        except asyncio.CancelledError:
+            self._life.cancel()
+            raise
+        finally:
+            self.off("error", failed)
+            self.off("close", done)
 
     def __enter__(self) -> ChildProcess:
         return self

@@ -116,7 +116,14 @@ class ExecChildProcess(ChildProcess, Generic[_T]):
                     "inside a coroutine to await it, or call .result()"
                 )
             self._waiters.append(future)
-            yield from future.__await__()
+            try:
+                yield from future.__await__()
+            except asyncio.CancelledError:
+                # Cancelling the awaiting task kills the command (the
+                # lifecycle policy: kill_signal, force_kill_after, kill_tree);
+                # await asyncio.shield(child) to keep it running.
+                self._life.cancel()
+                raise
         return self._result()
 
 
@@ -180,18 +187,19 @@ def _join(collected: _Collected, text: bool, tail: Output | None = None) -> Outp
 
 def _run(plan: SpawnPlan, callback: Callback | None) -> ExecChildProcess[Any]:
     child: ExecChildProcess[Any] = ExecChildProcess()
-    # exec's timeout is its own (it destroys the streams first), so the
-    # spawn itself gets none; the other spawn options are Node's subset.
+    # exec's timeout is its own (it destroys the streams before the kill),
+    # so the spawn itself gets none; it goes to the same lifecycle policy
+    # (with kill_tree the timeout belongs to the group, see
+    # _runtime/lifecycle.py).  The other spawn options are Node's subset.
     timeout, plan.timeout = plan.timeout, None
     child._spawn(plan)
 
     encoding = plan.encoding
     max_buffer = plan.max_buffer
-    kill_signal = plan.kill_signal
     stdout_chunks = _Collected()
     stderr_chunks = _Collected()
     counted = {"stdout": 0, "stderr": 0}
-    state: dict[str, Any] = {"ex": None, "killed": False, "exited": False, "timer": None, "timed_out": False}
+    run = _ExecRun()
     cmd = plan.command_line()
 
     def settle(err: BaseException | None, stdout: Output, stderr: Output) -> None:
@@ -203,17 +211,15 @@ def _run(plan: SpawnPlan, callback: Callback | None) -> ExecChildProcess[Any]:
             callback(err, stdout, stderr)
 
     def exithandler(code: int | None = None, signal: str | None = None) -> None:
-        if state["exited"]:
+        if run.exited:
             return
-        state["exited"] = True
-        if state["timer"] is not None:
-            state["timer"].cancel()
-            state["timer"] = None
+        run.exited = True
+        child._life.cancel_timeout()
         # Per stream, as Node: a user's set_encoding on one of them makes
         # that one's chunks strings.
         stdout = _join(stdout_chunks, encoding is not None or _stream_text(child.stdout), _tail(child.stdout))
         stderr = _join(stderr_chunks, encoding is not None or _stream_text(child.stderr), _tail(child.stderr))
-        ex = state["ex"]
+        ex = run.ex
         if ex is None and code == 0 and signal is None:
             settle(None, stdout, stderr)
             return
@@ -221,12 +227,12 @@ def _run(plan: SpawnPlan, callback: Callback | None) -> ExecChildProcess[Any]:
             shown = stderr if isinstance(stderr, str) else stderr.decode("utf-8", "replace")
             fields: dict[str, Any] = {
                 "code": _errno.errorcode.get(-code, code) if code is not None and code < 0 else code,
-                "killed": child.killed or state["killed"],
+                "killed": child.killed or run.killed,
                 "signal": signal,
                 "stdout": stdout,
                 "stderr": stderr,
             }
-            if state["timed_out"]:
+            if run.timed_out:
                 # Node's error, which is also Python's TimeoutError.
                 ex = ExecTimeoutError(f"Command failed: {cmd}\n{shown}", timeout=timeout or 0.0, **fields)
             else:
@@ -235,30 +241,34 @@ def _run(plan: SpawnPlan, callback: Callback | None) -> ExecChildProcess[Any]:
         settle(ex, stdout, stderr)
 
     def errorhandler(err: BaseException) -> None:
-        state["ex"] = err
+        run.ex = err
         for stream in (child.stdout, child.stderr):
             if stream is not None:
                 stream.destroy()
         exithandler()
 
-    def kill() -> None:
+    def destroy_streams() -> None:
         for stream in (child.stdout, child.stderr):
             if stream is not None:
                 stream.destroy()
-        state["killed"] = True
+        run.killed = True
+
+    def kill() -> None:
+        destroy_streams()
         try:
-            child.kill(kill_signal)
+            child.kill(plan.kill_signal)
         except Exception as err:  # noqa: BLE001 - Node hands what kill throws to the callback
-            state["ex"] = err
+            run.ex = err
             exithandler()
 
     def on_timeout() -> None:
-        state["timer"] = None
-        state["timed_out"] = True
-        kill()
+        if run.exited:
+            return
+        run.timed_out = True
+        destroy_streams()
+        child._life.expire_kill()
 
-    if timeout:
-        state["timer"] = child._reactor.call_later(timeout, on_timeout)
+    child._life.arm_timeout(timeout, on_timeout)
 
     def collector(name: str, chunks: _Collected) -> Callable[[Output], None]:
         def on_data(chunk: Output) -> None:
@@ -272,7 +282,7 @@ def _run(plan: SpawnPlan, callback: Callback | None) -> ExecChildProcess[Any]:
                 # Node cuts with the byte budget, in the chunk's own units
                 # (UTF-16 code units there, code points here).
                 chunks.append(chunk[: max(0, int(max_buffer - before))])
-                state["ex"] = err = MaxBufferError(name, cmd=cmd)
+                run.ex = err = MaxBufferError(name, cmd=cmd)
                 add_max_buffer_hint(err, max_buffer)
                 kill()
             else:
@@ -307,6 +317,18 @@ def _run(plan: SpawnPlan, callback: Callback | None) -> ExecChildProcess[Any]:
 
 def _ignore(*_: Any) -> None:
     pass
+
+
+class _ExecRun:
+    """One exec's own outcome so far (what Node's execFile keeps in closures)."""
+
+    __slots__ = ("ex", "killed", "exited", "timed_out")
+
+    def __init__(self) -> None:
+        self.ex: BaseException | None = None
+        self.killed = False
+        self.exited = False
+        self.timed_out = False
 
 
 def _tail(stream: Any) -> Output | None:

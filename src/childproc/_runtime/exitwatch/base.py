@@ -8,6 +8,13 @@ says how it learns of the exit.  Never a SIGCHLD handler and never
 watchers, subprocess).  The child is reaped with ``waitpid(pid, WNOHANG)``
 once the watcher fires, so its pid stays reserved (a zombie) until then and a
 signal sent before that can never reach a stranger.
+
+A watcher may also *hold* the exited child: ``hold()`` (asked when the exit
+is seen) returning True means the status is read with ``WNOWAIT`` and the
+child stays a zombie until :meth:`ExitWatch.release`.  The lifecycle policy
+(``_runtime/lifecycle.py``) does that while it may still signal the child's
+process group, whose id is the leader's pid: a pid that names an unreaped
+process cannot be handed out again, so the group id stays ours.
 """
 
 from __future__ import annotations
@@ -17,11 +24,12 @@ from collections.abc import Callable
 
 from ..forksafe import replace_with_null, track
 from ..reactor import Reactor
-from .reaper import orphan_reaper, reap
+from .reaper import orphan_reaper, peek, reap
 
 __all__ = ["ExitWatch", "OnExit"]
 
 OnExit = Callable[[int], None]  # receives the raw wait status
+Hold = Callable[[], bool]
 
 
 class ExitWatch:
@@ -29,7 +37,7 @@ class ExitWatch:
     has exited and been reaped.  ``close()`` stops watching (the child is
     then left for whoever reaps it)."""
 
-    __slots__ = ("_reactor", "_pid", "_on_exit", "_fd", "_done", "__weakref__")
+    __slots__ = ("_reactor", "_pid", "_on_exit", "_fd", "_done", "_held", "hold", "__weakref__")
 
     def __init__(self, reactor: Reactor, pid: int, on_exit: OnExit) -> None:
         self._reactor = reactor
@@ -37,6 +45,8 @@ class ExitWatch:
         self._on_exit = on_exit
         self._fd = -1  # the pollable fd the mechanism watches, if it has one
         self._done = False
+        self._held = False  # exited, status delivered, kept a zombie (see the module doc)
+        self.hold: Hold | None = None
         track(self)
         reactor.adopt_exit_watch(self)
 
@@ -45,9 +55,21 @@ class ExitWatch:
         """The child's pidfd, or -1 where there is none."""
         return -1
 
+    @property
+    def reaped(self) -> bool:
+        """True once the pid means nothing any more (reaped, or let go)."""
+        return self._done
+
     def _ready(self) -> None:
-        if self._done:
+        if self._done or self._held:
             return
+        if self.hold is not None and self.hold():
+            status = peek(self._pid)
+            if status is not None:
+                self._held = True
+                self._stop_polling()
+                self._on_exit(status)
+                return
         status = reap(self._pid)
         if status is None:
             return  # spurious readiness; the watcher fires again
@@ -75,6 +97,17 @@ class ExitWatch:
             except ChildProcessError:
                 return  # reaped by someone else: nothing left to wait for
             self._ready()
+    def release(self) -> None:
+        """Reap a held child (see the module doc); nothing otherwise."""
+        if self._held and not self._done:
+            reap(self._pid)
+            self.close()
+
+    def _stop_polling(self) -> None:
+        """A held child stays unreaped: stop polling its (readable) fd but
+        keep it, and stay adopted, so a thread that ends hands it over."""
+        if self._fd >= 0:
+            self._reactor.remove_reader(self._fd)
 
     def _forget_after_fork(self, null_fd: int) -> None:
         # In a forked copy (see forksafe): the child is not the copy's to reap.
@@ -110,4 +143,10 @@ class ExitWatch:
             return
         self._done = True
         self._reactor.drop_exit_watch(self)
+        if self._held:
+            # Not polled any more: close without asking the reactor.
+            fd = self._fd_for_reaper()
+            if fd >= 0:
+                os.close(fd)
+            return
         self._release_fd()

@@ -10,7 +10,7 @@ import threading
 from ..forksafe import on_fork_in_child
 from ..poller import pipe_cloexec
 
-__all__ = ["orphan_reaper", "reap"]
+__all__ = ["orphan_reaper", "peek", "reap"]
 
 
 def reap(pid: int) -> int | None:
@@ -25,6 +25,26 @@ def reap(pid: int) -> int | None:
             # no status can be had.  CPython's subprocess reports 0 too.
             return 0
         return status if got == pid else None
+
+
+def peek(pid: int) -> int | None:
+    """The wait status of our exited child ``pid`` without reaping it
+    (``waitid`` with ``WNOWAIT``); None while it runs or if it cannot be
+    had (then the caller reaps as usual)."""
+    while True:
+        try:
+            info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except InterruptedError:
+            continue
+        except (ChildProcessError, OSError):
+            return None
+        break
+    if info is None or info.si_pid != pid:
+        return None
+    if info.si_code == os.CLD_EXITED:
+        return (info.si_status & 0xFF) << 8
+    # Killed (or dumped): the raw status is the signal number, 0x80 for a core.
+    return info.si_status | (0x80 if info.si_code == os.CLD_DUMPED else 0)
 
 
 def _reap_blocking(pid: int) -> None:

@@ -1,0 +1,309 @@
+"""The lifecycle policy: how and when a child is signalled, and what the
+interpreter does at exit (docs/architecture.md, "Lifecycle").
+
+One :class:`Lifecycle` per child owns every reason to signal it -- ``kill()``,
+``timeout``, an ``AbortSignal``, the cancellation of an asyncio task that
+awaits it -- and what follows a signal: ``force_kill_after`` and, with
+``kill_tree``, the process group.  The rules, in one place:
+
+* A signal goes to a child only while it is unreaped: through its pidfd
+  (``pidfd_send_signal``), or by pid where there is none (an unreaped pid
+  cannot be reused).  Once reaped, a pid means nothing: sending returns
+  False, whoever asks.
+* ``kill_tree``: the child leads a process group whose id is its pid, and
+  every signal goes to the group.  A group id is only safe while the leader
+  is unreaped (a pid that names a zombie is never handed out again), so while
+  the policy may still signal the group after the leader exited -- a pending
+  ``timeout`` (the timeout belongs to the group) or ``force_kill_after`` --
+  the leader is held as a zombie (``ExitWatch.hold``) and reaped when that is
+  over.  ``'exit'`` is not delayed: its status is read without reaping.
+* ``force_kill_after``: once ``kill_signal`` was sent, SIGKILL follows after
+  that many seconds unless the child (with ``kill_tree``: the leader, then the
+  group) is gone; the pending timer keeps the loop alive, as a ref'd timer in
+  Node.
+
+The signal primitive (:meth:`Lifecycle._deliver`) is the one place that knows
+how a platform signals: a pidfd or an unreaped pid here; a process handle or
+a job object is what a Windows policy puts there.
+
+Interpreter exit (:func:`at_interpreter_exit`): a script that simply ends --
+also through ``sys.exit()``, which is how ``sys.exit(main())`` ends a Python
+program normally -- waits for its ref'd children, streams and channels, as
+Node does.  An uncaught exception or a ``KeyboardInterrupt`` exits at once and
+leaves the children running, as Node's uncaught throw does.  Ctrl-C during the
+wait stops it and the process ends by SIGINT, never with status 0.
+"""
+
+from __future__ import annotations
+
+import os
+import signal as _signal
+import sys
+import threading
+
+from .exitwatch import ExitWatch, watch_exit
+from .reactor import Reactor, TimerHandle
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from .private import PrivateLoop
+
+__all__ = ["Lifecycle", "at_interpreter_exit"]
+
+
+class Lifecycle:
+    """One child's signalling and keep-alive policy (see the module doc).
+
+    The owner (a ``ChildProcess``) gives the exit callback to
+    :meth:`watch`, calls :meth:`exited` once it has processed the exit, and
+    gets ``on_error(err)`` for a failure of a signal the policy sent on its
+    own, ``on_group_signalled()`` when the group was signalled after the
+    leader's exit (its descendants may hold pipes).
+    """
+
+    __slots__ = (
+        "_reactor", "kill_signal", "kill_group", "force_kill_after", "_watch", "_pid",
+        "_exited", "_force_timer", "_timeout_timer", "_abort_off", "on_error",
+        "on_group_signalled", "on_signalled", "_timeout_outlives_exit",
+    )
+
+    def __init__(self, reactor: Reactor, *, kill_signal: int, kill_group: bool,
+                 force_kill_after: float | None) -> None:
+        self._reactor = reactor
+        self.kill_signal = kill_signal
+        self.kill_group = kill_group
+        self.force_kill_after = force_kill_after
+        self._watch: ExitWatch | None = None  # set while the child is unreaped
+        self._pid = 0
+        self._exited = False  # the owner has processed the exit ('exit' or 'error')
+        self._force_timer: TimerHandle | None = None
+        self._timeout_timer: TimerHandle | None = None
+        self._abort_off: Callable[[], None] | None = None
+        self._timeout_outlives_exit = False
+        self.on_error: Callable[[BaseException], None] = _raise
+        self.on_group_signalled: Callable[[], None] = _nothing
+        self.on_signalled: Callable[[int], None] = _nothing_int
+
+    # -- the child ---------------------------------------------------------
+
+    def watch(self, pid: int, pidfd: int, on_status: Callable[[int], None]) -> ExitWatch:
+        """Watch ``pid`` (just spawned); ``on_status(wait_status)`` on its exit."""
+        self._pid = pid
+
+        def status(wait_status: int) -> None:
+            if self._watch is not None and self._watch.reaped:
+                self._watch = None  # a pid means nothing from here on
+            on_status(wait_status)
+
+        watch = self._watch = watch_exit(self._reactor, pid, pidfd, status)
+        watch.hold = self._hold_leader
+        return watch
+
+    def _hold_leader(self) -> bool:
+        # Asked when the leader exits: keep it unreaped while the policy may
+        # still signal its group.
+        return self.kill_group and (self._timeout_timer is not None or self._force_timer is not None)
+
+    @property
+    def running(self) -> bool:
+        """The exit has not been processed yet."""
+        return not self._exited and self._watch is not None
+
+    def exited(self) -> None:
+        """The owner processed the exit: user kill() is over (Node's rule);
+        without a group to look after, so are the timers."""
+        self._exited = True
+        if self._abort_off is not None:
+            self._abort_off()
+            self._abort_off = None
+        if not self._watch_held():
+            self._cancel_timers(keep_timeout=self._timeout_outlives_exit)
+            self._release()
+
+    def _watch_held(self) -> bool:
+        return self._watch is not None and not self._watch.reaped
+
+    # -- sending -----------------------------------------------------------
+
+    def kill(self, signum: int) -> bool:
+        """``kill()``: True when ``signum`` was delivered.  False once the
+        exit was processed or the child is reaped; OSError for a refusal."""
+        if self._exited:
+            return False
+        return self._send(signum)
+
+    def _send(self, signum: int) -> bool:
+        if not self._deliver(signum):
+            return False
+        self.on_signalled(signum)
+        if (
+            self.force_kill_after
+            and signum == self.kill_signal
+            and signum not in (0, _signal.SIGKILL)
+            and self._force_timer is None
+        ):
+            # The pending timer keeps the loop alive, as a ref'd timer in Node.
+            self._reactor.ref()
+            self._force_timer = self._reactor.call_later(self.force_kill_after, self._force_kill)
+        return True
+
+    def _deliver(self, signum: int) -> bool:
+        """The signal primitive: True when sent; never to a reaped pid."""
+        watch = self._watch
+        if watch is None or watch.reaped:
+            self._watch = None
+            return False
+        try:
+            if self.kill_group:
+                # The leader is unreaped (held if it exited), so its pid
+                # still names our group and no other.
+                os.killpg(self._pid, signum)
+            elif watch.pidfd >= 0:
+                _signal.pidfd_send_signal(watch.pidfd, signum)
+            else:
+                os.kill(self._pid, signum)  # unreaped: the pid is still ours
+        except ProcessLookupError:
+            return False
+        return True
+
+    def _policy_kill(self, signum: int) -> None:
+        """A kill the policy decides (timeout, abort, cancellation, force):
+        also after the leader's exit while it is held for its group."""
+        if self._exited and not self._watch_held():
+            return
+        try:
+            sent = self._send(signum)
+        except OSError as err:
+            self.on_error(err)
+            return
+        if sent and self._exited:
+            self.on_group_signalled()
+
+    def _force_kill(self) -> None:
+        self._force_timer = None
+        self._reactor.unref()
+        self._policy_kill(_signal.SIGKILL)
+        self._maybe_release()
+
+    # -- reasons to signal -------------------------------------------------
+
+    def arm_timeout(self, seconds: float | None, on_expire: Callable[[], None] | None = None) -> None:
+        """After ``seconds``, ``on_expire()`` (default: send ``kill_signal``).
+        With ``kill_tree`` it outlives the leader: the group is killed.
+        With an ``on_expire`` (exec's, which ends the output streams too)
+        it outlives the exit anyway, until :meth:`cancel_timeout` (exec's
+        'close'), as Node's execFile timer does."""
+        if not seconds:
+            return
+        self._timeout_outlives_exit = on_expire is not None
+
+        def expire() -> None:
+            self._timeout_timer = None
+            if on_expire is not None:
+                on_expire()
+            else:
+                self._policy_kill(self.kill_signal)
+            self._maybe_release()
+
+        self._timeout_timer = self._reactor.call_later(seconds, expire)
+
+    def cancel_timeout(self) -> None:
+        """The timeout is no longer wanted (exec's outcome is settled)."""
+        if self._timeout_timer is not None:
+            self._timeout_timer.cancel()
+            self._timeout_timer = None
+            self._maybe_release()
+
+    def expire_kill(self) -> None:
+        """What an ``on_expire`` of :meth:`arm_timeout` calls to kill."""
+        self._policy_kill(self.kill_signal)
+
+    def arm_abort(self, signal: Any, on_abort: Callable[[Any], None]) -> None:
+        """Node's ``signal`` option: ``on_abort(signal)`` on the owner's
+        thread when it aborts before the exit (at once if it already has)."""
+        if signal is None:
+            return
+        reactor, owner = self._reactor, self._reactor.thread_id
+
+        def listener(*_: Any) -> None:
+            if threading.get_ident() == owner:
+                on_abort(signal)
+            else:
+                reactor.call_soon_threadsafe(on_abort, signal)
+
+        if signal.aborted:
+            reactor.call_soon(on_abort, signal)
+            return
+        signal.add_event_listener("abort", listener, once=True)
+        self._abort_off = lambda: signal.remove_event_listener("abort", listener)
+
+    def cancel(self) -> None:
+        """The task awaiting the child was cancelled: kill it (``kill_signal``,
+        then ``force_kill_after``; the group with ``kill_tree``)."""
+        if not self._exited:
+            self._policy_kill(self.kill_signal)
+
+    # -- letting go --------------------------------------------------------
+
+    def _cancel_timers(self, keep_timeout: bool = False) -> None:
+        if self._timeout_timer is not None and not keep_timeout:
+            self._timeout_timer.cancel()
+            self._timeout_timer = None
+        if self._force_timer is not None:
+            self._force_timer.cancel()
+            self._force_timer = None
+            self._reactor.unref()
+
+    def _maybe_release(self) -> None:
+        if self._exited and self._timeout_timer is None and self._force_timer is None:
+            self._release()
+
+    def _release(self) -> None:
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.release()
+
+
+def _raise(err: BaseException) -> None:
+    raise err
+
+
+def _nothing() -> None:
+    pass
+
+
+def _nothing_int(_signum: int) -> None:
+    pass
+
+
+# -- interpreter exit ------------------------------------------------------
+
+def _ended_by_exception() -> bool:
+    """True when the main module ended by an uncaught exception (Python
+    records it in ``sys.last_exc``/``last_value`` before the at-exit
+    handlers run; ``SystemExit`` is not recorded: a normal ending)."""
+    return getattr(sys, "last_exc", None) is not None or getattr(sys, "last_value", None) is not None
+
+
+def at_interpreter_exit(loop: PrivateLoop | None) -> None:
+    """The main thread's keep-alive at interpreter exit (see the module doc)."""
+    if loop is None or not loop.has_work() or _ended_by_exception():
+        return
+    try:
+        loop.run_while_referenced()
+    except KeyboardInterrupt:
+        # Raised in an at-exit handler it would be printed and ignored, and
+        # the process would end with status 0.  End as Python does for an
+        # uncaught KeyboardInterrupt: by SIGINT, after flushing what we can.
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                if stream is not None:
+                    stream.flush()
+            except Exception:  # noqa: BLE001 - exiting anyway
+                pass
+        _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
+        os.kill(os.getpid(), _signal.SIGINT)
+        os._exit(130)  # SIGINT blocked: the shell's status for it
