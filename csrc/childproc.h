@@ -125,6 +125,12 @@ typedef struct {
     int kill_group;      /* kill_tree: signal the child's process group  */
     int64_t force_kill_after_ns; /* > 0: SIGKILL if kill_signal did not
                                     end the child within this time       */
+    int (*interrupted)(void); /* asked when a wait returns EINTR (a signal
+                                 handler of the caller's is pending); nonzero
+                                 ends the run: the child is killed (its
+                                 group when it leads one) and reaped, and
+                                 the result's error is -EINTR.  NULL: the
+                                 wait goes on.                             */
 } cp_sync_opts;
 
 typedef struct {
@@ -133,7 +139,7 @@ typedef struct {
     int spawned;    /* 1 once the child existed                            */
     int exit_code;  /* >= 0 when it exited, -1 when a signal ended it      */
     int term_signal;/* the signal that ended it, else 0                    */
-    int error;      /* 0, a spawn -errno, -ETIMEDOUT or -ENOBUFS           */
+    int error;      /* 0, a spawn -errno, -ETIMEDOUT, -ENOBUFS or -EINTR   */
     size_t collected; /* bytes in all outputs together: 0 lets the caller
                          skip looking at each one                          */
     cp_output *outputs; /* caller-provided, nstdio entries; filled for

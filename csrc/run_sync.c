@@ -16,6 +16,14 @@
  *    is still unreaped then, so the signal reaches nothing else and its
  *    status stays; with kill_tree its process group still gets it.
  *
+ *  - a signal that interrupts a wait is handed to the caller
+ *    (opts->interrupted, which runs Python's signal handlers); when one of
+ *    them raised (Ctrl-C: KeyboardInterrupt) the run ends as
+ *    subprocess.run's does: the child gets a quarter of a second to end on
+ *    its own (a terminal's Ctrl-C reached it too, unless it leads its own
+ *    group), then SIGKILL, to its group when it leads one; it is reaped,
+ *    and the error is -EINTR.
+ *
  * So the loop has two phases.  First the pipes alone are polled until every
  * one is done (the child's exit changes nothing while a pipe is open).
  * Then the child is waited for: a plain blocking waitpid when there is no
@@ -39,6 +47,8 @@
 #include "cp_internal.h"
 
 #define NO_DEADLINE INT64_MAX
+/* subprocess.run's grace for a child after Ctrl-C (_sigint_wait_secs). */
+#define SIGINT_GRACE_NS 250000000
 
 static int64_t now_ns(void)
 {
@@ -70,7 +80,16 @@ typedef struct {
     int64_t deadline;
     int no_pidfd_sleep_ms; /* the fallback's current poll interval */
     int killed;            /* we signalled it (timeout, max_buffer)  */
+    int interrupted;       /* the caller's signal handler raised     */
 } sync_state;
+
+/* A wait returned EINTR: does the caller want the run to end? */
+static int caller_interrupted(sync_state *st, const cp_sync_opts *opts)
+{
+    if (!st->interrupted && opts->interrupted != NULL && opts->interrupted())
+        st->interrupted = 1;
+    return st->interrupted;
+}
 
 static void record_status(sync_state *st, int wstatus)
 {
@@ -111,7 +130,8 @@ static void kill_child(sync_state *st, const cp_sync_opts *opts, int sig)
 /* Wait for the exit until `deadline`; returns with st->exited set, or
  * unset once the deadline has passed.  The pidfd is opened on the first
  * call (the child is unreaped, so its pid cannot have been reused). */
-static void wait_until(sync_state *st, int64_t deadline)
+static void wait_until(sync_state *st, const cp_sync_opts *opts,
+                       int64_t deadline, int interruptible)
 {
     if (st->child.pidfd < 0)
         st->child.pidfd = cp__open_pidfd(st->child.pid);
@@ -123,7 +143,9 @@ static void wait_until(sync_state *st, int64_t deadline)
         int wait_ms = wait_ms_for(left);
         if (st->child.pidfd >= 0) {
             struct pollfd pfd = {st->child.pidfd, POLLIN, 0};
-            poll(&pfd, 1, wait_ms);
+            if (poll(&pfd, 1, wait_ms) < 0 && errno == EINTR && interruptible &&
+                caller_interrupted(st, opts))
+                return;
         } else {
             /* No pidfd (kernels before 5.3, macOS): sleep in short,
              * growing steps and ask waitpid. */
@@ -132,7 +154,9 @@ static void wait_until(sync_state *st, int64_t deadline)
             if (st->no_pidfd_sleep_ms < 50)
                 st->no_pidfd_sleep_ms *= 2;
             struct timespec ts = {wait_ms / 1000, (long)(wait_ms % 1000) * 1000000};
-            nanosleep(&ts, NULL);
+            if (nanosleep(&ts, NULL) < 0 && errno == EINTR && interruptible &&
+                caller_interrupted(st, opts))
+                return;
         }
         try_reap(st);
     }
@@ -144,9 +168,28 @@ static void reap_after_kill(sync_state *st, const cp_sync_opts *opts)
 {
     if (st->exited || !st->killed || opts->force_kill_after_ns <= 0)
         return;
-    wait_until(st, deadline_after(opts->force_kill_after_ns));
+    wait_until(st, opts, deadline_after(opts->force_kill_after_ns), 0);
     if (!st->exited)
         kill_child(st, opts, SIGKILL);
+}
+
+/* The caller's signal handler raised: end as subprocess.run does (see the
+ * top).  The group, when the child leads one, goes down with it. */
+static void end_interrupted(sync_state *st, const cp_sync_opts *opts,
+                            const cp_spawn_req *req)
+{
+    int own_group = (req->flags & (CP_SPAWN_SETSID | CP_SPAWN_SETPGROUP)) != 0;
+    if (!own_group)
+        wait_until(st, opts, now_ns() + SIGINT_GRACE_NS, 0);
+    if (own_group || !st->exited) {
+        /* Unreaped until cp_wait below, so neither the pid nor the group
+         * id can have been reused. */
+        if (own_group)
+            kill(-st->child.pid, SIGKILL);
+        if (!st->exited)
+            kill(st->child.pid, SIGKILL);
+        st->killed = 1;
+    }
 }
 
 static void close_pipes(cp_spawn_req *req)
@@ -244,8 +287,13 @@ int cp_run_sync(cp_spawn_req *req, const cp_sync_opts *opts,
 
         int ready = poll(pfds, (nfds_t)np, wait_ms);
         if (ready < 0) {
-            if (errno == EINTR)
+            if (errno == EINTR) {
+                if (caller_interrupted(&st, opts)) {
+                    close_pipes(req);
+                    break;
+                }
                 continue;
+            }
             res->error = -errno;
             kill_child(&st, opts, SIGKILL);
             close_pipes(req);
@@ -307,20 +355,33 @@ int cp_run_sync(cp_spawn_req *req, const cp_sync_opts *opts,
 
     /* Every pipe is done.  A deadline still bounds the wait for the exit
      * (sh -c 'exec >&- 2>&-; exec sleep 9' closes its pipes early). */
-    if (!st.killed && st.deadline != NO_DEADLINE) {
-        wait_until(&st, st.deadline);
-        if (!st.exited) {
+    if (!st.killed && !st.interrupted && st.deadline != NO_DEADLINE) {
+        wait_until(&st, opts, st.deadline, 1);
+        if (!st.exited && !st.interrupted) {
             res->error = -ETIMEDOUT;
             kill_child(&st, opts, opts->kill_signal);
         }
     }
-    reap_after_kill(&st, opts);
-    if (!st.exited) {
+    if (!st.interrupted)
+        reap_after_kill(&st, opts);
+    /* The untimed wait: a blocking waitpid, which a signal interrupts. */
+    while (!st.exited && !st.interrupted) {
         int wstatus = 0;
-        if (cp_wait(&st.child, &wstatus) == 0)
+        pid_t r = waitpid(st.child.pid, &wstatus, 0);
+        if (r == st.child.pid)
             record_status(&st, wstatus);
+        else if (r < 0 && errno == EINTR)
+            caller_interrupted(&st, opts);
         else
             record_status(&st, 0); /* ECHILD: see try_reap */
+    }
+    if (st.interrupted) {
+        end_interrupted(&st, opts, req);
+        res->error = -EINTR;
+        if (!st.exited) {
+            int wstatus = 0;
+            record_status(&st, cp_wait(&st.child, &wstatus) == 0 ? wstatus : 0);
+        }
     }
     if (WIFSIGNALED(st.wstatus)) {
         res->exit_code = -1;

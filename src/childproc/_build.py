@@ -33,6 +33,10 @@ def _cdef_text() -> str:
 
 ffibuilder = FFI()
 ffibuilder.cdef(_cdef_text())
+# The sync loop's way back into Python when a signal interrupts a wait
+# (cp_sync_opts.interrupted): cffi's callback takes the GIL, so the
+# interpreter runs its pending signal handlers there.
+ffibuilder.cdef('extern "Python" int cp_py_sync_interrupted(void);')
 ffibuilder.set_source(
     "childproc._core",
     '#include "childproc.h"\n',

@@ -33,6 +33,7 @@ import os
 import sys
 
 from .forksafe import on_fork_in_child
+from .lifecycle import at_interpreter_exit
 from .private import PrivateLoop
 from .reactor import Reactor, TimerHandle
 
@@ -167,7 +168,6 @@ on_fork_in_child(_forget_loops)
 @atexit.register
 def _run_main_loop_at_exit() -> None:
     # Node keeps its process alive while ref'd handles remain; so does the
-    # main thread's private loop, at interpreter exit.
-    loop = _main_loop
-    if loop is not None and loop.has_work():
-        loop.run_while_referenced()
+    # main thread's private loop, at interpreter exit -- unless the program
+    # ended by an uncaught exception: the lifecycle policy decides.
+    at_interpreter_exit(_main_loop)

@@ -48,6 +48,7 @@ _FD = lib.CP_STDIO_FD
 _IPC = lib.CP_STDIO_IPC
 _DUP = lib.CP_STDIO_DUP
 _INT64_MAX = 2**63 - 1
+_EINTR_RESULT = -_errno.EINTR
 _UINT64_MAX = 2**64 - 1
 
 
@@ -226,10 +227,34 @@ def _max_buffer(limit: float) -> int:
     return min(int(limit), _UINT64_MAX)
 
 
+# Ctrl-C during a sync run.  The C loop waits without the GIL; a signal
+# interrupts its wait (EINTR) and C calls cp_py_sync_interrupted, which takes
+# the GIL: entering Python code runs the signal handlers pending for this
+# thread (only the main thread's ever are).  A handler that raises
+# (KeyboardInterrupt) ends the run: cffi hands the exception to
+# _handler_raised, which keeps it for SyncRequest.run and answers 1; C then
+# kills and reaps the child and returns -EINTR, and run() raises it.
+_interrupt = threading.local()
+
+
+def _handler_raised(kind: type[BaseException], exc: BaseException | None, tb: Any) -> int:
+    # cffi may pass the exception unnormalized (no value): make one.
+    _interrupt.exc = (exc if exc is not None else kind()).with_traceback(tb)
+    return 1
+
+
+@ffi.def_extern(onerror=_handler_raised)
+def cp_py_sync_interrupted() -> int:
+    return 0  # no handler raised: the run goes on
+
+
+_INTERRUPTED = lib.cp_py_sync_interrupted
+
 # What a plan that sets no sync option runs with: shared, since C only reads it.
 _DEFAULT_SYNC_OPTS = ffi.new("cp_sync_opts *")
 _DEFAULT_SYNC_OPTS.kill_signal = _SIGTERM
 _DEFAULT_SYNC_OPTS.max_buffer = _DEFAULT_MAX_BUFFER
+_DEFAULT_SYNC_OPTS.interrupted = _INTERRUPTED
 
 
 def _sync_opts(plan: SpawnPlan, keep: list[object]) -> Any:
@@ -250,6 +275,7 @@ def _sync_opts(plan: SpawnPlan, keep: list[object]) -> Any:
     opts.max_buffer = _max_buffer(plan.max_buffer)
     opts.kill_group = 1 if plan.kill_tree else 0
     opts.force_kill_after_ns = _timeout_ns(plan.force_kill_after)
+    opts.interrupted = _INTERRUPTED
     return opts
 
 
@@ -292,6 +318,11 @@ class SyncRequest:
         res = self._res
         lib.cp_run_sync(self._req, self._opts, res)
         error = res.error
+        if error == _EINTR_RESULT:
+            exc, _interrupt.exc = getattr(_interrupt, "exc", None), None
+            lib.cp_sync_result_free(res, len(self._no_output))
+            if exc is not None:
+                raise exc  # the child is dead and reaped (see cp_py_sync_interrupted)
         if not res.spawned:
             return 0, None, None, 0, -error, res.stage
         collected: list[bytes | None] = list(self._no_output)
