@@ -185,3 +185,109 @@ def test_a_plain_exit_is_reaped_at_once_with_kill_tree() -> None:
     child.wait(10)
     assert child.kill() is False
     assert not os.path.exists(f"/proc/{child.pid}") or not _alive(child.pid)
+
+
+# -- asyncio: errors reach the awaiting coroutine; cancellation kills -------------
+
+def _run_async(coro_fn) -> list[dict]:
+    """Run ``coro_fn()`` on a new loop; what reached the loop's exception
+    handler comes back (it must stay empty)."""
+    handled: list[dict] = []
+
+    async def main() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda _loop, ctx: handled.append(ctx))
+        await coro_fn()
+
+    asyncio.run(main())
+    return handled
+
+
+def test_await_spawn_raises_the_spawn_error() -> None:
+    async def go() -> None:
+        with pytest.raises(cp.SpawnError) as info:
+            await cp.spawn("no-such-program-childproc")
+        assert info.value.code == "ENOENT"
+
+    assert _run_async(go) == []
+
+
+def test_await_a_child_whose_spawn_failed_earlier() -> None:
+    async def go() -> None:
+        child = cp.spawn("no-such-program-childproc")
+        child.on("error", lambda err: None)
+        await asyncio.sleep(0.05)
+        with pytest.raises(cp.SpawnError):
+            await child
+
+    assert _run_async(go) == []
+
+
+def test_cancelling_the_await_kills_the_child() -> None:
+    async def go() -> None:
+        child = cp.spawn("sleep", ["30"])
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(child, 0.2)
+        await asyncio.shield(child)  # its 'close', after the kill
+        assert child.signal_code == "SIGTERM"
+        assert child.killed
+
+    assert _run_async(go) == []
+
+
+def test_cancelling_kills_with_kill_signal_then_force_kill_after() -> None:
+    async def go() -> None:
+        child = cp.spawn("sh", ["-c", "trap '' TERM; echo ready; sleep 30 & wait"], kill_signal="SIGTERM",
+                         force_kill_after=0.3)
+        assert child.stdout is not None
+        ready = asyncio.get_running_loop().create_future()
+        child.stdout.once("data", lambda chunk: ready.set_result(chunk))
+        await ready
+        task = asyncio.ensure_future(child)
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        while child.exit_code is None and child.signal_code is None:
+            await asyncio.sleep(0.02)
+        assert child.signal_code == "SIGKILL"
+
+    assert _run_async(go) == []
+
+
+def test_cancelling_kills_the_group_with_kill_tree() -> None:
+    async def go() -> None:
+        child = cp.spawn("sh", ["-c", "sleep 30 & echo $!; wait"], kill_tree=True)
+        assert child.stdout is not None
+        first = asyncio.get_running_loop().create_future()
+        child.stdout.once("data", lambda chunk: first.set_result(chunk))
+        sleeper = int(await first)
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(child, 0.2)
+        await asyncio.wait_for(asyncio.shield(child), 10)
+        assert child.killed and child.signal_code == "SIGTERM"
+        assert _gone_within(sleeper, 5)
+
+    assert _run_async(go) == []
+
+
+def test_cancelling_await_exec_kills_the_command() -> None:
+    async def go() -> None:
+        child = cp.exec("sleep 30")
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(child, 0.2)
+        with pytest.raises(cp.ExecError) as info:
+            await asyncio.shield(child)
+        assert info.value.signal == "SIGTERM"
+
+    assert _run_async(go) == []
+
+
+def test_shield_opts_out_of_the_kill() -> None:
+    async def go() -> None:
+        child = cp.spawn("sleep", ["0.5"])
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(child), 0.1)
+        assert await child == 0
+        assert not child.killed
+
+    assert _run_async(go) == []

@@ -177,6 +177,10 @@ class ChildProcess(IPCTarget, EventEmitter):
         except Exception as err:  # noqa: BLE001 - Node emits what kill throws
             self.emit("error", err)
 
+    def _cancel(self) -> None:
+        """The task awaiting this child was cancelled (the lifecycle kills)."""
+        self._life.cancel()
+
     def _on_signalled(self, _signum: int) -> None:
         self.killed = True
 
@@ -399,7 +403,7 @@ class ChildProcess(IPCTarget, EventEmitter):
         try:
             return (yield from future.__await__())
         except asyncio.CancelledError:
-            self._life.cancel()
+            self._cancel()
             raise
         finally:
             self.off("error", failed)

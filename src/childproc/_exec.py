@@ -83,6 +83,7 @@ class ExecChildProcess(ChildProcess, Generic[_T]):
         super().__init__()
         self._outcome: tuple[BaseException | None, Any, Any] | None = None
         self._waiters: list[Any] = []  # asyncio futures of `await child`
+        self._end_output: Callable[[], None] | None = None
 
     def _settle(self, err: BaseException | None, stdout: Output, stderr: Output) -> None:
         self._outcome = (err, stdout, stderr)
@@ -122,9 +123,16 @@ class ExecChildProcess(ChildProcess, Generic[_T]):
                 # Cancelling the awaiting task kills the command (the
                 # lifecycle policy: kill_signal, force_kill_after, kill_tree);
                 # await asyncio.shield(child) to keep it running.
-                self._life.cancel()
+                self._cancel()
                 raise
         return self._result()
+
+    def _cancel(self) -> None:
+        # As exec's timeout: the output ends too (a process the shell
+        # started may hold it), then the lifecycle policy kills.
+        if self._outcome is None and self._end_output is not None:
+            self._end_output()
+        super()._cancel()
 
 
 class _Collected:
@@ -269,6 +277,7 @@ def _run(plan: SpawnPlan, callback: Callback | None) -> ExecChildProcess[Any]:
         child._life.expire_kill()
 
     child._life.arm_timeout(timeout, on_timeout)
+    child._end_output = destroy_streams
 
     def collector(name: str, chunks: _Collected) -> Callable[[Output], None]:
         def on_data(chunk: Output) -> None:
