@@ -410,8 +410,15 @@ box = {}
 def spawner():
     if fn == "spawn":
         child = cp.spawn("sleep", [marker], die_with_parent=dwp, stdio="ignore")
-    else:
+    elif fn == "exec":
         child = cp.exec("exec sleep " + marker, die_with_parent=dwp)
+    elif fn == "exec_forking":  # the shell forks the command, as dash does here
+        child = cp.exec("sleep " + marker + "; true", die_with_parent=dwp)
+    elif fn == "shell_spawn":
+        child = cp.spawn("sleep " + marker + "; true", shell=True, die_with_parent=dwp, stdio="ignore")
+    else:  # kill_tree: a descendant in the background
+        child = cp.spawn("sh", ["-c", "sleep " + marker + " & wait"], kill_tree=True,
+                         die_with_parent=dwp, stdio="ignore")
     box["pid"] = child.pid
 th = threading.Thread(target=spawner)
 th.start()
@@ -448,6 +455,49 @@ def test_die_with_parent(fn):
             helper.kill()
             helper.wait(timeout=5)
         cleanup(m)
+
+
+@pytest.mark.parametrize("fn", ["exec_forking", "shell_spawn", "kill_tree"])
+def test_die_with_parent_covers_what_the_shell_runs(fn):
+    # PDEATHSIG reaches only the shell; its group's warden kills the rest
+    # (src/childproc/_runtime/lifecycle.py).
+    m = marker()
+    helper = None
+    try:
+        helper, _shell = _start_helper(fn, m, True)
+        assert wait_until(lambda: marked(m) != [], 5)
+        helper.kill()  # SIGKILL: nothing of the parent's runs any more
+        helper.wait(timeout=5)
+        assert wait_gone(m, 5) == [], "the command outlived its parent"
+    finally:
+        if helper is not None and helper.poll() is None:
+            helper.kill()
+            helper.wait(timeout=5)
+        cleanup(m)
+
+
+def test_die_with_parent_lets_a_finished_command_go():
+    # The warden exits quietly once the child is done, and is reaped.
+    before = set(os.listdir("/proc"))
+    for _ in range(20):
+        cp.exec("true", die_with_parent=True).result(10)
+    cp.spawn("sh", ["-c", "exit 0"], kill_tree=True, die_with_parent=True).wait(10)
+
+    def wardens() -> list[int]:
+        # A zombie's cmdline is empty: it shows by its parent, us.
+        return [int(p) for p in set(os.listdir("/proc")) - before
+                if p.isdigit() and ("read x" in " ".join(_cmdline(int(p)) or [])
+                                    or _is_zombie(int(p)) and _parent(int(p)) == os.getpid())]
+
+    assert wait_until(lambda: wardens() == [], 5)  # gone, not even zombies (reaped)
+
+
+def _parent(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return 0
 
 
 def test_without_die_with_parent_the_child_survives():

@@ -133,6 +133,8 @@ class ChildProcess(IPCTarget, EventEmitter):
                     self._borrowed.append(borrowed)
             self._make_stdio(plan, raw.fds)
             self._watch = life.watch(raw.pid, raw.pidfd, self._on_exit_status)
+            if plan.group_guarded:
+                life.guard_group()
             self.ref()
             self._reactor.call_soon(self._emit_spawn)
         life.arm_timeout(plan.timeout)

@@ -26,6 +26,16 @@ The signal primitive (:meth:`Lifecycle._deliver`) is the one place that knows
 how a platform signals: a pidfd or an unreaped pid here; a process handle or
 a job object is what a Windows policy puts there.
 
+``die_with_parent`` for a shell command or with ``kill_tree`` (Linux): the
+kernel's PDEATHSIG reaches only the child itself, and a shell forks what it
+runs, so the child leads its own process group and a *warden* joins that
+group: ``sh -c 'read x <&3 || kill -KILL 0'`` reading the one pipe whose
+write end only this process holds.  When the parent dies, however it dies,
+the kernel closes that end, ``read`` sees EOF and the warden kills its own
+group -- ``kill(0)``, no number that could have been recycled.  When the
+policy lets the child go, the parent writes a line: the warden exits
+quietly.  A descendant that leaves the group (setsid) escapes it.
+
 Interpreter exit (:func:`at_interpreter_exit`): a script that simply ends --
 also through ``sys.exit()``, which is how ``sys.exit(main())`` ends a Python
 program normally -- waits for its ref'd children, streams and channels, as
@@ -42,6 +52,8 @@ import sys
 import threading
 
 from .exitwatch import ExitWatch, watch_exit
+from .exitwatch.reaper import orphan_reaper
+from .forksafe import replace_with_null, track
 from .reactor import Reactor, TimerHandle
 
 TYPE_CHECKING = False
@@ -51,7 +63,57 @@ if TYPE_CHECKING:
 
     from .private import PrivateLoop
 
-__all__ = ["Lifecycle", "at_interpreter_exit"]
+__all__ = ["Lifecycle", "Warden", "at_interpreter_exit"]
+
+
+class Warden:
+    """Kills a process group when this process dies (see the module doc)."""
+
+    __slots__ = ("_pid", "_fd", "__weakref__")
+
+    _SCRIPT = "read x <&3 || kill -KILL 0"
+
+    def __init__(self, pgid: int) -> None:
+        self._pid = 0
+        self._fd = -1
+        r, w = os.pipe2(os.O_CLOEXEC)
+        try:
+            self._pid = os.posix_spawn(
+                "/bin/sh", ["sh", "-c", self._SCRIPT], os.environ,
+                file_actions=[(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDWR, 0),
+                              (os.POSIX_SPAWN_DUP2, 0, 1), (os.POSIX_SPAWN_DUP2, 0, 2),
+                              (os.POSIX_SPAWN_DUP2, r, 3)],
+                setpgroup=pgid,
+            )
+        except OSError:
+            os.close(w)  # (the group is gone already: nothing to guard)
+            return
+        finally:
+            os.close(r)
+        self._fd = w
+        track(self)
+
+    def release(self) -> None:
+        """The group needs no guard any more: the warden exits quietly, and
+        the reaper thread reaps it."""
+        fd, self._fd = self._fd, -1
+        if fd < 0:
+            return
+        try:
+            os.write(fd, b"\n")
+        except OSError:
+            pass  # the warden is gone already (the group was killed)
+        os.close(fd)
+        try:
+            pidfd = os.pidfd_open(self._pid)
+        except OSError:
+            pidfd = -1
+        orphan_reaper().adopt(self._pid, pidfd)
+
+    def _forget_after_fork(self, null_fd: int) -> None:
+        # A forked copy must not hold the write end: the warden would wait
+        # for the copy's death as well.
+        replace_with_null(self._fd, null_fd)
 
 
 class Lifecycle:
@@ -67,7 +129,7 @@ class Lifecycle:
     __slots__ = (
         "_reactor", "kill_signal", "kill_group", "force_kill_after", "_watch", "_pid",
         "_exited", "_force_timer", "_timeout_timer", "_abort_off", "on_error",
-        "on_group_signalled", "on_signalled", "_timeout_outlives_exit",
+        "on_group_signalled", "on_signalled", "_timeout_outlives_exit", "_warden",
     )
 
     def __init__(self, reactor: Reactor, *, kill_signal: int, kill_group: bool,
@@ -83,6 +145,7 @@ class Lifecycle:
         self._timeout_timer: TimerHandle | None = None
         self._abort_off: Callable[[], None] | None = None
         self._timeout_outlives_exit = False
+        self._warden: Warden | None = None
         self.on_error: Callable[[BaseException], None] = _raise
         self.on_group_signalled: Callable[[], None] = _nothing
         self.on_signalled: Callable[[int], None] = _nothing_int
@@ -101,6 +164,12 @@ class Lifecycle:
         watch = self._watch = watch_exit(self._reactor, pid, pidfd, status)
         watch.hold = self._hold_leader
         return watch
+
+    def guard_group(self) -> None:
+        """die_with_parent for a child that leads its group: a warden (see
+        the module doc) kills the group if this process dies first."""
+        if self._watch is not None and hasattr(os, "posix_spawn") and hasattr(os, "pidfd_open"):
+            self._warden = Warden(self._pid)
 
     def _hold_leader(self) -> bool:
         # Asked when the leader exits: keep it unreaped while the policy may
@@ -265,6 +334,9 @@ class Lifecycle:
         watch, self._watch = self._watch, None
         if watch is not None:
             watch.release()
+        warden, self._warden = self._warden, None
+        if warden is not None:
+            warden.release()
 
 
 def _raise(err: BaseException) -> None:

@@ -127,7 +127,7 @@ def build_request(plan: SpawnPlan, keep: list[object], lent: Mapping[int, int] =
     flags = 0
     if plan.detached:
         flags |= lib.CP_SPAWN_SETSID
-    elif getattr(plan, "kill_tree", False):
+    elif getattr(plan, "kill_tree", False) or plan.group_guarded:
         flags |= lib.CP_SPAWN_SETPGROUP
     if plan.uid is not None:
         flags |= lib.CP_SPAWN_SETUID

@@ -124,6 +124,14 @@ class SpawnPlan:
     argv0: str | bytes | None = None
     max_message_size: float | None = None  # None: the channel's default
 
+    @property
+    def group_guarded(self) -> bool:
+        """die_with_parent covers the child's process group (a warden kills
+        it, _runtime/lifecycle.py): for a shell command, which forks what it
+        runs, and with kill_tree; async, on Linux, not with detached."""
+        return (self.die_with_parent and not self.fn_name.endswith("_sync") and not self.detached
+                and sys.platform.startswith("linux") and (bool(self.shell) or self.kill_tree))
+
     def command_line(self) -> str:
         """The ``cmd`` Node puts in exec errors: the raw command for
         ``exec``/``exec_sync``; ``[argv0 || file, ...args].join(' ')`` for
