@@ -93,6 +93,7 @@ class ChildProcess(IPCTarget, EventEmitter):
         self._exited = False
         self._closed = False
         self._failure: SpawnError | None = None  # a runtime spawn failure, for await
+        self._awaiting: list[Any] = []  # futures of `await child`
         self._refed = False
         self._life = Lifecycle(self._reactor, kill_signal=_signal.SIGTERM, kill_group=False,
                                force_kill_after=None)
@@ -233,7 +234,13 @@ class ChildProcess(IPCTarget, EventEmitter):
             if failure is not None:
                 self._failure = failure
                 self.exit_code = -(failure.errno or _errno.EIO)
-                self.emit("error", failure)
+                # An awaiting coroutine gets the failure raised; then it is
+                # handled, and 'error' goes only to listeners of its own.
+                for future in self._awaiting:
+                    if not future.done():
+                        future.set_exception(failure)
+                if not self._awaiting or self.listener_count("error"):
+                    self.emit("error", failure)
             else:
                 self.emit("exit", self.exit_code, self.signal_code)
         finally:
@@ -375,8 +382,8 @@ class ChildProcess(IPCTarget, EventEmitter):
         return "exited, but its output is still open (held by a process it started?)"
 
     def __await__(self) -> Generator[Any, None, int | None]:
-        """``await child``: the exit code once ``'close'`` came.  A spawn
-        failure (and any ``'error'`` meanwhile) is raised here.  Cancelling
+        """``await child``: the exit code once ``'close'`` came.  A runtime
+        spawn failure is raised here (and counts as handled).  Cancelling
         the awaiting task kills the child (``kill_signal``, then
         ``force_kill_after``; the group with ``kill_tree``); to wait without
         that, await ``asyncio.shield(child)``."""
@@ -396,19 +403,15 @@ class ChildProcess(IPCTarget, EventEmitter):
             if not future.done():
                 future.set_result(self.exit_code)
 
-        def failed(err: BaseException) -> None:
-            if not future.done():
-                future.set_exception(err)
-
         self.once("close", done)
-        self.on("error", failed)
+        self._awaiting.append(future)
         try:
             return (yield from future.__await__())
         except asyncio.CancelledError:
             self._cancel()
             raise
         finally:
-            self.off("error", failed)
+            self._awaiting.remove(future)
             self.off("close", done)
 
     def __enter__(self) -> ChildProcess:

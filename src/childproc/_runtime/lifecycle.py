@@ -46,21 +46,25 @@ wait stops it and the process ends by SIGINT, never with status 0.
 
 from __future__ import annotations
 
+import _thread
 import os
-import signal as _signal
 import sys
-import threading
 
-from .exitwatch import ExitWatch, watch_exit
-from .exitwatch.reaper import orphan_reaper
 from .forksafe import replace_with_null, track
 from .reactor import Reactor, TimerHandle
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import signal as _signal
+else:
+    # The C module: signal.py imports enum and functools, which a forked
+    # worker (every process with a loop imports this module) need not pay.
+    import _signal
+if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
+    from .exitwatch import ExitWatch
     from .private import PrivateLoop
 
 __all__ = ["Lifecycle", "Warden", "at_interpreter_exit"]
@@ -108,6 +112,8 @@ class Warden:
             pidfd = os.pidfd_open(self._pid)
         except OSError:
             pidfd = -1
+        from .exitwatch.reaper import orphan_reaper  # (see Lifecycle.watch)
+
         orphan_reaper().adopt(self._pid, pidfd)
 
     def _forget_after_fork(self, null_fd: int) -> None:
@@ -154,6 +160,11 @@ class Lifecycle:
 
     def watch(self, pid: int, pidfd: int, on_status: Callable[[int], None]) -> ExitWatch:
         """Watch ``pid`` (just spawned); ``on_status(wait_status)`` on its exit."""
+        # Imported here: the at-exit policy below is imported by every
+        # process that uses a loop, a forked worker's channel too, and that
+        # must not cost it the exit watchers (threading, collections).
+        from .exitwatch import watch_exit
+
         self._pid = pid
 
         def status(wait_status: int) -> None:
@@ -298,7 +309,7 @@ class Lifecycle:
         reactor, owner = self._reactor, self._reactor.thread_id
 
         def listener(*_: Any) -> None:
-            if threading.get_ident() == owner:
+            if _thread.get_ident() == owner:
                 on_abort(signal)
             else:
                 reactor.call_soon_threadsafe(on_abort, signal)
