@@ -131,6 +131,8 @@ typedef struct {
                                  group when it leads one) and reaped, and
                                  the result's error is -EINTR.  NULL: the
                                  wait goes on.                             */
+    void (*spawned)(int pid); /* called once the child runs (NULL: none):
+                                 die_with_parent's warden joins its group  */
 } cp_sync_opts;
 
 typedef struct {

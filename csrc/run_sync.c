@@ -249,6 +249,8 @@ int cp_run_sync(cp_spawn_req *req, const cp_sync_opts *opts,
     }
     res->pid = st.child.pid;
     res->spawned = 1;
+    if (opts->spawned != NULL)
+        opts->spawned(st.child.pid);
     if (opts->timeout_ns > 0)
         st.deadline = deadline_after(opts->timeout_ns);
 

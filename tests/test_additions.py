@@ -465,12 +465,33 @@ def test_die_with_parent_covers_what_the_shell_runs(fn):
     helper = None
     try:
         helper, _shell = _start_helper(fn, m, True)
-        assert wait_until(lambda: marked(m) != [], 5)
+        assert wait_until(lambda: [p for p in marked(m) if _cmdline(p) == ["sleep", m]] != [], 5)
         helper.kill()  # SIGKILL: nothing of the parent's runs any more
         helper.wait(timeout=5)
         assert wait_gone(m, 5) == [], "the command outlived its parent"
     finally:
         if helper is not None and helper.poll() is None:
+            helper.kill()
+            helper.wait(timeout=5)
+        cleanup(m)
+
+
+@pytest.mark.parametrize("call", ["cp.exec_sync('sleep {m}; true', die_with_parent=True)",
+                                  "cp.spawn_sync('sh', ['-c', 'sleep {m} & wait'], kill_tree=True, "
+                                  "die_with_parent=True)"])
+def test_die_with_parent_covers_what_a_sync_shell_runs(call):
+    m = marker()
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([p for p in sys.path if p])
+    helper = subprocess.Popen([sys.executable, "-c", "import childproc as cp\n" + call.format(m=m)], env=env)
+    try:
+        # (the helper's own command line holds the marker too)
+        assert wait_until(lambda: [p for p in marked(m) if _cmdline(p) == ["sleep", m]] != [], 5)
+        helper.kill()
+        helper.wait(timeout=5)
+        assert wait_gone(m, 5) == [], "the command outlived its parent"
+    finally:
+        if helper.poll() is None:
             helper.kill()
             helper.wait(timeout=5)
         cleanup(m)
@@ -482,6 +503,8 @@ def test_die_with_parent_lets_a_finished_command_go():
     for _ in range(20):
         cp.exec("true", die_with_parent=True).result(10)
     cp.spawn("sh", ["-c", "exit 0"], kill_tree=True, die_with_parent=True).wait(10)
+    for _ in range(5):
+        cp.exec_sync("true", die_with_parent=True)
 
     def wardens() -> list[int]:
         # A zombie's cmdline is empty: it shows by its parent, us.

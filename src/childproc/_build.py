@@ -37,6 +37,8 @@ ffibuilder.cdef(_cdef_text())
 # (cp_sync_opts.interrupted): cffi's callback takes the GIL, so the
 # interpreter runs its pending signal handlers there.
 ffibuilder.cdef('extern "Python" int cp_py_sync_interrupted(void);')
+# ... and when the child runs, for die_with_parent's warden (cp_sync_opts.spawned).
+ffibuilder.cdef('extern "Python" void cp_py_sync_spawned(int);')
 ffibuilder.set_source(
     "childproc._core",
     '#include "childproc.h"\n',

@@ -105,7 +105,7 @@ class ExecChildProcess(ChildProcess, Generic[_T]):
         builtin ``TimeoutError`` (not an ``ExecError``) after ``timeout``
         seconds of waiting, the command still running."""
         if not self._reactor.run_until(lambda: self._outcome is not None, timeout):
-            raise TimeoutError(f"command {self.pid} still running after {timeout} s")
+            raise TimeoutError(f"command {self.pid} {self._not_closed()} after {timeout} s")
         return self._result()
 
     def __await__(self) -> Generator[Any, None, ExecResult[_T]]:  # type: ignore[override]

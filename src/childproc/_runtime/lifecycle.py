@@ -27,14 +27,8 @@ how a platform signals: a pidfd or an unreaped pid here; a process handle or
 a job object is what a Windows policy puts there.
 
 ``die_with_parent`` for a shell command or with ``kill_tree`` (Linux): the
-kernel's PDEATHSIG reaches only the child itself, and a shell forks what it
-runs, so the child leads its own process group and a *warden* joins that
-group: ``sh -c 'read x <&3 || kill -KILL 0'`` reading the one pipe whose
-write end only this process holds.  When the parent dies, however it dies,
-the kernel closes that end, ``read`` sees EOF and the warden kills its own
-group -- ``kill(0)``, no number that could have been recycled.  When the
-policy lets the child go, the parent writes a line: the warden exits
-quietly.  A descendant that leaves the group (setsid) escapes it.
+child leads its own process group and a warden (``_spawn/warden.py``) kills
+that group when this process dies; the policy releases it with the child.
 
 Interpreter exit (:func:`at_interpreter_exit`): a script that simply ends --
 also through ``sys.exit()``, which is how ``sys.exit(main())`` ends a Python
@@ -50,7 +44,7 @@ import _thread
 import os
 import sys
 
-from .forksafe import replace_with_null, track
+from .._spawn.warden import Warden, can_guard
 from .reactor import Reactor, TimerHandle
 
 TYPE_CHECKING = False
@@ -67,59 +61,7 @@ if TYPE_CHECKING:
     from .exitwatch import ExitWatch
     from .private import PrivateLoop
 
-__all__ = ["Lifecycle", "Warden", "at_interpreter_exit"]
-
-
-class Warden:
-    """Kills a process group when this process dies (see the module doc)."""
-
-    __slots__ = ("_pid", "_fd", "__weakref__")
-
-    _SCRIPT = "read x <&3 || kill -KILL 0"
-
-    def __init__(self, pgid: int) -> None:
-        self._pid = 0
-        self._fd = -1
-        r, w = os.pipe2(os.O_CLOEXEC)
-        try:
-            self._pid = os.posix_spawn(
-                "/bin/sh", ["sh", "-c", self._SCRIPT], os.environ,
-                file_actions=[(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDWR, 0),
-                              (os.POSIX_SPAWN_DUP2, 0, 1), (os.POSIX_SPAWN_DUP2, 0, 2),
-                              (os.POSIX_SPAWN_DUP2, r, 3)],
-                setpgroup=pgid,
-            )
-        except OSError:
-            os.close(w)  # (the group is gone already: nothing to guard)
-            return
-        finally:
-            os.close(r)
-        self._fd = w
-        track(self)
-
-    def release(self) -> None:
-        """The group needs no guard any more: the warden exits quietly, and
-        the reaper thread reaps it."""
-        fd, self._fd = self._fd, -1
-        if fd < 0:
-            return
-        try:
-            os.write(fd, b"\n")
-        except OSError:
-            pass  # the warden is gone already (the group was killed)
-        os.close(fd)
-        try:
-            pidfd = os.pidfd_open(self._pid)
-        except OSError:
-            pidfd = -1
-        from .exitwatch.reaper import orphan_reaper  # (see Lifecycle.watch)
-
-        orphan_reaper().adopt(self._pid, pidfd)
-
-    def _forget_after_fork(self, null_fd: int) -> None:
-        # A forked copy must not hold the write end: the warden would wait
-        # for the copy's death as well.
-        replace_with_null(self._fd, null_fd)
+__all__ = ["Lifecycle", "at_interpreter_exit"]
 
 
 class Lifecycle:
@@ -179,18 +121,13 @@ class Lifecycle:
     def guard_group(self) -> None:
         """die_with_parent for a child that leads its group: a warden (see
         the module doc) kills the group if this process dies first."""
-        if self._watch is not None and hasattr(os, "posix_spawn") and hasattr(os, "pidfd_open"):
+        if self._watch is not None and can_guard():
             self._warden = Warden(self._pid)
 
     def _hold_leader(self) -> bool:
         # Asked when the leader exits: keep it unreaped while the policy may
         # still signal its group.
         return self.kill_group and (self._timeout_timer is not None or self._force_timer is not None)
-
-    @property
-    def running(self) -> bool:
-        """The exit has not been processed yet."""
-        return not self._exited and self._watch is not None
 
     def exited(self) -> None:
         """The owner processed the exit: user kill() is over (Node's rule);
@@ -347,7 +284,20 @@ class Lifecycle:
             watch.release()
         warden, self._warden = self._warden, None
         if warden is not None:
-            warden.release()
+            _reap_later(warden.release())
+
+
+def _reap_later(pid: int) -> None:
+    """A released warden ends in a moment: the reaper thread reaps it."""
+    if not pid:
+        return
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        pidfd = -1
+    from .exitwatch.reaper import orphan_reaper  # (see Lifecycle.watch)
+
+    orphan_reaper().adopt(pid, pidfd)
 
 
 def _raise(err: BaseException) -> None:

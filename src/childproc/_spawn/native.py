@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from .._core import ffi, lib
 from .options import MAX_BUFFER as _DEFAULT_MAX_BUFFER
 from .signals import SIGTERM as _SIGTERM
+from .warden import Warden, can_guard
 
 if TYPE_CHECKING:
     from .options import SpawnPlan
@@ -127,7 +128,7 @@ def build_request(plan: SpawnPlan, keep: list[object], lent: Mapping[int, int] =
     flags = 0
     if plan.detached:
         flags |= lib.CP_SPAWN_SETSID
-    elif getattr(plan, "kill_tree", False) or plan.group_guarded:
+    elif getattr(plan, "kill_tree", False) or (plan.group_guarded and can_guard()):
         flags |= lib.CP_SPAWN_SETPGROUP
     if plan.uid is not None:
         flags |= lib.CP_SPAWN_SETUID
@@ -250,6 +251,21 @@ def cp_py_sync_interrupted() -> int:
 
 _INTERRUPTED = lib.cp_py_sync_interrupted
 
+
+# die_with_parent for a sync run whose child leads its group (see
+# _spawn/warden.py): C calls back as soon as the child runs, the warden joins
+# its group then, and SyncRequest.run releases and reaps it after the run.
+def _warden_failed(_type: object, _exc: object, _tb: object) -> None:
+    _interrupt.warden = None  # (posix_spawn failing is handled in Warden)
+
+
+@ffi.def_extern(onerror=_warden_failed)
+def cp_py_sync_spawned(pid: int) -> None:
+    _interrupt.warden = Warden(pid)
+
+
+_SPAWNED = lib.cp_py_sync_spawned
+
 # What a plan that sets no sync option runs with: shared, since C only reads it.
 _DEFAULT_SYNC_OPTS = ffi.new("cp_sync_opts *")
 _DEFAULT_SYNC_OPTS.kill_signal = _SIGTERM
@@ -261,8 +277,9 @@ def _sync_opts(plan: SpawnPlan, keep: list[object]) -> Any:
     """The ``cp_sync_opts`` of a plan; the shared defaults when it sets none
     (C only reads them)."""
     data = plan.input
+    guarded = plan.group_guarded and can_guard()
     if (not data and plan.timeout is None and plan.kill_signal == _SIGTERM and not plan.kill_tree
-            and plan.max_buffer == _DEFAULT_MAX_BUFFER and plan.force_kill_after is None):
+            and plan.max_buffer == _DEFAULT_MAX_BUFFER and plan.force_kill_after is None and not guarded):
         return _DEFAULT_SYNC_OPTS
     opts = ffi.new("cp_sync_opts *")
     if data:
@@ -276,6 +293,8 @@ def _sync_opts(plan: SpawnPlan, keep: list[object]) -> Any:
     opts.kill_group = 1 if plan.kill_tree else 0
     opts.force_kill_after_ns = _timeout_ns(plan.force_kill_after)
     opts.interrupted = _INTERRUPTED
+    if guarded:
+        opts.spawned = _SPAWNED
     return opts
 
 
@@ -316,7 +335,13 @@ class SyncRequest:
         it touches little: an output that stayed empty comes back from C
         with nothing to free."""
         res = self._res
-        lib.cp_run_sync(self._req, self._opts, res)
+        try:
+            lib.cp_run_sync(self._req, self._opts, res)
+        finally:
+            warden = getattr(_interrupt, "warden", None)
+            if warden is not None:
+                _interrupt.warden = None
+                warden.reap()
         error = res.error
         if error == _EINTR_RESULT:
             exc, _interrupt.exc = getattr(_interrupt, "exc", None), None

@@ -127,10 +127,11 @@ class SpawnPlan:
     @property
     def group_guarded(self) -> bool:
         """die_with_parent covers the child's process group (a warden kills
-        it, _runtime/lifecycle.py): for a shell command, which forks what it
-        runs, and with kill_tree; async, on Linux, not with detached."""
-        return (self.die_with_parent and not self.fn_name.endswith("_sync") and not self.detached
-                and sys.platform.startswith("linux") and (bool(self.shell) or self.kill_tree))
+        it, _spawn/warden.py): for a shell command, which forks what it
+        runs, and with kill_tree; on Linux, not with detached (a session of
+        its own, which the warden cannot join)."""
+        return (self.die_with_parent and not self.detached and sys.platform.startswith("linux")
+                and (bool(self.shell) or self.kill_tree))
 
     def command_line(self) -> str:
         """The ``cmd`` Node puts in exec errors: the raw command for
