@@ -117,6 +117,8 @@ class ExecChildProcess(ChildProcess, Generic[_T]):
                     "inside a coroutine to await it, or call .result()"
                 )
             self._waiters.append(future)
+            import asyncio  # loaded: a loop is running
+
             try:
                 yield from future.__await__()
             except asyncio.CancelledError:
@@ -245,7 +247,7 @@ def _run(plan: SpawnPlan, callback: Callback | None) -> ExecChildProcess[Any]:
                 ex = ExecTimeoutError(f"Command failed: {cmd}\n{shown}", timeout=timeout or 0.0, **fields)
             else:
                 ex = ExecError(f"Command failed: {cmd}\n{shown}", **fields)
-        ex.cmd = cmd
+        ex.cmd = cmd  # type: ignore[attr-defined]  # Node adds cmd to whatever error it is
         settle(ex, stdout, stderr)
 
     def errorhandler(err: BaseException) -> None:
