@@ -102,11 +102,6 @@ class Lifecycle:
 
     def watch(self, pid: int, pidfd: int, on_status: Callable[[int], None]) -> ExitWatch:
         """Watch ``pid`` (just spawned); ``on_status(wait_status)`` on its exit."""
-        # Imported here: the at-exit policy below is imported by every
-        # process that uses a loop, a forked worker's channel too, and that
-        # must not cost it the exit watchers (threading, collections).
-        from .exitwatch import watch_exit
-
         self._pid = pid
 
         def status(wait_status: int) -> None:
@@ -114,7 +109,7 @@ class Lifecycle:
                 self._watch = None  # a pid means nothing from here on
             on_status(wait_status)
 
-        watch = self._watch = watch_exit(self._reactor, pid, pidfd, status)
+        watch = self._watch = _watch_exit()(self._reactor, pid, pidfd, status)
         watch.hold = self._hold_leader
         return watch
 
@@ -340,3 +335,20 @@ def at_interpreter_exit(loop: PrivateLoop | None) -> None:
         _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
         os.kill(os.getpid(), _signal.SIGINT)
         os._exit(130)  # SIGINT blocked: the shell's status for it
+
+
+_watch_exit_fn: Callable[[Reactor, int, int, Callable[[int], None]], ExitWatch] | None = None
+
+
+def _watch_exit() -> Callable[[Reactor, int, int, Callable[[int], None]], ExitWatch]:
+    """``exitwatch.watch_exit``, imported on the first spawn and kept: the
+    at-exit policy here is imported by every process that uses a loop, a
+    forked worker's channel too, and that must not cost it the exit watchers
+    (threading, collections); an import statement per spawn would cost the
+    import machinery each time."""
+    global _watch_exit_fn
+    if _watch_exit_fn is None:
+        from .exitwatch import watch_exit
+
+        _watch_exit_fn = watch_exit
+    return _watch_exit_fn
