@@ -89,12 +89,12 @@ WORKLOADS.append(
         name="spawn_async",
         title="spawn + exit of /bin/true, asynchronous (an event loop waits for the exit)",
         args=lambda s: ["/bin/true"],
-        bar="async spawn within 1.15x of the C floor [asyncio 1.6x, Node spawn 2.3x, uvloop 4x]; "
+        bar="async spawn within 1.10x of the C floor [asyncio 1.6x, Node spawn 2.3x, uvloop 4x]; "
             "a parent holding 2 GiB: within 1.1x of the empty-parent figure",
         bars=[
-            Bar("childproc spawn+wait", "C floor: posix_spawn+pidfd, 3 pipes", 1.15),
-            Bar("childproc spawn, await (asyncio)", "C floor: posix_spawn+pidfd, 3 pipes", 1.15),
-            Bar("childproc spawn+wait stdio=inherit", "C floor: posix_spawn+pidfd", 1.15),
+            Bar("childproc spawn+wait", "C floor: posix_spawn+pidfd, 3 pipes", 1.10),
+            Bar("childproc spawn, await (asyncio)", "C floor: posix_spawn+pidfd, 3 pipes", 1.10),
+            Bar("childproc spawn+wait stdio=inherit", "C floor: posix_spawn+pidfd", 1.10),
             Bar("childproc spawn+wait", "childproc spawn+wait", 1.1, state="held"),
         ],
         held=True,
