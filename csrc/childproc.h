@@ -2,7 +2,7 @@
  * childproc.h - the one header of the C core.
  *
  * cffi's cdef reads this file as it is, minus the lines that start with '#'
- * (see src/childproc/_build.py), so everything between the include guard is
+ * (see csrc/build_cffi.py), so everything between the include guard is
  * plain declarations: enums instead of #defines, fixed-width types.
  *
  * The split: Python validates arguments and builds argv/env; the C core does

@@ -1,5 +1,8 @@
 """The cffi builder: reads csrc/childproc.h for the cdef and compiles csrc/*.c.
 
+It lives beside the C sources, outside the package, so the wheel carries
+runtime files only; setup.py names it in ``cffi_modules``.
+
 cffi's cdef parser does not run the C preprocessor, so the header keeps every
 declaration plain and the builder drops the preprocessor lines before handing
 it over.  The same header is #included by the C sources, so what Python sees
@@ -15,7 +18,7 @@ import sys
 
 from cffi import FFI
 
-_CSRC = pathlib.Path(__file__).resolve().parents[2] / "csrc"
+_CSRC = pathlib.Path(__file__).resolve().parent
 
 if sys.platform == "win32":
     _SOURCES = ["spawn_win32.c", "pipe_win32.c", "run_sync_win32.c"]
