@@ -228,6 +228,34 @@ def test_the_copy_gets_a_clear_error_and_a_loop_of_its_own(tmp_path: Path) -> No
     assert got["parent_signal"] == "SIGTERM"
 
 
+def test_a_closed_loop_leaves_its_old_fd_numbers_alone_in_the_copy(tmp_path: Path) -> None:
+    # A closed loop is still known to the fork handling until it is
+    # collected; the pipe made after close() takes its old fd numbers, and
+    # the copy must neither point them at /dev/null nor trip over the
+    # closed poller.
+    got = run(
+        """
+        from childproc._runtime.private import PrivateLoop
+        loop = PrivateLoop()
+        loop.close()
+        r, w = os.pipe()
+        problems = []
+        sys.unraisablehook = lambda u: problems.append(repr(u.exc_value))
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.write(w, json.dumps({"problems": problems}).encode())
+            finally:
+                os._exit(0)
+        os.close(w)
+        os.waitpid(pid, 0)
+        print(os.read(r, 65536).decode() or "{}")
+        """,
+        tmp_path,
+    )
+    assert got == {"problems": []}
+
+
 def test_multiprocessing_fork_workers_do_not_hold_the_channel(tmp_path: Path) -> None:
     # How this was found: a benchmark started a multiprocessing Pipe peer
     # after a cp.fork() child, and the child's disconnect never arrived.

@@ -43,6 +43,7 @@ from ._runtime.lifecycle import Lifecycle
 from ._ipc.channel import IPC
 from ._ipc.target import IPCTarget
 from ._runtime.loop import current_reactor, running_asyncio_loop
+from ._runtime.poller import pipe_cloexec
 from ._runtime.reactor import Reactor
 from ._spawn.signals import signal_name, signal_number
 from ._streams.base import FdStream
@@ -133,11 +134,13 @@ class ChildProcess(IPCTarget, EventEmitter):
                     borrowed._handed_over()
                     self._borrowed.append(borrowed)
             self._make_stdio(plan, raw.fds)
+            # 'spawn' is queued before the watch exists: a watch may queue
+            # the exit at once, and 'spawn' must still come first.
+            self._reactor.call_soon(self._emit_spawn)
             self._watch = life.watch(raw.pid, raw.pidfd, self._on_exit_status)
             if plan.group_guarded:
                 life.guard_group()
             self.ref()
-            self._reactor.call_soon(self._emit_spawn)
         life.arm_timeout(plan.timeout)
         life.arm_abort(plan.signal, self._on_abort)
 
@@ -491,7 +494,7 @@ def _dead_pipe_ends(plan: SpawnPlan) -> list[int]:
         if slot.kind != "pipe":
             fds.append(-1)
             continue
-        r, w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        r, w = pipe_cloexec()
         if i == 0:
             os.close(r)  # nobody will ever read what is written
             fds.append(w)

@@ -63,6 +63,8 @@ class PrivateLoop(Reactor):
         self.thread_id: int | None = _thread.get_ident()
         self._pid = os.getpid()
         self._poller = Poller()
+        # epoll has an fd of its own; poll(2) objects (macOS) have none.
+        self._poller_fd: int = self._poller.fileno() if hasattr(self._poller, "fileno") else -1
         self._callbacks: dict[int, list[Callback | None]] = {}  # fd -> [reader, writer]
         self._unregistered: dict[int, None] = {}  # fds in _callbacks not yet given to the poller, in order
         self._ready: deque[tuple[Callback, tuple[Any, ...]]] = deque()
@@ -98,8 +100,8 @@ class PrivateLoop(Reactor):
         self._timers.clear()
         self._threadsafe.clear()
         if not self.closed:
-            for fd in (self._poller.fileno(), self._wake_r, self._wake_w):
-                replace_with_null(fd, null_fd)
+            for fd in (self._poller_fd, self._wake_r, self._wake_w):
+                replace_with_null(fd, null_fd)  # -1 (poll(2) has no fd) is skipped
 
     def _not_the_owner(self) -> RuntimeError:
         """What driving this loop from the wrong thread, or process, raises."""
@@ -385,7 +387,9 @@ class PrivateLoop(Reactor):
             return
         self.closed = True
         self.thread_id = None
-        self._poller.close()
+        if self._poller_fd >= 0:  # poll(2) objects have no fd to close
+            self._poller.close()
+        self._poller_fd = -1
         with self._lock:
             fds = (self._wake_r, self._wake_w)
             self._wake_r = self._wake_w = -1

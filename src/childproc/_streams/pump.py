@@ -91,6 +91,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .._errors import system_error
+from .._runtime.poller import pipe_cloexec
 from .._spawn import native
 from .decode import Chunk, encode_chunk
 from .state import ReadableState
@@ -118,7 +119,7 @@ def dest_fd(dest: Any) -> int | None:
 
 def pump_available() -> bool:
     """Whether the C core has the fd-to-fd pump (POSIX builds do)."""
-    return native.HAS_PUMP and hasattr(os, "pipe2")
+    return native.HAS_PUMP
 
 
 # When a running pump looks at its pipes' backlog (seconds after the start).
@@ -244,7 +245,7 @@ class Pump:
                 self._done(-_errno.ECANCELED)
                 return
             self.dest._hold()
-        self.wake_r, self.wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        self.wake_r, self.wake_w = pipe_cloexec()
         rc, handle = native.pump_start(self.src._fd, self.fd, self.wake_w)
         if rc < 0:
             self._close_wake()
