@@ -29,6 +29,13 @@ else:
     _LIBS = ["dl", "pthread"] if sys.platform.startswith("linux") else []
 
 
+_MACROS: list[tuple[str, str | None]] = [("_GNU_SOURCE", "1")] if sys.platform.startswith("linux") else []
+if os.environ.get("CHILDPROC_PORTABLE_POSIX") == "1":
+    # A test build: the C core without Linux's extras (see cp_internal.h),
+    # for scripts/portable_posix.sh.  Never what a wheel is built with.
+    _MACROS.append(("CP_PORTABLE_POSIX", "1"))
+
+
 def _cdef_text() -> str:
     header = (_CSRC / "childproc.h").read_text()
     return re.sub(r"^\s*#.*$", "", header, flags=re.MULTILINE)
@@ -50,7 +57,7 @@ ffibuilder.set_source(
     sources=[os.path.relpath(_CSRC / name) for name in _SOURCES],
     include_dirs=[os.path.relpath(_CSRC)],
     libraries=_LIBS,
-    define_macros=[("_GNU_SOURCE", "1")] if sys.platform.startswith("linux") else [],
+    define_macros=_MACROS,
     extra_compile_args=[] if sys.platform == "win32" else ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
     py_limited_api=True,
 )

@@ -13,6 +13,20 @@
 #include <stdlib.h>
 #include "childproc.h"
 
+/* Linux's extras -- pidfds, the clone child, clone3, close_range,
+ * pidfd_spawn, splice, mremap -- are used where the kernel is Linux.  A
+ * build with CP_PORTABLE_POSIX defined (CHILDPROC_PORTABLE_POSIX=1 at build
+ * time, see csrc/build_cffi.py) leaves them out and takes the paths every
+ * POSIX system has, the ones macOS runs: posix_spawn, vfork with an error
+ * pipe, pipe() plus FD_CLOEXEC, a read/write pump.  It exists so those
+ * paths are tested on Linux (scripts/portable_posix.sh); raw set*id calls
+ * and PR_SET_PDEATHSIG stay, being how Linux must do those at all. */
+#if defined(__linux__) && !defined(CP_PORTABLE_POSIX)
+#define CP_LINUX 1
+#else
+#define CP_LINUX 0
+#endif
+
 /* A read chunk: Node's spawnSync reads 64 KiB at a time, and its maxBuffer
  * rule ("output is not truncated, whole chunks are kept") depends on it. */
 #define CP_READ_CHUNK (64 * 1024)

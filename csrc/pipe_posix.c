@@ -26,7 +26,7 @@
 
 int cp__pipe(int fds[2])
 {
-#if defined(__linux__) || defined(__FreeBSD__) || defined(__NetBSD__) || defined(__OpenBSD__)
+#if CP_LINUX || defined(__FreeBSD__) || defined(__NetBSD__) || defined(__OpenBSD__)
     if (pipe2(fds, O_CLOEXEC) < 0)
         return -errno;
     return 0;
@@ -232,7 +232,7 @@ long cp__read_append(int fd, cp_output *out)
  * mremap: page-table entries change owner, nothing is copied or faulted.
  * Only the partial pages at either end are copied. */
 
-#ifdef __linux__
+#if CP_LINUX
 #include <sys/mman.h>
 /* Below this a buffer stays malloc'd: moving pages is not worth a mapping. */
 #define CP_COLLECT_MAP_MIN ((size_t)1 << 20)
@@ -256,7 +256,7 @@ static int collect_grow(cp_collector *c, size_t max)
     size_t cap = cp__grow_cap(c->cap, c->len, max);
     if (cap == 0)
         return -ENOMEM;
-#ifdef __linux__
+#if CP_LINUX
     if (cap >= CP_COLLECT_MAP_MIN) {
         size_t page = page_size();
         /* Once mapped, the data keeps its offset: mremap moves whole pages. */
@@ -302,7 +302,7 @@ long cp_read_append(int fd, cp_collector *c, size_t max)
 void cp_collector_move(cp_collector *c, char *dst)
 {
     size_t n = c->len;
-#ifdef __linux__
+#if CP_LINUX
     size_t page = page_size();
     uintptr_t off = (uintptr_t)dst % page;
     if (c->mapped && n >= 2 * page && off == (uintptr_t)c->data % page) {
@@ -340,7 +340,7 @@ void cp_collector_move(cp_collector *c, char *dst)
 
 void cp_collector_free(cp_collector *c)
 {
-#ifdef __linux__
+#if CP_LINUX
     if (c->mapped)
         munmap(c->data - (uintptr_t)c->data % page_size(), c->mapped);
     else
@@ -433,7 +433,7 @@ static void *pump_main(void *arg)
     pthread_sigmask(SIG_BLOCK, &all, NULL);
 
     int rc = 0;
-#ifdef __linux__
+#if CP_LINUX
     int input_was_ready = 0;
     for (;;) {
         /* SPLICE_F_NONBLOCK makes the pipe side non-blocking whatever the

@@ -43,9 +43,7 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#ifndef __linux__
-#include <grp.h>
-#endif
+#include <grp.h> /* setgroups where there are no raw syscalls */
 #ifdef __linux__
 #include <dlfcn.h>
 #include <sched.h>
@@ -68,8 +66,19 @@ extern char **environ;
 #if defined(__linux__) && !defined(POSIX_SPAWN_SETSID)
 #define POSIX_SPAWN_SETSID 0x80 /* glibc 2.26; older headers lack the name */
 #endif
+/* Numbers the build machine's headers may lack (manylinux_2_28's are from
+ * before these calls); they are the same on every architecture, and a
+ * kernel without the call answers ENOSYS, which every caller handles. */
+#ifdef __linux__
 #ifndef SYS_close_range
 #define SYS_close_range 436
+#endif
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
 #endif
 #ifndef CLONE_PIDFD
 #define CLONE_PIDFD 0x00001000
@@ -281,7 +290,7 @@ static int join_path(char *buf, size_t size, const char *dir, size_t dlen,
 /* Path 1: posix_spawn.                                                   */
 /* ------------------------------------------------------------------ */
 
-#if defined(__linux__)
+#if CP_LINUX
 /* What the running glibc offers.  Wheels are built against an old glibc
  * (manylinux) and run on newer ones, so these are looked up at run time,
  * as libuv and Rust do; without them the clone path serves. */
@@ -332,13 +341,9 @@ static int posix_spawn_serves(const cp_spawn_req *req)
 
 int cp__open_pidfd(int pid)
 {
-#ifdef SYS_pidfd_open
     /* Safe from pid reuse: the child is ours and unreaped until cp_wait. */
     int fd = (int)syscall(SYS_pidfd_open, pid, 0);
-    if (fd >= 0)
-        return fd; /* pidfds are close-on-exec from birth */
-#endif
-    return -1;
+    return fd >= 0 ? fd : -1; /* pidfds are close-on-exec from birth */
 }
 #else
 int cp__open_pidfd(int pid) { (void)pid; return -1; }
@@ -430,7 +435,7 @@ static int spawn_setup_init(spawn_setup *s, const cp_spawn_req *req,
         if (rc != 0)
             return -rc;
     }
-#ifdef __linux__
+#if CP_LINUX
     /* Only the stdio slots reach the child.  Our own fds are close-on-exec
      * already; this also stops fds the interpreter inherited as
      * inheritable (a leaked pipe write end is how callers hang forever).
@@ -440,6 +445,12 @@ static int spawn_setup_init(spawn_setup *s, const cp_spawn_req *req,
     if (req->cwd && (rc = libc.addchdir(&s->fa, req->cwd)) != 0)
         return -rc;
 #else
+#if defined(__linux__)
+    /* The portable build on Linux (CP_PORTABLE_POSIX, tests only): this
+     * stands in for macOS's POSIX_SPAWN_CLOEXEC_DEFAULT above. */
+    if ((rc = posix_spawn_file_actions_addclosefrom_np(&s->fa, req->nstdio)) != 0)
+        return -rc;
+#endif
     if (req->cwd &&
         (rc = posix_spawn_file_actions_addchdir_np(&s->fa, req->cwd)) != 0)
         return -rc;
@@ -451,7 +462,7 @@ static int spawn_one(const char *path, const spawn_setup *s, char **argv,
                      char **envp, cp_child *child)
 {
     int pid = -1, rc;
-#if defined(__linux__)
+#if CP_LINUX
     if (libc.pidfd_spawn) {
         /* The pidfd is born with the child: no window for pid reuse. */
         int pidfd = -1;
@@ -571,12 +582,12 @@ typedef struct {
      * or exited; the parent is suspended in between (CLONE_VFORK). */
     volatile int err;
     volatile int stage;
-#ifndef __linux__
+#if !CP_LINUX
     int max_fd; /* bound for closing inherited fds */
 #endif
     pid_t parent_pid; /* for the die_with_parent race check */
     int handlers_cleared; /* clone3's CLONE_CLEAR_SIGHAND did it already */
-#ifndef __linux__
+#if !CP_LINUX
     int errpipe; /* without CLONE_VM the child reports through a pipe */
 #endif
 } child_args;
@@ -589,7 +600,7 @@ static void child_fail(child_args *c, int stage, int err)
 {
     c->err = err;
     c->stage = stage;
-#ifndef __linux__
+#if !CP_LINUX
     int msg[2] = {err, stage};
     (void)!write(c->errpipe, msg, sizeof msg);
 #endif
@@ -660,7 +671,7 @@ static int child_main(void *arg)
     }
 
     /* 3b. Nothing else reaches the new program (see spawn_setup_init). */
-#ifdef __linux__
+#if CP_LINUX
     if (syscall(SYS_close_range, (unsigned)req->nstdio, ~0U, 0) < 0) {
         /* Kernels before 5.9: close one by one up to the fd limit (a raw
          * prlimit64: getrlimit is not on the async-signal-safe list). */
@@ -748,7 +759,7 @@ static int child_main(void *arg)
     return 127;
 }
 
-#ifdef __linux__
+#if CP_LINUX
 /* The child's stack: generous, since glibc's execve and the PATH buffer
  * live there.  A few are kept for the next spawns instead of being mapped
  * and unmapped each time: a fresh mapping costs two system calls, a page
@@ -797,7 +808,7 @@ int cp_child_stacks_mapped(void)
 int cp_child_stacks_mapped(void) { return 0; }
 #endif
 
-#if defined(__linux__) && defined(__x86_64__)
+#if CP_LINUX && defined(__x86_64__)
 /* clone3(2) with CLONE_CLEAR_SIGHAND (Linux >= 5.5): the kernel gives the
  * child default dispositions for every signal the parent handles, which
  * spares the child a sigaction call per real-time signal while the parent
@@ -882,7 +893,7 @@ static int spawn_clone(const cp_spawn_req *req, exec_arrays *a,
     child_args c = {.req = req, .arrays = a, .plan = plan, .err = 0, .stage = 0};
     if (req->flags & CP_SPAWN_DIE_WITH_PARENT)
         c.parent_pid = getpid();
-#ifndef __linux__
+#if !CP_LINUX
     long open_max = sysconf(_SC_OPEN_MAX);
     c.max_fd = open_max < 0 || open_max > 65536 ? 65536 : (int)open_max;
 #endif
@@ -894,7 +905,7 @@ static int spawn_clone(const cp_spawn_req *req, exec_arrays *a,
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
 
-#ifdef __linux__
+#if CP_LINUX
     size_t stack_size = CHILD_STACK_SIZE;
     char *stack = take_stack();
     if (stack == NULL) {
@@ -935,7 +946,17 @@ static int spawn_clone(const cp_spawn_req *req, exec_arrays *a,
         return rc;
     }
     c.errpipe = errpipe[1];
+    /* macOS marks vfork deprecated ("use posix_spawn or fork") but keeps
+     * it working.  This path serves only what posix_spawn cannot express
+     * (uid/gid), and fork() would copy the interpreter's page tables. */
+#if defined(__clang__)
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Wdeprecated-declarations"
+#endif
     pid = vfork();
+#if defined(__clang__)
+#pragma clang diagnostic pop
+#endif
     if (pid == 0)
         child_main(&c);
     saved_errno = errno;
@@ -1013,7 +1034,7 @@ int cp__spawn_held(cp_spawn_req *req, cp_child *child)
         return rc;
     }
 
-#ifdef __linux__
+#if CP_LINUX
     int clone_first = !(req->flags & CP_SPAWN_USE_POSIX_SPAWN); /* see the top */
 #else
     int clone_first = 0;
@@ -1040,7 +1061,7 @@ int cp__spawn_held(cp_spawn_req *req, cp_child *child)
 
 int cp_kill(cp_child *child, int sig)
 {
-#if defined(__linux__) && defined(SYS_pidfd_send_signal)
+#if CP_LINUX
     if (child->pidfd >= 0) {
         if (syscall(SYS_pidfd_send_signal, child->pidfd, sig, NULL, 0) == 0)
             return 0;

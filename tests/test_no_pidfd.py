@@ -49,6 +49,11 @@ _NO_PIDFD_C = r"""
 #ifndef CLONE_PIDFD
 #define CLONE_PIDFD 0x00001000
 #endif
+/* Headers older than the call (manylinux_2_28's) lack the name; the number
+ * is the same on every architecture, as in csrc/spawn_posix.c. */
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
 
 /* clone3 (435 on every architecture) answers ENOSYS. */
 __attribute__((constructor)) static void refuse_clone3(void)
