@@ -97,7 +97,7 @@ def run_node(
         input=stdin.encode() if isinstance(stdin, str) else stdin,
         capture_output=True,
         env=None if env is None else dict(env),
-        cwd=cwd,
+        cwd=os.getcwd() if cwd is None else cwd,  # see _as_this_process
         timeout=timeout,
     )
     if check and proc.returncode != 0:
@@ -115,7 +115,19 @@ def start_node(
     script: str | None = None, *, file: StrPath | None = None, args: Sequence[StrPath] = (), **popen: Any
 ) -> subprocess.Popen[Any]:
     """Start node on ``script`` or ``file`` and return it still running."""
-    return subprocess.Popen(_argv(script, file, args), **popen)
+    return subprocess.Popen(_argv(script, file, args), **_as_this_process(popen))
+
+
+def _as_this_process(popen: dict[str, Any]) -> dict[str, Any]:
+    """Node starts in this process's exact signal state.  From Python 3.13
+    on, subprocess uses posix_spawn when it can, and glibc's posix_spawn
+    leaves its two internal real-time signals (32 and 33) ignored in the
+    child; Node keeps ignored real-time signals for its own children, so
+    they would show up there.  A working directory that is named takes
+    subprocess's fork_exec path, which changes no disposition."""
+    if popen.get("cwd") is None:
+        popen["cwd"] = os.getcwd()
+    return popen
 
 
 _PRELUDE = """
