@@ -28,7 +28,7 @@ except ImportError:  # pragma: no cover - other Pythons
 # milliseconds.
 
 from .forksafe import replace_with_null, track
-from .poller import HUP, READ, WRITE, Poller, pipe_cloexec
+from .poller import HUP, NVAL, READ, WRITE, Poller, pipe_cloexec
 from .reactor import Reactor, TimerHandle
 
 TYPE_CHECKING = False
@@ -364,6 +364,12 @@ class PrivateLoop(Reactor):
             for fd, mask in events:
                 entry = callbacks.get(fd)
                 if entry is None:
+                    continue
+                if mask & NVAL:
+                    # poll(2) only: closed while registered.  poll keeps
+                    # reporting it at once, which would spin this loop.
+                    del callbacks[fd]
+                    self._poller.unregister(fd)
                     continue
                 # A hang-up or error wakes whoever waits on the fd; their
                 # read or write then reports it.
