@@ -576,10 +576,27 @@ def _busy_parent_trace(command: str, wait: bool) -> list[str]:
     c.on("close", lambda code, sig: ev.append(f"close:{code}"))
     # Blocked until the child has exited (not reaped): it has written and
     # closed its pipes before the loop first looks.
-    os.waitid(os.P_PID, c.pid, os.WEXITED | os.WNOWAIT)
+    _wait_exited_unreaped(c.pid)
     if wait:
         c.wait(timeout=10)
     return ev
+
+
+def _wait_exited_unreaped(pid: int) -> None:
+    if hasattr(os, "waitid"):
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+        return
+    import select  # macOS: no waitid, but a kqueue's process-exit event
+
+    kq = select.kqueue()
+    try:
+        kq.control([select.kevent(pid, select.KQ_FILTER_PROC, select.KQ_EV_ADD | select.KQ_EV_ONESHOT,
+                                  select.KQ_NOTE_EXIT)], 0, 0)
+        select.select([kq.fileno()], [], [])  # readable once the event is pending
+    except ProcessLookupError:
+        pass  # exited already
+    finally:
+        kq.close()
 
 
 async def _busy_parent_trace_async(command: str) -> list[str]:
