@@ -36,7 +36,7 @@ export CHILDPROC_PORTABLE_POSIX_SIMULATION=1
 export PYTHONPATH="$PWD/scripts/portable_posix${PYTHONPATH:+:$PYTHONPATH}"
 # macOS's default soft fd limit is 256; the vfork child closes every fd up
 # to the limit, as the core does there.
-ulimit -n 1024
+ulimit -Sn 1024
 
 # Refuse to report a pass for a run that is not the simulation.
 "$venv/bin/python" - <<'PY'
