@@ -3,12 +3,30 @@ event for the pid; the kqueue's own fd is pollable."""
 
 from __future__ import annotations
 
+import os
 import select
 
+from ..poller import pipe_cloexec
 from ..reactor import Reactor
 from .base import ExitWatch, OnExit
 
 __all__ = ["KqueueWatch"]
+
+
+class _Exited:
+    """What ``KqueueWatch._kq`` holds for a child that had exited before the
+    watch began: the read end of a pipe at EOF, closed like a kqueue."""
+
+    __slots__ = ("_fd",)
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def close(self) -> None:
+        os.close(self._fd)
 
 
 class KqueueWatch(ExitWatch):
@@ -26,12 +44,15 @@ class KqueueWatch(ExitWatch):
         try:
             kq.control([event], 0, 0)
         except ProcessLookupError:
-            # Already gone (and so a zombie): reap on the next turn, after
-            # 'spawn' (queued before this watch was made).
+            # Exited already (macOS does not find a zombie by pid).  An fd
+            # readable from the start stands in for the kqueue, so the exit
+            # is seen in the loop's registration order -- after output that
+            # was ready before it, as with a pidfd -- not ahead of it (a
+            # call_soon would deliver 'exit' before that output).
             kq.close()
-            self._kq = None
-            reactor.call_soon(self._ready)
-            return
+            r, w = pipe_cloexec()
+            os.close(w)
+            kq = _Exited(r)
         self._kq = kq
         self._fd = kq.fileno()
         reactor.add_reader(self._fd, self._ready)
