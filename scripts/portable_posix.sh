@@ -42,9 +42,9 @@ ulimit -Sn 1024
 "$venv/bin/python" - <<'PY'
 import os, select
 import childproc as cp
-from childproc import _native, _options
+from childproc._spawn import native as _native, options as _options
 assert not hasattr(os, "pipe2") and not hasattr(select, "epoll") and hasattr(select, "kqueue"), "names not hidden"
-raw = _native.spawn(_options.normalize_spawn("spawn", "true", None, None, {"stdio": "ignore"}, sync=False))
+raw = _native.spawn(_options.normalize_spawn("spawn", "true", None, None, {"stdio": "ignore"}, sync=False), {})
 assert raw.pidfd == -1, "the C core made a pidfd: not the portable build"
 os.waitpid(raw.pid, 0)
 print("portable-POSIX simulation: Linux-only Python names hidden, C core without Linux extras")
@@ -52,7 +52,7 @@ PY
 
 if [ $# -eq 0 ]; then
     # The suites whose code paths differ between Linux and macOS, about 90 s:
-    # process creation on both POSIX paths, exec errors and cwd (spawn,
+    # process creation on both POSIX paths, failed spawns, exec errors and cwd (spawn, spawn_failure,
     # spawn_paths, reliability); the poll(2) loop and the kqueue exit watch
     # (spawn, exec, spawn_python with asyncio); pipes from os.pipe(), the
     # read/write pump and exec's collector without mremap (streams,
@@ -61,7 +61,7 @@ if [ $# -eq 0 ]; then
     # validation, emitter, encoding and sync-option suites (the same Python
     # on every POSIX system), ipc_cross (Node peers over the same channel
     # code), and test_no_pidfd (it needs the pidfds this build has not).
-    set -- tests/test_spawn.py tests/test_spawn_paths.py tests/test_reliability.py \
+    set -- tests/test_spawn.py tests/test_spawn_paths.py tests/test_spawn_failure.py tests/test_reliability.py \
         tests/test_exec.py tests/test_spawn_python.py tests/test_streams.py tests/test_streams_drain.py \
         tests/test_spawn_streams.py tests/test_exec_collect.py tests/test_ipc.py tests/test_fork_copy.py \
         tests/test_orphans.py
