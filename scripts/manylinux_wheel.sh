@@ -9,8 +9,8 @@
 #     :all:`: nothing is compiled there), after `abi3audit --strict`;
 #  4. the tests run against it from a folder outside the source tree.
 #
-#   bash scripts/manylinux_wheel.sh            # the whole suite
-#   bash scripts/manylinux_wheel.sh -k spawn   # extra arguments go to pytest
+#   bash scripts/manylinux_wheel.sh                       # the whole suite
+#   bash scripts/manylinux_wheel.sh tests/test_sync.py    # arguments replace `tests`
 # The wheel is left in wheelhouse/.  x86_64 hosts only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,4 +51,5 @@ venv="$work/venv"
 cp -r tests "$work/tests"
 cd "$work"
 "$venv/bin/python" -c 'import childproc, sys; print("installed:", childproc.__file__); assert sys.argv[1] not in childproc.__file__' "$repo"
-"$venv/bin/python" -m pytest tests -q -p no:cacheprovider "$@"
+[ $# -gt 0 ] || set -- tests
+"$venv/bin/python" -m pytest -q -p no:cacheprovider "$@"
