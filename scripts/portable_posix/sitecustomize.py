@@ -52,9 +52,12 @@ if _os.environ.get("CHILDPROC_PORTABLE_POSIX_SIMULATION") == "1":
         _socket: ["SOCK_CLOEXEC", "SOCK_NONBLOCK", "MSG_CMSG_CLOEXEC", "SO_PEERCRED"],
     }
     for _module, _names in _HIDDEN.items():
+        _all = getattr(_module, "__all__", None)
         for _name in _names:
             if hasattr(_module, _name):
                 delattr(_module, _name)
+            if isinstance(_all, list) and _name in _all:
+                _all.remove(_name)  # as macOS's lists them: absent (trio reads socket.__all__)
     # socket imported selectors above, which picked epoll as its default
     # already: poll(2) instead (macOS's default, a kqueue selector, needs
     # more of kqueue than the stand-in below has).
