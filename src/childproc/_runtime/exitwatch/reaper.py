@@ -30,10 +30,16 @@ def reap(pid: int) -> int | None:
 def peek(pid: int) -> int | None:
     """The wait status of our exited child ``pid`` without reaping it
     (``waitid`` with ``WNOWAIT``); None while it runs or if it cannot be
-    had (then the caller reaps as usual)."""
+    had (then the caller reaps as usual).  Without ``os.waitid`` (macOS
+    before Python 3.13) it cannot be had: the leader is reaped at once and the
+    policy then never signals its group by number (docs/architecture.md,
+    "Lifecycle")."""
+    waitid = getattr(os, "waitid", None)
+    if waitid is None:
+        return None
     while True:
         try:
-            info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            info = waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
         except InterruptedError:
             continue
         except (ChildProcessError, OSError):
