@@ -6,7 +6,8 @@
 #   bash csrc/tests/run_win32_tests.sh quoting    # tests whose name has it
 #
 # Installs gcc-mingw-w64-x86-64 and wine64 (Debian packages) when they are
-# missing and we are root.  The last line is "N passed, N failed"; the exit
+# missing and we are root (scripts/wine-env.sh, shared with the Windows
+# Python stage, scripts/windows-stage.sh).  The last line is "N passed, N failed"; the exit
 # status is non-zero when a test failed or nothing could run.
 # Environment: CP_WIN32_BUILD (build dir), WINEPREFIX (default: a private
 # one under /tmp; the first boot of a fresh prefix takes a while).
@@ -17,35 +18,13 @@ csrc="$(dirname "$here")"
 build="${CP_WIN32_BUILD:-${TMPDIR:-/tmp}/childproc-win32-build}"
 cc=x86_64-w64-mingw32-gcc
 
-find_wine() {
-    if command -v wine64 >/dev/null 2>&1; then
-        command -v wine64
-    elif [ -x /usr/lib/wine/wine64 ]; then
-        echo /usr/lib/wine/wine64
-    elif command -v wine >/dev/null 2>&1; then
-        command -v wine
-    fi
-}
-
-if ! command -v "$cc" >/dev/null 2>&1 || [ -z "$(find_wine)" ]; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        echo "installing gcc-mingw-w64-x86-64 and wine64 ..." >&2
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq >&2
-        apt-get install -y -qq gcc-mingw-w64-x86-64 wine64 >&2
-    fi
-fi
-if ! command -v "$cc" >/dev/null 2>&1; then
-    echo "error: $cc not found (Debian: apt-get install gcc-mingw-w64-x86-64)" >&2
+# shellcheck source=../../scripts/wine-env.sh
+. "$csrc/../scripts/wine-env.sh"
+if ! cp_ensure_wine_tools; then
     echo "0 passed, 1 failed"
     exit 1
 fi
-wine="$(find_wine)"
-if [ -z "$wine" ]; then
-    echo "error: wine64 not found (Debian: apt-get install wine64)" >&2
-    echo "0 passed, 1 failed"
-    exit 1
-fi
+wine="$(cp_find_wine)"
 
 mkdir -p "$build"
 cflags=(-O2 -g -Wall -Wextra -Wno-unused-parameter -I"$csrc" -static)
@@ -75,8 +54,7 @@ fi
     "$here/test_win32.c" "${core[@]}"
 
 export WINEPREFIX="${WINEPREFIX:-${TMPDIR:-/tmp}/childproc-wineprefix-$(id -u)}"
-export WINEDEBUG="${WINEDEBUG:--all}"
-export WINEDLLOVERRIDES="${WINEDLLOVERRIDES:-mscoree,mshtml=}" # no Mono/Gecko prompts
+cp_wine_quiet
 if [ ! -d "$WINEPREFIX" ]; then
     echo "creating wine prefix $WINEPREFIX (first boot takes a while) ..." >&2
     "$wine" wineboot --init >/dev/null 2>&1 || true

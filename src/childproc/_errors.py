@@ -64,6 +64,23 @@ __all__ = [
 # --------------------------------------------------------------------------
 
 
+def errno_code(errno: int) -> str:
+    """Node's name for a (positive) errno: ``'ENOENT'``, ``'ETIMEDOUT'``.
+
+    The one place errno numbers become names.  On Windows ``errno.errorcode``
+    names the socket-flavoured values by their Winsock names (CPython's
+    ``errno.ETIMEDOUT`` is ``WSAETIMEDOUT``, 10060, and the C core reports
+    those values so that Python can compare with ``errno.E*``); Node (libuv)
+    reports ``'ETIMEDOUT'``, so the ``WSA`` prefix goes.
+    """
+    name = _errno.errorcode.get(errno)
+    if name is None:
+        return f"Unknown system error -{errno}"
+    if name.startswith("WSAE"):
+        return name[3:]
+    return name
+
+
 class SpawnError(OSError):
     """A process-level failure, shaped like Node's ``ErrnoException``.
 
@@ -104,7 +121,7 @@ class SpawnError(OSError):
             OSError.__init__(self, errno, os.strerror(errno))
         else:
             OSError.__init__(self, errno, os.strerror(errno), filename)
-        self.code = _errno.errorcode.get(errno) or f"Unknown system error -{errno}"
+        self.code = errno_code(errno)
         self.syscall = syscall
         self.path = path
         self.spawnargs = spawnargs
@@ -477,7 +494,7 @@ class StreamSystemError(OSError):
     def __init__(self, errno: int, syscall: str) -> None:
         errno = abs(errno)
         super().__init__(errno, os.strerror(errno))
-        self.code = _errno.errorcode.get(errno) or f"Unknown system error -{errno}"
+        self.code = errno_code(errno)
         self.syscall = syscall
 
     def __str__(self) -> str:

@@ -68,9 +68,11 @@ __all__ = ["Channel", "IPC", "IPCWarning"]
 _SEND_HWM = 128 * 1024  # Node: channel.writeQueueSize < 65536 * 2
 _RECV_SIZE = 256 * 1024
 _INT = struct.Struct("i")
-_FD_SPACE = _socket.CMSG_SPACE(_INT.size * 4)
+# Windows' socket module has no ancillary data (no fd passing): the names
+# exist only where SCM_RIGHTS does.
+_FD_SPACE = _socket.CMSG_SPACE(_INT.size * 4) if hasattr(_socket, "CMSG_SPACE") else 0
 _CLOEXEC_FLAG = getattr(_socket, "MSG_CMSG_CLOEXEC", 0)  # fds close-on-exec from birth
-_SOL_SOCKET, _SCM_RIGHTS = _socket.SOL_SOCKET, _socket.SCM_RIGHTS
+_SOL_SOCKET, _SCM_RIGHTS = _socket.SOL_SOCKET, getattr(_socket, "SCM_RIGHTS", 1)
 _COALESCE_MAX = 256 * 1024  # queued plain messages joined into one buffer up to this size
 
 

@@ -67,6 +67,20 @@ RawSyncResult = tuple[int, "list[bytes | None] | None", "int | None", int, int, 
 _NO_LENT: Mapping[int, int] = {}
 
 
+def _exit_status_windows(code: int) -> int:
+    # Windows exit codes are 32-bit unsigned (0xC0000005, an access
+    # violation, is 3221225477 in Node); C hands them over as an int.
+    return code & 0xFFFFFFFF
+
+
+def _exit_status_posix(code: int) -> int:
+    return code
+
+
+#: The exit status Node reports for the core's ``exit_code``.
+exit_status = _exit_status_windows if sys.platform == "win32" else _exit_status_posix
+
+
 def _cstr(data: bytes, keep: list[object]) -> object:
     buf = _from_buffer(data + b"\0")
     keep.append(buf)
@@ -361,7 +375,9 @@ class SyncRequest:
             finally:
                 lib.cp_sync_result_free(res, len(collected))
         term_signal = res.term_signal
-        return res.pid, collected, None if term_signal else res.exit_code, term_signal, -error, res.stage
+        if term_signal:
+            return res.pid, collected, None, term_signal, -error, res.stage
+        return res.pid, collected, exit_status(res.exit_code), term_signal, -error, res.stage
 
 
 # Below this, take_bytes copies: moving pages pays off for large outputs only
