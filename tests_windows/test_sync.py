@@ -11,7 +11,7 @@ import sys
 import pytest
 
 import childproc
-from winnode import compare_sync, py_sync, requires_node
+from winnode import compare_sync, py_sync, requires_node, run_node
 
 PY = sys.executable
 ECHO_ARGV = "import sys, json; sys.stdout.write(json.dumps(sys.argv[1:]))"
@@ -206,3 +206,12 @@ def test_results_match_between_calls() -> None:
     cases = {str(i): pycase("print('again')") for i in range(3)}
     ours = py_sync(cases)
     assert len({json.dumps(v, sort_keys=True) for v in ours.values()}) == 1
+
+
+@requires_node
+def test_node_error_numbers_are_libuvs() -> None:
+    from childproc._errors import _UV_WINDOWS
+
+    node = run_node("const m = require('util').getSystemErrorMap(); const o = {};"
+                    "for (const [k, v] of m) o[v[0]] = -k; out(o);")
+    assert {name: node.get(name) for name in _UV_WINDOWS} == _UV_WINDOWS

@@ -30,6 +30,7 @@ import errno as _errno
 import os
 import signal as _signal
 import socket
+import sys
 import threading
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, cast
@@ -37,7 +38,7 @@ from typing import TYPE_CHECKING, Any, cast
 from ._spawn import native as _native
 from ._spawn.failure import RUNTIME_SPAWN_ERRORS, display, spawn_failure
 from ._runtime.emitter import EventEmitter
-from ._errors import AbortError, SpawnError, spawn_error
+from ._errors import AbortError, SpawnError, node_errno, spawn_error
 from ._runtime.exitwatch import ExitWatch
 from ._runtime.lifecycle import Lifecycle
 from ._ipc.channel import IPC
@@ -56,6 +57,9 @@ if TYPE_CHECKING:
 __all__ = ["ChildProcess"]
 
 Stream = Readable | Writable
+
+_WIN = sys.platform == "win32"
+_SIGKILL = 9  # Python's signal module has no SIGKILL on Windows; Node's number
 
 # Failures Node emits as 'error' events; everything else is thrown.
 _NO_STDIO_ERRORS = frozenset({_errno.EMFILE, _errno.ENFILE})
@@ -204,7 +208,14 @@ class ChildProcess(IPCTarget, EventEmitter):
         self.emit("spawn")
 
     def _on_exit_status(self, status: int) -> None:
-        if os.WIFSIGNALED(status):
+        if _WIN:
+            # The 32-bit exit code.  A child we ended with kill() reports the
+            # signal sent, as libuv records it (process->exit_signal).
+            if self._life.windows_signal:
+                self.signal_code = signal_name(self._life.windows_signal)
+            else:
+                self.exit_code = status
+        elif os.WIFSIGNALED(status):
             self.signal_code = signal_name(os.WTERMSIG(status)) or f"SIG{os.WTERMSIG(status)}"
         else:
             self.exit_code = os.waitstatus_to_exitcode(status)
@@ -236,7 +247,7 @@ class ChildProcess(IPCTarget, EventEmitter):
         try:
             if failure is not None:
                 self._failure = failure
-                self.exit_code = -(failure.errno or _errno.EIO)
+                self.exit_code = node_errno(failure.errno or _errno.EIO)
                 # An awaiting coroutine gets the failure raised; then it is
                 # handled, and 'error' goes only to listeners of its own.
                 for future in self._awaiting:

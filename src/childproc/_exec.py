@@ -32,7 +32,7 @@ from collections.abc import Callable, Generator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar, overload
 
 from ._child import ChildProcess
-from ._errors import ExecError, ExecTimeoutError, MaxBufferError, errno_code
+from ._errors import ExecError, ExecTimeoutError, MaxBufferError, node_errno_name
 from ._messages import add_max_buffer_hint
 from ._runtime.loop import running_asyncio_loop
 from ._spawn.options import SpawnPlan, normalize_exec, normalize_exec_file
@@ -236,7 +236,7 @@ def _run(plan: SpawnPlan, callback: Callback | None) -> ExecChildProcess[Any]:
         if ex is None:
             shown = stderr if isinstance(stderr, str) else stderr.decode("utf-8", "replace")
             fields: dict[str, Any] = {
-                "code": errno_code(-code) if code is not None and code < 0 else code,
+                "code": node_errno_name(code) if code is not None and code < 0 else code,
                 "killed": child.killed or run.killed,
                 "signal": signal,
                 "stdout": stdout,

@@ -41,6 +41,7 @@ wait stops it and the process ends by SIGINT, never with status 0.
 from __future__ import annotations
 
 import _thread
+import errno
 import os
 import sys
 
@@ -63,6 +64,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Lifecycle", "at_interpreter_exit"]
 
+_WINDOWS = sys.platform == "win32"
+
 
 class Lifecycle:
     """One child's signalling and keep-alive policy (see the module doc).
@@ -77,7 +80,7 @@ class Lifecycle:
     __slots__ = (
         "_reactor", "kill_signal", "kill_group", "force_kill_after", "_watch", "_pid",
         "_exited", "_force_timer", "_timeout_timer", "_abort_off", "on_error",
-        "on_group_signalled", "on_signalled", "_timeout_outlives_exit", "_warden",
+        "on_group_signalled", "on_signalled", "_timeout_outlives_exit", "_warden", "windows_signal",
     )
 
     def __init__(self, reactor: Reactor, *, kill_signal: int, kill_group: bool,
@@ -94,6 +97,9 @@ class Lifecycle:
         self._abort_off: Callable[[], None] | None = None
         self._timeout_outlives_exit = False
         self._warden: Warden | None = None
+        #: Windows: the signal kill() ended the child with (libuv records it
+        #: as the exit signal; the exit code is TerminateProcess's).
+        self.windows_signal = 0
         self.on_error: Callable[[BaseException], None] = _raise
         self.on_group_signalled: Callable[[], None] = _nothing
         self.on_signalled: Callable[[int], None] = _nothing_int
@@ -169,6 +175,8 @@ class Lifecycle:
             self._watch = None
             return False
         try:
+            if _WINDOWS:
+                return self._deliver_windows(watch.pidfd, signum)
             if self.kill_group:
                 # The leader is unreaped (held if it exited), so its pid
                 # still names our group and no other.
@@ -179,6 +187,23 @@ class Lifecycle:
                 os.kill(self._pid, signum)  # unreaped: the pid is still ours
         except ProcessLookupError:
             return False
+        return True
+
+    def _deliver_windows(self, handle: int, signum: int) -> bool:
+        """TerminateProcess through the process handle (libuv's rules: TERM,
+        KILL, INT and QUIT end the child, 0 probes, others are ENOSYS).  The
+        handle is open until the exit is processed, so it names our child."""
+        # Imported here: this module is imported by every process with a
+        # loop, a forked worker's channel too, which need not load the core.
+        from .._spawn import native
+
+        rc = native.kill_handle(handle, signum)
+        if rc == -errno.ESRCH:
+            return False
+        if rc < 0:
+            raise OSError(-rc, os.strerror(-rc))
+        if signum:
+            self.windows_signal = signum
         return True
 
     def _policy_kill(self, signum: int) -> None:

@@ -47,6 +47,13 @@ if TYPE_CHECKING:
 __all__ = ["PrivateLoop", "Reactor", "TimerHandle", "current_reactor", "private_loop", "run", "running_asyncio_loop"]
 
 
+if sys.platform == "win32":
+    # Windows pipes have completions, not readiness: the same loop on an I/O
+    # completion port.
+    from .iocp import IocpLoop as _PrivateLoop
+else:
+    _PrivateLoop = PrivateLoop
+
 _local = _thread._local()
 _asyncio_reactors: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncioReactor] | None = None
 _main_loop: PrivateLoop | None = None
@@ -88,7 +95,7 @@ def private_loop() -> PrivateLoop:
     """This thread's private loop, created on first use."""
     loop: PrivateLoop | None = getattr(_local, "loop", None)
     if loop is None:
-        loop = _local.loop = PrivateLoop()
+        loop = _local.loop = _PrivateLoop()
         if _on_main_thread():
             global _main_loop
             _main_loop = loop

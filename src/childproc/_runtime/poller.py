@@ -36,6 +36,8 @@ def pipe_cloexec() -> tuple[int, int]:
     if hasattr(os, "pipe2"):
         return os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
     r, w = os.pipe()  # Python makes both non-inheritable (PEP 446)
+    if os.name == "nt":
+        return r, w  # CRT pipes have no O_NONBLOCK; the Windows loop uses overlapped I/O
     os.set_blocking(r, False)
     os.set_blocking(w, False)
     return r, w

@@ -120,6 +120,31 @@ class Reactor:
     def unref(self) -> None:
         """Such a handle has ended or was unref()'d."""
 
+    # -- Windows (IOCP) only: POSIX code calls os.write/os.close itself ------
+
+    def write(self, fd: int, data: Any) -> int:
+        """Write to one of our pipe ends through the loop: Windows starts an
+        overlapped write and reports the bytes taken (BlockingIOError while
+        one is in flight).  See :mod:`childproc._runtime.iocp`."""
+        import os
+
+        return os.write(fd, data)
+
+    def close_fd(self, fd: int) -> None:
+        """Close a pipe end written through :meth:`write` (Windows: once the
+        write in flight has completed)."""
+        import os
+
+        os.close(fd)
+
+    def watch_handle(self, handle: int, callback: Callback) -> int:
+        """Windows: call ``callback`` once the process ``handle`` is
+        signalled; the key returned goes to :meth:`unwatch_handle`."""
+        raise NotImplementedError
+
+    def unwatch_handle(self, key: int) -> None:
+        raise NotImplementedError
+
     def run_until(self, done: Callable[[], bool], timeout: float | None = None) -> bool:
         """Run callbacks until ``done()`` is true; False on timeout."""
         raise NotImplementedError

@@ -225,6 +225,15 @@ def _on_spawner_thread(job: Callable[[], int]) -> int:
     return out[0]
 
 
+def kill_handle(handle: int, sig: int) -> int:
+    """Windows: ``cp_kill`` through a process handle (ChildProcess keeps
+    it, not a ``cp_child``): 0, or -ESRCH once the child has ended, -ENOSYS
+    for a signal Windows cannot deliver."""
+    child = ffi.new("cp_child *")
+    child.pidfd = handle
+    return int(lib.cp_kill(child, sig))
+
+
 def _timeout_ns(timeout: float | None) -> int:
     if not timeout or math.isinf(timeout):
         return 0

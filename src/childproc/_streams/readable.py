@@ -66,6 +66,7 @@ from __future__ import annotations
 
 import errno as _errno
 import os
+import sys
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -83,6 +84,11 @@ if TYPE_CHECKING:
     from .._runtime.reactor import Reactor
 
 __all__ = ["Readable"]
+
+if sys.platform == "win32":
+    from .._runtime.iocp import read as _read  # our pipe ends are overlapped: no O_NONBLOCK
+else:
+    _read = os.read
 
 _BIG_PIPE = 1 << 20  # /proc/sys/fs/pipe-max-size's default, allowed to anyone
 _FULL_READS_BEFORE_GROW = 4  # consecutive full reads that prove a fast producer
@@ -200,7 +206,7 @@ class Readable(Consuming, ExecCollecting):
                 return
         fd = self._fd
         size = self._read_size
-        read = os.read
+        read = _read
         for _ in range(MAX_READS_PER_WAKE):
             try:
                 data = read(fd, size)

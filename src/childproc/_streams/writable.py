@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import errno as _errno
 import os
+import sys
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -44,6 +45,7 @@ __all__ = ["Writable"]
 WriteCallback = Callable[[BaseException | None], Any]
 
 # How many queued chunks one writev() may carry (POSIX guarantees 16; Linux 1024).
+_WIN = sys.platform == "win32"
 _IOV_MAX = min(os.sysconf("SC_IOV_MAX"), 1024) if hasattr(os, "sysconf") else 16
 
 
@@ -161,7 +163,10 @@ class Writable(FdStream):
             return ok
         if not self._queue and not self._held and not self._borrowers:
             try:
-                written = os.write(self._fd, view) if size else 0
+                if _WIN:
+                    written = self._reactor.write(self._fd, view) if size else 0
+                else:
+                    written = os.write(self._fd, view) if size else 0
             except BlockingIOError:
                 pass
             except OSError as exc:
@@ -208,7 +213,11 @@ class Writable(FdStream):
         reactor = self._reactor
         while queue:
             try:
-                if len(queue) == 1:
+                if _WIN:
+                    # One overlapped write in flight per pipe: all of the queue.
+                    data = queue[0][0] if len(queue) == 1 else b"".join(entry[0] for entry in queue)
+                    written = self._reactor.write(self._fd, data)
+                elif len(queue) == 1:
                     written = os.write(self._fd, queue[0][0])
                 else:
                     # Several small chunks: one writev instead of a syscall each.
@@ -314,7 +323,10 @@ class Writable(FdStream):
         self._unwatch()
         if self._fd >= 0 and self._pump_owner is None:
             fd, self._fd = self._fd, -1
-            os.close(fd)
+            if _WIN:
+                self._reactor.close_fd(fd)  # after the write in flight, if any
+            else:
+                os.close(fd)
 
     def destroy(self, err: BaseException | None = None) -> Writable:
         """Close now: queued bytes are dropped, their callbacks get ``err`` (or

@@ -3,7 +3,8 @@ chosen once here (docs/architecture.md, "Exits"):
 
 * :mod:`.pidfd` -- Linux: the child's pidfd, polled by the reactor;
 * :mod:`.kqueue` -- macOS and the BSDs: ``EVFILT_PROC``/``NOTE_EXIT``;
-* :mod:`.thread` -- elsewhere: a thread in ``waitid`` for that pid alone.
+* :mod:`.thread` -- elsewhere: a thread in ``waitid`` for that pid alone;
+* :mod:`.handle` -- Windows: the process handle, waited on by the reactor.
 
 A child that came with a pidfd is always watched through it; the fallback
 serves children without one (an old kernel, another platform).
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import os
 import select
+import sys
 
 from collections.abc import Callable
 
@@ -33,7 +35,12 @@ else:  # pragma: no cover - Windows: process handles, waited on by its own loop
 
 def watch_exit(reactor: Reactor, pid: int, pidfd: int, on_exit: OnExit) -> ExitWatch:
     """Call ``on_exit(wait_status)`` on ``reactor``'s thread once ``pid`` (our
-    own child) has exited and been reaped."""
+    own child) has exited and been reaped.  On Windows ``pidfd`` is the
+    process handle and the status is the 32-bit exit code."""
+    if sys.platform == "win32":
+        from .handle import HandleWatch
+
+        return HandleWatch(reactor, pid, pidfd, on_exit)
     if pidfd >= 0:
         return PidfdWatch(reactor, pid, pidfd, on_exit)
     if _Fallback is None:
