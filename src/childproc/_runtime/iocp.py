@@ -179,7 +179,11 @@ class IocpPoller:
         return handle
 
     def _start_read(self, fd: int) -> None:
-        handle = self._associate(fd)
+        try:
+            handle = self._associate(fd)
+        except OSError:
+            self._masks.pop(fd, None)  # closed behind our back: nothing to watch
+            return
         ov = _overlapped.Overlapped(0)
         try:
             ov.ReadFile(handle, 0)
@@ -216,6 +220,8 @@ class IocpPoller:
 
     def close_fd(self, fd: int) -> None:
         """Close ``fd`` now, or once its write in flight has completed."""
+        self._masks.pop(fd, None)
+        self._cancel_read(fd)
         if fd in self._writes:
             self._close_after_write.add(fd)
             return

@@ -148,9 +148,15 @@ def current_reactor() -> Reactor:
         _asyncio_reactors = weakref.WeakKeyDictionary()
     reactor = _asyncio_reactors.get(aloop)
     if reactor is None:
-        from .aio import AsyncioReactor  # asyncio users only: a forked child never needs it
+        if sys.platform == "win32" and hasattr(aloop, "_proactor"):
+            # ProactorEventLoop, Windows' default: completions, not readiness.
+            from .proactor import ProactorReactor
 
-        reactor = _asyncio_reactors[aloop] = AsyncioReactor(aloop)
+            reactor = _asyncio_reactors[aloop] = ProactorReactor(aloop)
+        else:
+            from .aio import AsyncioReactor  # asyncio users only: a forked child never needs it
+
+            reactor = _asyncio_reactors[aloop] = AsyncioReactor(aloop)
     return reactor
 
 

@@ -85,6 +85,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Readable"]
 
+_WIN = sys.platform == "win32"
 if sys.platform == "win32":
     from .._runtime.iocp import read as _read  # our pipe ends are overlapped: no O_NONBLOCK
 else:
@@ -495,7 +496,10 @@ class Readable(Consuming, ExecCollecting):
     def _close_fd(self) -> None:
         if self._fd >= 0:
             fd, self._fd = self._fd, -1
-            os.close(fd)
+            if _WIN:
+                self._reactor.close_fd(fd)  # the loop lets go of the handle first
+            else:
+                os.close(fd)
 
     def _emit_close(self, err: BaseException | None) -> None:
         self._closed = True
