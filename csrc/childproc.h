@@ -88,6 +88,10 @@ typedef struct {
     int pidfd; /* a pidfd for the child, or -1 where the kernel has none;
                   Windows: the process HANDLE (fits in 32 bits by contract) */
     int stage; /* CP_STAGE_* of a failure, CP_STAGE_NONE on success         */
+    int job;   /* Windows with CP_SPAWN_SETPGROUP (kill_tree): a job object
+                  HANDLE holding the child and every process it starts (no
+                  breakaway), for cp_kill_tree; the caller closes it.  Else
+                  0 (POSIX: the process group is the child's pid)          */
 } cp_child;
 
 /* Spawn per `req`.  On success the parent's pipe ends are in req->stdio[i].fd
@@ -98,6 +102,12 @@ int cp_spawn(cp_spawn_req *req, cp_child *child);
 /* Send `sig` to the child (0 tests).  Through the pidfd where there is one,
  * so a recycled pid is never hit; -ESRCH once the child is gone. */
 int cp_kill(cp_child *child, int sig);
+
+/* Send `sig` to the child's whole tree (kill_tree): POSIX: its process
+ * group (the child leads it, CP_SPAWN_SETPGROUP); Windows: TerminateJobObject
+ * on child->job for TERM/KILL/INT/QUIT, 0 probes for a live member.  -ESRCH
+ * once nothing is left. */
+int cp_kill_tree(cp_child *child, int sig);
 
 /* Wait for the child to end, blocking; reaps it and closes its pidfd.
  * *status gets the raw wait status (WIFEXITED / WTERMSIG decode it). */

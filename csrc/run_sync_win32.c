@@ -82,6 +82,7 @@ typedef struct {
     sync_pipe *pipes;
     int npipes;
     HANDLE process;
+    HANDLE job;     /* kill_tree: the child's job (cp_child.job), else NULL */
     int exited;
     DWORD exit_code;
     int kill_tried;
@@ -128,7 +129,12 @@ static void kill_and_close(sync_run *run)
 {
     if (!run->kill_tried) {
         run->kill_tried = 1;
-        if (!run->exited) {
+        if (run->job != NULL) {
+            /* kill_tree: the whole job, also after the child itself has
+             * exited (its descendants may hold the pipes). */
+            if (TerminateJobObject(run->job, 1) && !run->exited)
+                run->killed_sig = run->kill_signal;
+        } else if (!run->exited) {
             int r = cp__kill_handle(run->process, run->kill_signal);
             if (r == 0) {
                 run->killed_sig = run->kill_signal;
@@ -295,6 +301,12 @@ int cp_run_sync(cp_spawn_req *req, const cp_sync_opts *opts,
     }
     result->pid = child.pid;
     result->spawned = 1;
+    if (child.job != 0) {
+        if (opts->kill_group)
+            run.job = (HANDLE)(intptr_t)child.job;
+        else
+            CloseHandle((HANDLE)(intptr_t)child.job);
+    }
 
     for (i = 0; i < n; i++) {
         int kind = req->stdio[i].kind;
@@ -412,6 +424,8 @@ out:
         if (run.pipes[i].ev != NULL)
             CloseHandle(run.pipes[i].ev);
     cp__close_handle(&run.process);
+    if (run.job != NULL)
+        CloseHandle(run.job);
     free(run.pipes);
     free(ends);
     free(waits);

@@ -1088,3 +1088,11 @@ int cp_wait(cp_child *child, int *status)
     cp__close(&child->pidfd);
     return rc;
 }
+
+int cp_kill_tree(cp_child *child, int sig)
+{
+    /* The child leads its own process group (CP_SPAWN_SETPGROUP). */
+    if (child->pid <= 0)
+        return -ESRCH;
+    return killpg(child->pid, sig) < 0 ? -errno : 0;
+}

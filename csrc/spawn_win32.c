@@ -743,6 +743,7 @@ int cp__spawn(cp_spawn_req *req, cp_child *child, HANDLE *process,
     child->pid = 0;
     child->pidfd = -1;
     child->stage = CP_STAGE_NONE;
+    child->job = 0;
     *process = INVALID_HANDLE_VALUE;
 
     if (req->nstdio < 0 || req->nstdio > CP_MAX_STDIO ||
@@ -932,8 +933,9 @@ int cp__spawn(cp_spawn_req *req, cp_child *child, HANDLE *process,
         flags |= DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP; /* detached */
     else if (req->flags & CP_SPAWN_SETPGROUP)
         flags |= CREATE_NEW_PROCESS_GROUP;
-    if (req->flags & CP_SPAWN_DIE_WITH_PARENT)
+    if (req->flags & (CP_SPAWN_DIE_WITH_PARENT | CP_SPAWN_SETPGROUP))
         flags |= CREATE_SUSPENDED; /* into the job before it runs a line */
+    child->job = 0;
 
     stage = CP_STAGE_EXEC;
     if (!CreateProcessW(app, cmdline, NULL, NULL, ninherit > 0, flags,
@@ -951,12 +953,38 @@ int cp__spawn(cp_spawn_req *req, cp_child *child, HANDLE *process,
          * as libuv does, rather than make spawning impossible. */
         if (job_handle != NULL)
             AssignProcessToJobObject(job_handle, pi.hProcess);
+    }
+    if (req->flags & CP_SPAWN_SETPGROUP) {
+        /* kill_tree: a job of the child's own, without breakaway, so every
+         * process it starts is in it too and cp_kill_tree reaches them all
+         * (what a process group is on POSIX).  Made after die_with_parent's
+         * job took the child: an empty job nests under the process's job
+         * (Windows 8 and up), the other way round fails. */
+        HANDLE tree = CreateJobObjectW(NULL, NULL);
+        if (tree == NULL || !AssignProcessToJobObject(tree, pi.hProcess)) {
+            r = cp__win_error(GetLastError());
+            if (tree != NULL)
+                CloseHandle(tree);
+            TerminateProcess(pi.hProcess, 1);
+            WaitForSingleObject(pi.hProcess, INFINITE);
+            CloseHandle(pi.hThread);
+            CloseHandle(pi.hProcess);
+            stage = CP_STAGE_SESSION;
+            goto fail;
+        }
+        child->job = (int)(intptr_t)tree;
+    }
+    if (flags & CREATE_SUSPENDED) {
         if (ResumeThread(pi.hThread) == (DWORD)-1) {
             r = cp__win_error(GetLastError());
             TerminateProcess(pi.hProcess, 1);
             WaitForSingleObject(pi.hProcess, INFINITE);
             CloseHandle(pi.hThread);
             CloseHandle(pi.hProcess);
+            if (child->job) {
+                CloseHandle((HANDLE)(intptr_t)child->job);
+                child->job = 0;
+            }
             stage = CP_STAGE_FORK;
             goto fail;
         }
@@ -1082,6 +1110,33 @@ int cp_kill(cp_child *child, int sig)
     if (child->pidfd == -1)
         return -ESRCH;
     return cp__kill_handle((HANDLE)(intptr_t)child->pidfd, sig);
+}
+
+int cp_kill_tree(cp_child *child, int sig)
+{
+    HANDLE job = (HANDLE)(intptr_t)child->job;
+    JOBOBJECT_BASIC_ACCOUNTING_INFORMATION info;
+
+    if (child->job == 0)
+        return cp_kill(child, sig); /* no job: the child alone */
+    switch (sig) {
+    case 0:
+    case CP_SIGTERM:
+    case CP_SIGKILL:
+    case CP_SIGINT:
+    case CP_SIGQUIT:
+        break;
+    default:
+        return sig < 0 ? -EINVAL : -ENOSYS;
+    }
+    if (!QueryInformationJobObject(job, JobObjectBasicAccountingInformation,
+                                   &info, sizeof info, NULL))
+        return cp__win_error(GetLastError());
+    if (info.ActiveProcesses == 0)
+        return -ESRCH;
+    if (sig == 0)
+        return 0;
+    return TerminateJobObject(job, 1) ? 0 : cp__win_error(GetLastError());
 }
 
 /* No clone path here: nothing is kept between spawns. */

@@ -138,6 +138,7 @@ class ChildProcess(IPCTarget, EventEmitter):
                     borrowed._handed_over()
                     self._borrowed.append(borrowed)
             self._make_stdio(plan, raw.fds)
+            life.job = raw.job
             # 'spawn' is queued before the watch exists: a watch may queue
             # the exit at once, and 'spawn' must still come first.
             self._reactor.call_soon(self._emit_spawn)

@@ -81,6 +81,7 @@ class Lifecycle:
         "_reactor", "kill_signal", "kill_group", "force_kill_after", "_watch", "_pid",
         "_exited", "_force_timer", "_timeout_timer", "_abort_off", "on_error",
         "on_group_signalled", "on_signalled", "_timeout_outlives_exit", "_warden", "windows_signal",
+        "job",
     )
 
     def __init__(self, reactor: Reactor, *, kill_signal: int, kill_group: bool,
@@ -100,6 +101,10 @@ class Lifecycle:
         #: Windows: the signal kill() ended the child with (libuv records it
         #: as the exit signal; the exit code is TerminateProcess's).
         self.windows_signal = 0
+        #: Windows, kill_tree: the job object holding the child's tree (0:
+        #: none).  Ours until released, so it can be signalled after the
+        #: leader's exit without any pid involved.
+        self.job = 0
         self.on_error: Callable[[BaseException], None] = _raise
         self.on_group_signalled: Callable[[], None] = _nothing
         self.on_signalled: Callable[[int], None] = _nothing_int
@@ -137,7 +142,7 @@ class Lifecycle:
         if self._abort_off is not None:
             self._abort_off()
             self._abort_off = None
-        if not self._watch_held():
+        if not self._watch_held() and not (self.job and self._hold_leader()):
             self._cancel_timers(keep_timeout=self._timeout_outlives_exit)
             self._release()
 
@@ -170,13 +175,15 @@ class Lifecycle:
 
     def _deliver(self, signum: int) -> bool:
         """The signal primitive: True when sent; never to a reaped pid."""
+        if self.job:
+            return self._deliver_windows(self.job, signum, tree=True)
         watch = self._watch
         if watch is None or watch.reaped:
             self._watch = None
             return False
         try:
             if _WINDOWS:
-                return self._deliver_windows(watch.pidfd, signum)
+                return self._deliver_windows(watch.pidfd, signum, tree=False)
             if self.kill_group:
                 # The leader is unreaped (held if it exited), so its pid
                 # still names our group and no other.
@@ -189,15 +196,16 @@ class Lifecycle:
             return False
         return True
 
-    def _deliver_windows(self, handle: int, signum: int) -> bool:
+    def _deliver_windows(self, handle: int, signum: int, tree: bool) -> bool:
         """TerminateProcess through the process handle (libuv's rules: TERM,
-        KILL, INT and QUIT end the child, 0 probes, others are ENOSYS).  The
-        handle is open until the exit is processed, so it names our child."""
+        KILL, INT and QUIT end the child, 0 probes, others are ENOSYS), or
+        TerminateJobObject on the child's job with ``tree``.  Both handles are
+        ours until released, so neither can name another process."""
         # Imported here: this module is imported by every process with a
         # loop, a forked worker's channel too, which need not load the core.
         from .._spawn import native
 
-        rc = native.kill_handle(handle, signum)
+        rc = native.kill_tree(handle, signum) if tree else native.kill_handle(handle, signum)
         if rc == -errno.ESRCH:
             return False
         if rc < 0:
@@ -209,7 +217,7 @@ class Lifecycle:
     def _policy_kill(self, signum: int) -> None:
         """A kill the policy decides (timeout, abort, cancellation, force):
         also after the leader's exit while it is held for its group."""
-        if self._exited and not self._watch_held():
+        if self._exited and not self._watch_held() and not self.job:
             return
         try:
             sent = self._send(signum)
@@ -305,6 +313,11 @@ class Lifecycle:
         warden, self._warden = self._warden, None
         if warden is not None:
             _reap_later(warden.release())
+        job, self.job = self.job, 0
+        if job:
+            from .._spawn import native  # Windows only (see _deliver_windows)
+
+            native.close_handle(job)
 
 
 def _reap_later(pid: int) -> None:

@@ -171,6 +171,7 @@ class RawChild:
     fds: list[int]
     error: int
     stage: int
+    job: int = 0  # Windows, kill_tree: the job holding the child's tree
 
 
 def spawn(plan: SpawnPlan, lent: Mapping[int, int]) -> RawChild:
@@ -188,7 +189,7 @@ def spawn(plan: SpawnPlan, lent: Mapping[int, int]) -> RawChild:
     if rc < 0:
         return RawChild(0, -1, [-1] * n, -rc, child.stage)
     fds = [stdio[i].fd if stdio[i].kind in (_PIPE_IN, _PIPE_OUT, _IPC) else -1 for i in range(n)]
-    return RawChild(child.pid, child.pidfd, fds, 0, lib.CP_STAGE_NONE)
+    return RawChild(child.pid, child.pidfd, fds, 0, lib.CP_STAGE_NONE, child.job)
 
 
 # PR_SET_PDEATHSIG fires when the *thread* that created the child exits, not
@@ -232,6 +233,23 @@ def kill_handle(handle: int, sig: int) -> int:
     child = ffi.new("cp_child *")
     child.pidfd = handle
     return int(lib.cp_kill(child, sig))
+
+
+def close_handle(handle: int) -> None:
+    """Windows: close a HANDLE the core handed over (a kill_tree job)."""
+    if sys.platform == "win32":
+        import _winapi
+
+        _winapi.CloseHandle(handle)
+
+
+def kill_tree(job: int, sig: int) -> int:
+    """Windows: ``cp_kill_tree`` on a kill_tree child's job: 0, -ESRCH once
+    nothing in it runs, -ENOSYS for a signal Windows cannot deliver."""
+    child = ffi.new("cp_child *")
+    child.job = job
+    child.pidfd = -1
+    return int(lib.cp_kill_tree(child, sig))
 
 
 def _timeout_ns(timeout: float | None) -> int:
