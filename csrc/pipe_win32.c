@@ -232,7 +232,8 @@ static volatile LONG pipe_counter;
 /* One stdio pipe: *parent gets the server end (overlapped, not inheritable),
  * *child the client end (synchronous, inheritable, for the handle list).
  * `child_reads`: 1 for CP_STDIO_PIPE_IN (the child reads, the parent
- * writes), 0 for CP_STDIO_PIPE_OUT. */
+ * writes), 0 for CP_STDIO_PIPE_OUT, 2 for CP_STDIO_IPC (both ways; the
+ * child's end is overlapped as well). */
 int cp__pipe_pair(int child_reads, HANDLE *parent, HANDLE *child)
 {
     WCHAR name[80];
@@ -248,7 +249,12 @@ int cp__pipe_pair(int child_reads, HANDLE *parent, HANDLE *child)
      * CreateNamedPipe grants FILE_READ_ATTRIBUTES only with it and the
      * parent needs that to query the pipe (e.g. PeekNamedPipe-style probes
      * of the write side from Python). */
-    if (child_reads) {
+    if (child_reads == 2) {
+        /* The IPC channel: duplex, and the child's end overlapped too, as
+         * libuv makes it (its child side reads and writes at once). */
+        server_access = PIPE_ACCESS_DUPLEX;
+        client_access = GENERIC_READ | GENERIC_WRITE;
+    } else if (child_reads) {
         server_access = PIPE_ACCESS_OUTBOUND | PIPE_ACCESS_INBOUND;
         client_access = GENERIC_READ | FILE_WRITE_ATTRIBUTES;
     } else {
@@ -282,7 +288,8 @@ int cp__pipe_pair(int child_reads, HANDLE *parent, HANDLE *child)
     sa.nLength = sizeof sa;
     sa.lpSecurityDescriptor = NULL;
     sa.bInheritHandle = TRUE;
-    client = CreateFileW(name, client_access, 0, &sa, OPEN_EXISTING, 0, NULL);
+    client = CreateFileW(name, client_access, 0, &sa, OPEN_EXISTING,
+                         child_reads == 2 ? FILE_FLAG_OVERLAPPED : 0, NULL);
     if (client == INVALID_HANDLE_VALUE) {
         int r = cp__win_error(GetLastError());
         CloseHandle(server);

@@ -599,8 +599,12 @@ static int make_stdio(const cp_spawn_req *req, stdio_plan *sp, int *stage)
             break;
         case CP_STDIO_PIPE_IN:
         case CP_STDIO_PIPE_OUT:
-            r = cp__pipe_pair(kind == CP_STDIO_PIPE_IN, &sp->parent[i],
-                              &sp->child[i]);
+        case CP_STDIO_IPC:
+            /* IPC: a duplex named pipe, handed over as a CRT fd as libuv
+             * does (the child's NODE_CHANNEL_FD names it); the bytes on it
+             * are libuv's IPC frames, written and read by Python. */
+            r = cp__pipe_pair(kind == CP_STDIO_IPC ? 2 : kind == CP_STDIO_PIPE_IN,
+                              &sp->parent[i], &sp->child[i]);
             if (r < 0) {
                 *stage = CP_STAGE_PIPE;
                 return r;
@@ -855,12 +859,14 @@ int cp__spawn(cp_spawn_req *req, cp_child *child, HANDLE *process,
         stage = CP_STAGE_PIPE;
         for (i = 0; i < req->nstdio; i++) {
             int kind = req->stdio[i].kind;
-            if (kind != CP_STDIO_PIPE_IN && kind != CP_STDIO_PIPE_OUT)
+            if (kind != CP_STDIO_PIPE_IN && kind != CP_STDIO_PIPE_OUT &&
+                kind != CP_STDIO_IPC)
                 continue;
             int fd = _open_osfhandle((intptr_t)sp.parent[i],
                                      _O_BINARY | _O_NOINHERIT |
-                                         (kind == CP_STDIO_PIPE_IN ? _O_WRONLY
-                                                                   : _O_RDONLY));
+                                         (kind == CP_STDIO_IPC ? _O_RDWR
+                                          : kind == CP_STDIO_PIPE_IN ? _O_WRONLY
+                                                                     : _O_RDONLY));
             if (fd < 0) {
                 r = errno == EMFILE ? -EMFILE : -ENOMEM;
                 goto fail;
@@ -1011,8 +1017,8 @@ fail:
     child->stage = stage;
     for (i = 0; i < fds_made; i++) {
         int kind = req->stdio[i].kind;
-        if ((kind == CP_STDIO_PIPE_IN || kind == CP_STDIO_PIPE_OUT) &&
-            req->stdio[i].fd >= 0) {
+        if ((kind == CP_STDIO_PIPE_IN || kind == CP_STDIO_PIPE_OUT ||
+             kind == CP_STDIO_IPC) && req->stdio[i].fd >= 0) {
             _close(req->stdio[i].fd);
             req->stdio[i].fd = -1;
         }

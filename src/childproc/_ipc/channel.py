@@ -39,6 +39,7 @@ import _socket  # the C socket type: the socket module costs a forked child ~4 m
 import errno as _errno
 import os
 import struct
+import sys
 import warnings
 
 try:  # the C partial, without functools' import cost (collections): a forked child starts faster
@@ -126,7 +127,13 @@ class IPC:
         self.pickle = serialization in ("pickle", "advanced")
         self.encode = encode_pickle if self.pickle else encode_json
         self._framer = Framer(self.pickle, MAX_MESSAGE_SIZE if max_message_size is None else max_message_size)
-        self.sock = _socket.socket(fileno=fd)
+        self.sock: Any
+        if sys.platform == "win32":
+            from .winpipe import PipeChannel  # a named pipe with libuv's frames
+
+            self.sock = PipeChannel(fd, reactor)
+        else:
+            self.sock = _socket.socket(fileno=fd)
         self.sock.setblocking(False)
         self._rbuf = bytearray(_RECV_SIZE)  # recvmsg_into: no 256 KiB allocation per read
         self._rview = memoryview(self._rbuf)
@@ -213,6 +220,10 @@ class IPC:
             return False
         if callable(message):
             raise invalid_message(message)
+        if handle is not None and sys.platform == "win32":
+            # Node's Windows protocol duplicates sockets with
+            # WSADuplicateSocket inside libuv's frames; not done here.
+            raise NotImplementedError("passing handles over the channel is supported on POSIX only")
         fd = -1
         if handle is not None:
             htype, extra = handle_type(handle)

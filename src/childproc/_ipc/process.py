@@ -28,7 +28,7 @@ import os
 
 try:
     import fcntl
-except ImportError:  # Windows: handles Python opens are not inheritable anyway
+except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds at import; forked children start faster without
@@ -54,6 +54,10 @@ def _take_channel() -> tuple[int, str]:
         if fcntl is not None:
             flags = fcntl.fcntl(fd, fcntl.F_GETFD)
             fcntl.fcntl(fd, fcntl.F_SETFD, flags | fcntl.FD_CLOEXEC)
+        else:
+            # Windows: the pipe handle arrived inheritable (that is how it
+            # got here); our own children must not get it.
+            os.set_inheritable(fd, False)
     except (ValueError, OSError):
         return -1, mode
     return fd, mode

@@ -104,6 +104,7 @@ class IocpPoller:
         self._soon: dict[int, int] = {}  # readiness known without waiting
         self._wake_ov = _overlapped.Overlapped(0)  # a real address to post with
         self._wake_fd: int | None = None
+        self.write_done: Callable[[], object] | None = None  # told when a write completes
 
     # -- epoll's interface -------------------------------------------------
 
@@ -271,6 +272,8 @@ class IocpPoller:
             soon[fd] = soon.get(fd, 0) | READ | (HUP if err in _EOF_ERRORS else 0)
         elif kind == 1:
             del self._writes[fd]
+            if self.write_done is not None:
+                self.write_done()
             if err and err != _ERROR_OPERATION_ABORTED:
                 # With a winerror, OSError picks the errno and subclass
                 # itself (ERROR_NO_DATA: BrokenPipeError, EPIPE).
@@ -318,6 +321,7 @@ class IocpLoop(PrivateLoop):
         self._poller.set_wake_fd(-1)
         self._callbacks[-1] = [self._drain_wakeups, None]
         self._wake_posted = False
+        self._poller.write_done = self._write_done
 
     def _forget_after_fork(self, null_fd: int) -> None:  # pragma: no cover - no fork on Windows
         self.thread_id = None
@@ -351,7 +355,19 @@ class IocpLoop(PrivateLoop):
         self._callbacks.pop(key, None)
 
     def write(self, fd: int, data: Any) -> int:
-        return self._poller.write(fd, data)
+        n = self._poller.write(fd, data)
+        if n:
+            # Until the bytes are in the pipe, as a Node write request keeps
+            # the loop alive: a process that ends with a write in flight
+            # would lose it (closing the handle cancels the write).
+            # Its completion is an event still to come, too.
+            self._refs += 1
+            self._awaited_wakeups += 1
+        return n
+
+    def _write_done(self) -> None:
+        self._refs -= 1
+        self._awaited_wakeups -= 1
 
     def close_fd(self, fd: int) -> None:
         self._callbacks.pop(fd, None)
