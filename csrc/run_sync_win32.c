@@ -207,8 +207,18 @@ static void complete_io(sync_run *run, sync_pipe *p)
     p->pending = 0;
     if (!ok) {
         DWORD err = GetLastError();
-        if (!p->input)
+        if (!p->input) {
+            /* A read can end with bytes and an error (the writer gone):
+             * they count against max_buffer like any others. */
             p->out->len += n;
+            run->total += n;
+            if (run->max_buffer && run->total > run->max_buffer) {
+                set_error(run, -CP_ENOBUFS);
+                pipe_close(p);
+                kill_and_close(run);
+                return;
+            }
+        }
         if (err != ERROR_BROKEN_PIPE && err != ERROR_NO_DATA &&
             err != ERROR_PIPE_NOT_CONNECTED && err != ERROR_OPERATION_ABORTED)
             set_error(run, cp__win_error(err));
