@@ -187,6 +187,10 @@ x86_64-w64-mingw32-gcc "${cc_flags[@]}" -O2 -DMS_WIN64 -shared -static-libgcc \
     -o "$build/pkg/childproc/_core.pyd" "$build/_core.c" \
     "$root/csrc/spawn_win32.c" "$root/csrc/pipe_win32.c" "$root/csrc/run_sync_win32.c" \
     -L"$build" -lpython3
+# A do-nothing program for spawn benchmarks (Windows has no /bin/true).
+printf 'int main(void) { return 0; }\n' >"$build/true.c"
+x86_64-w64-mingw32-gcc -O2 -s -o "$build/true.exe" "$build/true.c"
+export CHILDPROC_WIN_TRUE="$(winpath "$build/true.exe")"
 log "set up in $(($(date +%s) - started)) s"
 
 # ---- the suite -----------------------------------------------------------------
