@@ -26,7 +26,6 @@ is the same, blocking.
 
 from __future__ import annotations
 
-import errno as _errno
 import sys
 from collections.abc import Callable, Generator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar, overload
