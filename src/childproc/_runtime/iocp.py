@@ -34,11 +34,9 @@ import sys
 # Windows only; also tells type checkers on other platforms to skip the rest.
 assert sys.platform == "win32"
 
-import _thread
 import itertools
 import math
 import os
-from collections import deque
 
 import _overlapped
 import _winapi
@@ -52,7 +50,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    from .reactor import TimerHandle
 
     Callback = Callable[..., object]
 
@@ -299,29 +296,18 @@ class IocpLoop(PrivateLoop):
 
     _poller: IocpPoller  # type: ignore[assignment,unused-ignore]
 
-    def __init__(self) -> None:  # noqa: PLW0231 - PrivateLoop's needs epoll and a wake-up pipe
-        self.thread_id: int | None = _thread.get_ident()
-        self._pid = os.getpid()
-        self._poller = IocpPoller()
-        self._callbacks: dict[int, list[Callback | None]] = {}
-        self._unregistered: dict[int, None] = {}
-        self._ready: deque[tuple[Callback, tuple[Any, ...]]] = deque()
-        self._ticks: deque[tuple[Callback, tuple[Any, ...]]] = deque()
-        self._closing: list[tuple[Callback, tuple[Any, ...]]] = []
-        self._timers: list[tuple[float, int, TimerHandle]] = []
-        self._seq = itertools.count()
-        self._refs = 0
-        self._lock = _thread.allocate_lock()
-        self._threadsafe: deque[tuple[Callback, tuple[Any, ...]]] = deque()
-        self._awaited_wakeups = 0
-        self.hangups = set()
-        self.exit_watches: set[Any] = set()
-        self._pseudo = itertools.count(-2, -1)  # exit waits; -1 is the wake-up
-        self._wake_r = -1
-        self._poller.set_wake_fd(-1)
-        self._callbacks[-1] = [self._drain_wakeups, None]
+    def _make_poller(self) -> IocpPoller:
+        return IocpPoller()
+
+    def _make_wakeup(self) -> None:
+        # A posted completion instead of a pipe; -1 stands for it in the
+        # fd table, exit waits take -2, -3, ...
+        self._pseudo = itertools.count(-2, -1)
+        self._wake_r = self._wake_w = -1
         self._wake_posted = False
+        self._poller.set_wake_fd(-1)
         self._poller.write_done = self._write_done
+        self._callbacks[-1] = [self._drain_wakeups, None]
 
     def _forget_after_fork(self, null_fd: int) -> None:  # pragma: no cover - no fork on Windows
         self.thread_id = None
@@ -329,10 +315,10 @@ class IocpLoop(PrivateLoop):
     def call_soon_threadsafe(self, callback: Callback, *args: Any) -> None:
         with self._lock:
             self._threadsafe.append((callback, args))
-            if self._wake_posted:
+            if self._wake_posted or self.closed:
                 return
             self._wake_posted = True
-        self._poller.wake()
+            self._poller.wake()  # under the lock: close() may end the port meanwhile
 
     def _drain_wakeups(self) -> None:
         with self._lock:
@@ -375,4 +361,9 @@ class IocpLoop(PrivateLoop):
         self._poller.close_fd(fd)
 
     def close(self) -> None:
+        with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+        self.thread_id = None
         self._poller.close()

@@ -55,15 +55,11 @@ class PrivateLoop(Reactor):
     """
 
     def __init__(self) -> None:
-        if Poller is None:
-            raise NotImplementedError(
-                "childproc's async API (spawn, exec, fork) has no Windows loop yet; "
-                "the sync forms (spawn_sync, exec_sync, exec_file_sync) work there"
-            )
         self.thread_id: int | None = _thread.get_ident()
         self._pid = os.getpid()
-        self._poller = Poller()
-        # epoll has an fd of its own; poll(2) objects (macOS) have none.
+        self._poller = self._make_poller()
+        # epoll has an fd of its own; poll(2) objects (macOS) and the Windows
+        # port's poller have none to let go of after a fork.
         self._poller_fd: int = self._poller.fileno() if hasattr(self._poller, "fileno") else -1
         self._callbacks: dict[int, list[Callback | None]] = {}  # fd -> [reader, writer]
         self._unregistered: dict[int, None] = {}  # fds in _callbacks not yet given to the poller, in order
@@ -80,12 +76,22 @@ class PrivateLoop(Reactor):
         self._depth = 0  # run_until calls in progress on the owning thread
         self.hangups = set()
         self.exit_watches: set[Any] = set()  # children still running, for _ThreadExit
+        self._make_wakeup()
+        track(self)
+
+    # The two platform hooks (Windows' IocpLoop overrides both).
+
+    def _make_poller(self) -> Any:
+        if Poller is None:
+            raise NotImplementedError("childproc's async API has no readiness poller on this platform")
+        return Poller()
+
+    def _make_wakeup(self) -> None:
         # Wake-up pipe for other threads (exit waiters without a pidfd, C
         # pumps finishing).  Close-on-exec and non-blocking from birth.
         self._wake_r, self._wake_w = pipe_cloexec()
         self._poller.register(self._wake_r, READ)
         self._callbacks[self._wake_r] = [self._drain_wakeups, None]
-        track(self)
 
     def _forget_after_fork(self, null_fd: int) -> None:
         # In a forked copy (see forksafe): the epoll instance is the
