@@ -50,7 +50,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-
     Callback = Callable[..., object]
 
 __all__ = ["IocpLoop", "IocpPoller", "read"]
