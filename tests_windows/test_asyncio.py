@@ -74,3 +74,19 @@ def test_exec_timeout_and_kill() -> None:
 
     assert run(main()) == ((True, "SIGTERM"), (None, "SIGTERM"))
 
+
+
+def test_a_selector_loop_is_refused_clearly() -> None:
+    async def main() -> None:
+        childproc.spawn(PY, ["-c", "pass"])
+
+    loop = asyncio.SelectorEventLoop()
+    try:
+        try:
+            loop.run_until_complete(main())
+        except RuntimeError as e:
+            assert "ProactorEventLoop" in str(e)
+        else:
+            raise AssertionError("spawn on a selector loop did not raise")
+    finally:
+        loop.close()

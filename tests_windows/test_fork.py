@@ -94,3 +94,9 @@ def test_passing_a_handle_is_refused() -> None:
         child.send({"bye": True})
         child.wait()
     assert child.exit_code == 0
+
+
+def test_process_without_a_channel() -> None:
+    out = childproc.exec_file_sync(PY, ["-c", "from childproc import process; print(process.connected, process.channel)"],
+                                   encoding="utf-8")
+    assert out == "False None\r\n"

@@ -159,3 +159,31 @@ def test_many_children_at_once() -> None:
     outs = [c.stdout.read() for c in children]
     assert [c.wait() for c in children] == [0] * 50
     assert outs == [f"{i}\r\n".encode() for i in range(50)]
+
+
+def test_extra_pipe_and_ignore_slots() -> None:
+    # stdio[3] as a pipe: the child finds it as CRT fd 3, as on POSIX.
+    child = childproc.spawn(PY, ["-c", "import os; os.write(3, b'on fd 3'); print('out')"],
+                            stdio=["ignore", "pipe", "ignore", "pipe"])
+    assert child.stdin is None and child.stderr is None
+    extra = child.stdio[3]
+    got = extra.read()
+    assert child.wait() == 0
+    assert got == b"on fd 3"
+
+
+def test_pipe_one_child_into_another() -> None:
+    producer = childproc.spawn(PY, ["-c", "print('through two children')"])
+    consumer = childproc.spawn(PY, ["-c", "import sys; sys.stdout.write(sys.stdin.read().upper())"])
+    producer.stdout.pipe(consumer.stdin)
+    out = consumer.stdout.read()
+    assert producer.wait() == 0 and consumer.wait() == 0
+    assert out == b"THROUGH TWO CHILDREN\r\n"
+
+
+def test_inherit_writes_to_our_stdout() -> None:
+    # 'inherit': the child writes to this process's stdout itself; what
+    # matters here is that it runs and ends normally with that handle.
+    child = childproc.spawn(PY, ["-c", "print('inherited')"], stdio="inherit")
+    assert child.stdout is None
+    assert child.wait() == 0

@@ -148,8 +148,15 @@ def current_reactor() -> Reactor:
         _asyncio_reactors = weakref.WeakKeyDictionary()
     reactor = _asyncio_reactors.get(aloop)
     if reactor is None:
-        if sys.platform == "win32" and hasattr(aloop, "_proactor"):
-            # ProactorEventLoop, Windows' default: completions, not readiness.
+        if sys.platform == "win32":
+            if not hasattr(aloop, "_proactor"):
+                # A selector loop selects sockets only on Windows: our pipes
+                # would never be reported, and the await would hang.
+                raise RuntimeError(
+                    "childproc on Windows needs asyncio's ProactorEventLoop (the default event loop "
+                    "there); this loop is a selector loop, which cannot watch pipes"
+                )
+            # ProactorEventLoop: completions, not readiness.
             from .proactor import ProactorReactor
 
             reactor = _asyncio_reactors[aloop] = ProactorReactor(aloop)
