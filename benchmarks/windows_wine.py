@@ -54,9 +54,11 @@ if (what === 'spawnSync') {
 
 
 def node(what: str, n: int, file: str) -> float:
-    out = subprocess.run([NODE, "-e", NODE_SCRIPT, what, str(n), file], stdin=subprocess.PIPE,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=True).stdout
-    return float(json.loads(out))
+    proc = subprocess.run([NODE, "-e", NODE_SCRIPT, what, str(n), file], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if proc.returncode:
+        raise RuntimeError(f"node.exe {what} failed ({proc.returncode}): {proc.stderr.decode(errors='replace')}")
+    return float(json.loads(proc.stdout))
 
 
 def ours_spawn_sync(n: int) -> float:
