@@ -100,3 +100,18 @@ def test_process_without_a_channel() -> None:
     out = childproc.exec_file_sync(PY, ["-c", "from childproc import process; print(process.connected, process.channel)"],
                                    encoding="utf-8")
     assert out == "False None\r\n"
+
+
+def test_pickle_serialization_between_pythons() -> None:
+    child = childproc.fork(os.path.join(HERE, "fixtures", "echo_child.py"), serialization="pickle")
+    got: list[Any] = []
+
+    def on_message(message: Any, handle: Any = None) -> None:
+        got.append(message)
+        if message == {"ready": True}:
+            child.send({"tuple": (1, 2), "bytes": b"\x00\xff", "set": {3}})
+            child.send({"bye": True})
+
+    child.on("message", on_message)
+    child.wait()
+    assert got[1] == {"echo": {"tuple": (1, 2), "bytes": b"\x00\xff", "set": {3}}}
