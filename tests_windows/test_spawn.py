@@ -187,3 +187,23 @@ def test_inherit_writes_to_our_stdout() -> None:
     child = childproc.spawn(PY, ["-c", "print('inherited')"], stdio="inherit")
     assert child.stdout is None
     assert child.wait() == 0
+
+
+def test_children_of_several_threads() -> None:
+    # Each thread gets its own completion-port loop.
+    import threading
+
+    results: list[Any] = []
+
+    def worker(i: int) -> None:
+        child = childproc.spawn(PY, ["-c", f"print({i})"])
+        out = child.stdout.read()
+        results.append((child.wait(), out))
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == sorted((0, f"{i}\r\n".encode()) for i in range(6))
+
