@@ -178,7 +178,7 @@ if [ ! -f "$build/libpython3.a" ]; then
 fi
 (cd "$root" && run_py -c "
 import runpy
-ns = runpy.run_path(r'src\\childproc\\_build.py')
+ns = runpy.run_path(r'csrc\\build_cffi.py')
 ns['ffibuilder'].emit_c_code(r'$(winpath "$build/_core.c")')
 ") >&2
 x86_64-w64-mingw32-gcc "${cc_flags[@]}" -O2 -DMS_WIN64 -shared -static-libgcc \

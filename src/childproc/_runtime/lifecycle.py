@@ -65,6 +65,8 @@ if TYPE_CHECKING:
 __all__ = ["Lifecycle", "at_interpreter_exit"]
 
 _WINDOWS = sys.platform == "win32"
+# Windows has no SIGKILL; its number (as libuv and Node use it) ends the child there too.
+_SIGKILL: int = getattr(_signal, "SIGKILL", 9)
 
 
 class Lifecycle:
@@ -165,7 +167,7 @@ class Lifecycle:
         if (
             self.force_kill_after
             and signum == self.kill_signal
-            and signum not in (0, _signal.SIGKILL)
+            and signum not in (0, _SIGKILL)
             and self._force_timer is None
         ):
             # The pending timer keeps the loop alive, as a ref'd timer in Node.
@@ -230,7 +232,7 @@ class Lifecycle:
     def _force_kill(self) -> None:
         self._force_timer = None
         self._reactor.unref()
-        self._policy_kill(_signal.SIGKILL)
+        self._policy_kill(_SIGKILL)
         self._maybe_release()
 
     # -- reasons to signal -------------------------------------------------

@@ -118,8 +118,11 @@ def dest_fd(dest: Any) -> int | None:
 
 
 def pump_available() -> bool:
-    """Whether the C core has the fd-to-fd pump (POSIX builds do)."""
-    return native.HAS_PUMP
+    """Whether ``pipe()`` may use the C core's fd-to-fd pump: POSIX only.  The
+    Windows core has one too, but its wake-up would be an anonymous pipe,
+    which the completion-port loop cannot watch (it watches the overlapped
+    pipes it made), so Windows takes Node's pipe through Python."""
+    return native.HAS_PUMP and os.name != "nt"
 
 
 # When a running pump looks at its pipes' backlog (seconds after the start).
