@@ -1,0 +1,252 @@
+"""One worker as the pool's thread sees it: a ``cp.fork()`` child, its
+channel, its stderr and the tasks sent to it.
+
+The child is started with ``kill_tree`` (its own process group, so a
+timeout kills whatever the task started too), ``die_with_parent`` (a
+SIGKILLed parent leaves no worker behind) and the pool's ``kill_signal``
+and ``force_kill_after``.  Its exit comes from the pidfd through the
+child's ``'exit'`` event -- not ``'close'``, which would wait for a
+grandchild that still holds a pipe.
+
+stderr goes through a pipe of the pool's own: what arrives is copied to
+the parent's stderr (as an inherited stderr would show it) and its last
+few KiB are kept, so a crash can say what the worker printed before it
+died.  At the exit the pipe is read out at once -- everything the worker
+wrote before dying is already in it -- and closed.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+from .._errors import IPCError
+from .._spawn import fork
+from ._errors import RemoteError
+
+if TYPE_CHECKING:
+    from .._child import ChildProcess
+    from .._loop import TimerHandle
+    from ._config import PoolConfig
+    from ._future import Task
+    from ._scheduler import Scheduler
+
+__all__ = ["Worker", "start_worker", "STARTING", "READY", "RETIRING", "KILLED", "DEAD"]
+
+STARTING, READY, RETIRING, KILLED, DEAD = "starting", "ready", "retiring", "killed", "dead"
+_TAIL = 8 * 1024
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+class Worker:
+    __slots__ = (
+        "scheduler",
+        "child",
+        "pid",
+        "state",
+        "inflight",
+        "sent",
+        "done",
+        "spawned_at",
+        "ready_at",
+        "err_fd",
+        "tail",
+        "idle_timer",
+        "age_timer",
+        "spawn_error",
+        "json",
+    )
+
+    def __init__(self, scheduler: Scheduler, child: ChildProcess | None, err_fd: int, json_mode: bool) -> None:
+        self.scheduler = scheduler
+        self.child = child
+        self.pid: int | None = child.pid if child is not None else None
+        self.state = STARTING
+        self.inflight: dict[int, Task] = {}  # in the order sent: the first is the one running
+        self.sent = 0
+        self.done = 0
+        self.spawned_at = time.monotonic()
+        self.ready_at: float | None = None
+        self.err_fd = err_fd
+        self.tail = bytearray()
+        self.idle_timer: TimerHandle | None = None
+        self.age_timer: TimerHandle | None = None
+        self.spawn_error: str | None = None
+        self.json = json_mode
+
+    def load(self) -> int:
+        return len(self.inflight)
+
+    # -- the channel ---------------------------------------------------------
+
+    def send_task(self, task: Task) -> None:
+        child = self.child
+        assert child is not None
+        if self.json:
+            fn, args = task.payload
+            child.send({"id": task.id, "fn": fn, "args": args})
+        else:
+            child.send((task.id, task.payload))
+        # A worker that died meanwhile: its exit requeues the task.
+
+    def on_pickle_message(self, message: Any, _handle: Any = None) -> None:
+        tid = message[0]
+        if tid == "ready":
+            self.scheduler.worker_ready(self)
+        elif message[1] == 2:
+            self.scheduler.task_answered(self, tid, 2, RemoteError(message[2], message[3], message[4]))
+        else:
+            self.scheduler.task_answered(self, tid, message[1], message[2], message[3] if message[1] else None)
+
+    def on_json_message(self, message: Any, _handle: Any = None) -> None:
+        if not isinstance(message, dict):
+            return
+        if "ready" in message:
+            self.scheduler.worker_ready(self)
+            return
+        tid = message.get("id")
+        error = message.get("error")
+        if error is not None:
+            if not isinstance(error, dict):
+                error = {"message": str(error)}
+            remote = RemoteError(
+                str(error.get("name") or "Error"), str(error.get("message") or ""), str(error.get("stack") or "")
+            )
+            self.scheduler.task_answered(self, tid, 2, remote)
+        else:
+            self.scheduler.task_answered(self, tid, 0, message.get("result"))
+
+    def on_error(self, err: BaseException) -> None:
+        if isinstance(err, IPCError) and getattr(err, "code", None) == "ERR_IPC_BAD_MESSAGE":
+            self.scheduler.bad_answer(self, err)
+            return
+        child = self.child
+        if child is not None and child.pid is None and self.state == STARTING:
+            # The spawn itself failed (ENOENT, EACCES, EAGAIN): there is no
+            # process and no 'exit' will come.
+            self.spawn_error = str(err)
+            self.scheduler.worker_exited(self, child.exit_code, None)
+        # Anything else (a send to a channel that just closed, a failed
+        # kill of a process already gone) is followed by the 'exit' that
+        # settles the worker's tasks.
+
+    def on_exit(self, code: int | None, signal: str | None) -> None:
+        if self.state != DEAD:
+            self.scheduler.worker_exited(self, code, signal)
+
+    # -- stderr --------------------------------------------------------------
+
+    def read_stderr(self) -> None:
+        fd = self.err_fd
+        if fd < 0:
+            return
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._close_stderr()
+            return
+        self._keep(data)
+
+    def _keep(self, data: bytes) -> None:
+        tail = self.tail
+        tail += data
+        if len(tail) > _TAIL:
+            del tail[: len(tail) - _TAIL]
+        try:
+            os.write(2, data)  # what an inherited stderr would have shown
+        except OSError:
+            pass
+
+    def finish_stderr(self) -> str:
+        """Read what the worker wrote before it died (it is in the pipe
+        already), close the pipe, and give the tail as text."""
+        fd = self.err_fd
+        while fd >= 0:
+            try:
+                data = os.read(fd, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            self._keep(data)
+        self._close_stderr()
+        return self.tail.decode("utf-8", "replace")
+
+    def _close_stderr(self) -> None:
+        fd, self.err_fd = self.err_fd, -1
+        if fd >= 0:
+            reactor = self.scheduler.reactor
+            assert reactor is not None
+            reactor.remove_reader(fd)
+            os.close(fd)
+
+    # -- control -------------------------------------------------------------
+
+    def kill(self, sig: int | None = None) -> None:
+        child = self.child
+        if child is None:
+            return
+        try:
+            child.kill(sig if sig is not None else self.scheduler.config.kill_signal)
+        except Exception:  # noqa: BLE001 - gone already: its exit is on its way
+            pass
+
+    def let_go(self) -> None:
+        """Close the channel: the worker reads EOF after its last task and
+        exits by itself."""
+        child = self.child
+        if child is not None and child.connected:
+            try:
+                child.disconnect()
+            except Exception:  # noqa: BLE001
+                self.kill()
+
+    def cancel_timers(self) -> None:
+        for name in ("idle_timer", "age_timer"):
+            timer = getattr(self, name)
+            if timer is not None:
+                timer.cancel()
+                setattr(self, name, None)
+
+    def rss(self) -> int:
+        try:
+            with open(f"/proc/{self.pid}/statm", "rb") as f:
+                return int(f.read().split()[1]) * _PAGE
+        except (OSError, ValueError, IndexError):
+            return 0
+
+
+def start_worker(scheduler: Scheduler, config: PoolConfig) -> Worker:
+    reactor = scheduler.reactor
+    assert reactor is not None
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    os.set_blocking(err_r, False)
+    try:
+        child = fork(
+            config.module_path,
+            config.args,
+            stdio=["ignore", "inherit", err_w, "ipc"],
+            **config.fork_options,
+        )
+    except Exception as exc:  # noqa: BLE001 - a failure to start is counted, never raised here
+        os.close(err_r)
+        worker = Worker(scheduler, None, -1, config.json)
+        worker.spawn_error = f"{type(exc).__name__}: {exc}"
+        reactor.call_soon(scheduler.worker_exited, worker, None, None)
+        return worker
+    finally:
+        os.close(err_w)
+    worker = Worker(scheduler, child, err_r, config.json)
+    child.on("message", worker.on_json_message if config.json else worker.on_pickle_message)
+    child.on("exit", worker.on_exit)
+    child.on("error", worker.on_error)
+    reactor.add_reader(err_r, worker.read_stderr)
+    if config.init_message is not None and child.pid is not None:
+        child.send(config.init_message)
+    return worker
+
