@@ -10,8 +10,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._signals import signal_number
-from .._wire import encode_pickle
+from .._spawn.signals import signal_number
+from .._ipc.wire import encode_pickle
 
 __all__ = ["PoolConfig", "make_config", "positive", "PICKLE_PROTOCOL"]
 

@@ -20,8 +20,8 @@ from concurrent.futures import Executor
 from functools import partial
 from typing import Any
 
-from .._emitter import EventEmitter
-from .._wire import encode_json
+from .._runtime.emitter import EventEmitter
+from .._ipc.wire import encode_json
 from ._config import PICKLE_PROTOCOL, PoolConfig, make_config, positive
 from ._errors import PoolBrokenError
 from ._future import PoolFuture, Task
@@ -49,7 +49,7 @@ class _Submitter:
     _retry_timeouts: bool
     _signal: Any
 
-    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> PoolFuture:  # type: ignore[override]
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> PoolFuture:
         """Run ``fn(*args, **kwargs)`` in a worker; every keyword goes to
         ``fn``.  Never blocks: past ``max_queue`` it raises ``QueueFullError``."""
         pool = self._pool
@@ -79,7 +79,7 @@ class _Submitter:
         scheduler.put(task)
         return future
 
-    def map(  # type: ignore[override]
+    def map(
         self,
         fn: Any,
         *iterables: Iterable[Any],

@@ -11,11 +11,21 @@ counted as done by ``wait``/``as_completed``.
 from __future__ import annotations
 
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from .._abort import AbortSignal
-    from ._scheduler import Scheduler
+
+
+class Scheduler(Protocol):
+    """What a future asks of the pool's scheduler (``_scheduler``, which
+    imports this module)."""
+
+    def post(self, fn: Any, *args: Any) -> None: ...
+
+    def drop_cancelled(self, task: Task) -> None: ...
+
+    def abort_task(self, task: Task, reason: Any) -> None: ...
 
 __all__ = ["PoolFuture", "Task"]
 

@@ -35,12 +35,12 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from .._errors import AbortError
-from .._loop import PrivateLoop, private_loop
+from .._runtime.loop import PrivateLoop, private_loop
 from ._errors import PoolBrokenError, RemoteError, RemoteTraceback, TaskTimeoutError, WorkerCrashedError
 from ._worker_proc import DEAD, KILLED, READY, RETIRING, STARTING, Worker, start_worker
 
 if TYPE_CHECKING:
-    from .._emitter import EventEmitter
+    from .._runtime.emitter import EventEmitter
     from ._config import PoolConfig
     from ._future import Task
 

@@ -237,7 +237,7 @@ def _json_error(exc: BaseException) -> dict[str, str]:
 
 
 def _serve_json(fd: int, module_path: str) -> int:
-    from .._wire import encode_json, parse_json_lines  # the channel's own codec: Node's JSON exactly
+    from .._ipc.wire import encode_json, parse_json_lines  # the channel's own codec: Node's JSON exactly
 
     module = _load_module(module_path)
 
@@ -247,7 +247,8 @@ def _serve_json(fd: int, module_path: str) -> int:
             target = getattr(target, part)
         if not callable(target):
             raise TypeError(f"{name} is not a function of {module_path}")
-        return target  # type: ignore[no-any-return]
+        fn: Callable[..., Any] = target
+        return fn
 
     _write_all(fd, [encode_json({"ready": os.getpid()})])
     buf = bytearray()

@@ -19,18 +19,34 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .._errors import IPCError
-from .._spawn import fork
+from .._launch import fork
 from ._errors import RemoteError
 
 if TYPE_CHECKING:
     from .._child import ChildProcess
-    from .._loop import TimerHandle
+    from .._runtime.reactor import TimerHandle
     from ._config import PoolConfig
+    from .._runtime.private import PrivateLoop
     from ._future import Task
-    from ._scheduler import Scheduler
+
+
+class Scheduler(Protocol):
+    """What a worker tells the pool's scheduler (``_scheduler``, which
+    imports this module)."""
+
+    reactor: PrivateLoop | None
+    config: PoolConfig
+
+    def worker_ready(self, worker: Worker) -> None: ...
+
+    def task_answered(self, worker: Worker, tid: Any, outcome: int, value: Any, extra: Any = None) -> None: ...
+
+    def bad_answer(self, worker: Worker, error: BaseException) -> None: ...
+
+    def worker_exited(self, worker: Worker, code: int | None, signal: str | None) -> None: ...
 
 __all__ = ["Worker", "start_worker", "STARTING", "READY", "RETIRING", "KILLED", "DEAD"]
 
