@@ -147,7 +147,12 @@ def make_config(
         module_path = os.path.join(_HERE, "worker.js")
         args = [module]
     else:
-        fork_options["exec_argv"] = [*argv, "-c", _BOOT]
+        # -S (no site): the worker takes the parent's sys.path from its
+        # first message, so site's work would be thrown away, and it costs
+        # a worker milliseconds of start-up.  Only for the parent's own
+        # interpreter, whose sys.path is valid there.
+        fast = ["-S"] if not exec_path and not json_mode else []
+        fork_options["exec_argv"] = [*argv, *fast, "-c", _BOOT]
         module_path = "childproc-pool-worker"  # sys.argv[1] of python -c
         args = [module] if module is not None else []
     init_message = None

@@ -65,6 +65,10 @@ class Scheduler:
         self.stopped = False
         self.start_failures = 0
         self.needs_drain = False
+        # Workers with nothing to do, for put()'s fast path (under lock).
+        # Not with max_tasks_per_worker (counted by the loop) nor json workers.
+        self.idle: list[Worker] = []
+        self.direct = config.max_tasks_per_worker is None and not config.json
         self.reactor: PrivateLoop | None = None
         self._started = threading.Event()
         self.thread = threading.Thread(target=self._main, name="childproc-pool", daemon=True)
@@ -136,6 +140,14 @@ class Scheduler:
                 raise self.broken
             if self.closed:
                 raise RuntimeError("cannot schedule new futures after shutdown")
+            if self.idle and not self.waiting and task.timeout is None and task.signal is None:
+                # The fast path: a worker is idle and nothing waits before
+                # this task, so the calling thread writes it to that
+                # worker's channel itself.  The round trip then crosses
+                # threads once (the answer), not twice.  Only tasks that
+                # need no timer of the loop take it.
+                if self.idle.pop().send_direct(task):
+                    return
             if limit is not None and self.waiting >= limit:
                 from ._errors import QueueFullError
 
@@ -146,6 +158,13 @@ class Scheduler:
                 return
             self.wake_pending = True
         self.post(self._take_incoming)
+
+    def unidle(self, worker: Worker) -> None:
+        """Take ``worker`` off the fast path before changing its state; a
+        caller may have just given it a task (then it is busy)."""
+        with self.lock:
+            if worker in self.idle:
+                self.idle.remove(worker)
 
     def _take_incoming(self) -> None:
         with self.lock:
@@ -173,25 +192,36 @@ class Scheduler:
         queue = self.queue
         if queue:
             cap = self.config.prefetch
-            ready = [w for w in self.workers if w.state == READY]
-            sent = 0
-            while queue and ready:
-                worker = min(ready, key=Worker.load) if len(ready) > 1 else ready[0]
-                if len(worker.inflight) >= cap:
-                    break
-                task = queue.popleft()
-                if not task.claimed:
-                    task.claimed = True
-                    if not task.future.set_running_or_notify_cancel():
-                        sent += 1  # cancelled while queued: done, and counted by wait()
+            limit = self.config.max_tasks_per_worker
+            retire: list[Worker] = []
+            # Under the lock: a caller's fast path must not pick a worker
+            # this loop is writing to (see put()).
+            with self.lock:
+                idle = self.idle
+                ready = [w for w in self.workers if w.state == READY and len(w.inflight) < cap]
+                sent = 0
+                while queue and ready:
+                    worker = min(ready, key=Worker.load) if len(ready) > 1 else ready[0]
+                    task = queue.popleft()
+                    if not task.claimed:
+                        task.claimed = True
+                        if not task.future.set_running_or_notify_cancel():
+                            sent += 1  # cancelled while queued: done, and counted by wait()
+                            continue
+                    elif task.future.done():
                         continue
-                elif task.future.done():
-                    continue
-                sent += 1
-                self._send(worker, task)
-                if worker.state != READY:  # it reached max_tasks_per_worker
-                    ready.remove(worker)
-            self._unwait(sent)
+                    sent += 1
+                    if worker in idle:
+                        idle.remove(worker)
+                    self._send(worker, task)
+                    if limit is not None and worker.sent >= limit:
+                        worker.state = RETIRING  # no more tasks: let go once they are done
+                        retire.append(worker)
+                    if worker.state != READY or len(worker.inflight) >= cap:
+                        ready.remove(worker)
+                self.waiting -= sent
+            for worker in retire:
+                self._retired(worker)
             if queue:
                 self._grow()
         if queue and not self.needs_drain:
@@ -217,9 +247,6 @@ class Scheduler:
         if len(worker.inflight) == 1:
             self._running(worker, task)
         worker.send_task(task)
-        limit = self.config.max_tasks_per_worker
-        if limit is not None and worker.sent >= limit:
-            self._retire(worker)
 
     def _running(self, worker: Worker, task: Task) -> None:
         """``task`` is the one ``worker`` runs now: its timeout starts."""
@@ -229,6 +256,8 @@ class Scheduler:
 
     def _grow(self) -> None:
         """Start workers for what waits, up to max_workers."""
+        if len(self.workers) >= self.config.max_workers and all(w.state == READY for w in self.workers):
+            return
         live = [w for w in self.workers if w.state in (STARTING, READY)]
         starting = sum(1 for w in live if w.state == STARTING)
         wanted = min(self.config.max_workers - len(live), len(self.queue) - starting)
@@ -272,6 +301,21 @@ class Scheduler:
         task.worker = None
         worker.done += 1
         self.start_failures = 0
+        # The worker's next step first (its next task, or back on the fast
+        # path), then the future: a caller woken by it finds the worker free.
+        inflight = worker.inflight
+        if inflight:
+            self._running(worker, next(iter(inflight.values())))
+        elif worker.state == RETIRING:
+            worker.let_go()
+        elif worker.state == READY:
+            self._between_tasks(worker)
+            if self.queue:
+                self.dispatch()
+            if worker.state == READY and not worker.inflight:
+                self._idle(worker)
+        if inflight and self.queue and worker.state == READY:
+            self.dispatch()  # a slot freed behind a prefetched task
         future = task.future
         if not task.dropped and not future.done():
             if outcome == 0:
@@ -287,18 +331,8 @@ class Scheduler:
                 future.set_exception(value)
         if task.signal is not None and task.on_abort is not None:
             task.signal.remove_event_listener("abort", task.on_abort)
-        inflight = worker.inflight
-        if inflight:
-            self._running(worker, next(iter(inflight.values())))
-        elif worker.state == RETIRING:
-            worker.let_go()
-            return
-        if worker.state == READY:
-            self._between_tasks(worker)
-        if self.queue or self.closing or self.needs_drain:
+        if self.closing or (self.needs_drain and not self.queue):
             self.dispatch()
-        if worker.state == READY and not worker.inflight:
-            self._idle(worker)
 
     def bad_answer(self, worker: Worker, error: BaseException) -> None:
         """An answer that did not unpickle here: it belongs to the task the
@@ -311,14 +345,15 @@ class Scheduler:
         self.task_answered(worker, tid, 2, remote)
 
     def worker_exited(self, worker: Worker, code: int | None, signal: str | None) -> None:
+        self.unidle(worker)
         prev = worker.state
         worker.state = DEAD
         worker.cancel_timers()
         stderr = worker.finish_stderr()
         if worker in self.workers:
             self.workers.remove(worker)
-        self.emit("workerExit", worker.pid, code, signal)
         if prev == STARTING:
+            self.emit("workerExit", worker.pid, code, signal)
             self._start_failed(worker, code, signal, stderr)
             return
         inflight = list(worker.inflight.values())
@@ -346,7 +381,8 @@ class Scheduler:
                 else:
                     head.future.set_exception(err)
             self._requeue(requeue)
-        if prev in (READY,) and not self.closing:
+        self.emit("workerExit", worker.pid, code, signal)  # after the futures: they are what callers wait on
+        if prev == READY and not self.closing:
             self._spawn()  # replaced, whether it was busy or idle
         self.dispatch()
 
@@ -414,6 +450,7 @@ class Scheduler:
     def _kill(self, worker: Worker, keep_head: bool = False) -> None:
         """Kill ``worker`` (its group) for a task's sake and replace it
         now; its other tasks go back to the queue."""
+        self.unidle(worker)
         tasks = list(worker.inflight.values())
         worker.inflight.clear()
         worker.state = KILLED
@@ -490,9 +527,13 @@ class Scheduler:
     def _retire(self, worker: Worker) -> None:
         """Let ``worker`` go once its tasks are done; its replacement
         starts now, so capacity never dips."""
+        self.unidle(worker)
         if worker.state != READY:
             return
         worker.state = RETIRING
+        self._retired(worker)
+
+    def _retired(self, worker: Worker) -> None:
         worker.cancel_timers()
         if not self.closing or self.queue:
             self._spawn()
@@ -500,6 +541,12 @@ class Scheduler:
             worker.let_go()
 
     def _idle(self, worker: Worker) -> None:
+        """``worker`` has nothing to do: callers may hand it a task
+        directly, and its idle timer starts."""
+        if self.direct and not self.closing:
+            with self.lock:
+                if worker not in self.idle:
+                    self.idle.append(worker)
         timeout = self.config.idle_timeout
         if timeout is None or worker.idle_timer is not None or self.closing:
             return
@@ -508,11 +555,14 @@ class Scheduler:
 
     def _idle_expired(self, worker: Worker) -> None:
         worker.idle_timer = None
+        self.unidle(worker)
         live = [w for w in self.workers if w.state in (STARTING, READY)]
         if worker.state == READY and not worker.inflight and len(live) > self.config.min_workers:
             worker.state = RETIRING
             worker.cancel_timers()
             worker.let_go()
+        elif worker.state == READY and not worker.inflight:
+            self._idle(worker)
 
     # -- the end -----------------------------------------------------------
 
@@ -542,6 +592,8 @@ class Scheduler:
         self.queue.extend(t for t in batch if not t.future.done())
 
     def _maybe_finish(self) -> None:
+        with self.lock:
+            self.idle.clear()  # closing: no fast path any more (put() refuses anyway)
         if self.queue or self.incoming or any(w.inflight for w in self.workers):
             return
         for worker in list(self.workers):
@@ -565,6 +617,8 @@ class Scheduler:
             batch = list(self.incoming)
             self.incoming.clear()
         self.closing = True
+        with self.lock:
+            self.idle.clear()
         tasks = batch + list(self.queue)
         self.queue.clear()
         for worker in list(self.workers):

@@ -46,6 +46,16 @@ if TYPE_CHECKING:
 __all__ = ["main", "apply_chunk"]
 
 _READ_SIZE = 256 * 1024
+
+
+async def _probe() -> None:
+    pass
+
+
+_coro = _probe()
+_CoroutineType = type(_coro)  # types.CoroutineType, without importing types
+_coro.close()
+del _coro
 _PROTOCOL = 5
 
 
@@ -172,7 +182,7 @@ def _run_task(tid: int, payload: bytes) -> bytes:
     try:
         fn, args, kwargs = pickle.loads(payload)
         result = fn(*args, **kwargs)
-        if hasattr(result, "__await__") and hasattr(result, "send"):
+        if type(result) is _CoroutineType:
             result = _await(result)
     except BaseException as exc:  # noqa: BLE001 - SystemExit in a task fails the task, not the worker
         return _answer_exception(tid, exc)
@@ -263,7 +273,7 @@ def _serve_json(fd: int, module_path: str) -> int:
             try:
                 args = message.get("args") or []
                 result = lookup(message.get("fn"))(*args)
-                if hasattr(result, "__await__") and hasattr(result, "send"):
+                if type(result) is _CoroutineType:
                     result = _await(result)
                 data = encode_json({"id": message["id"], "result": result})
             except BaseException as exc:  # noqa: BLE001 - the task fails, the worker goes on

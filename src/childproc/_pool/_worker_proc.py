@@ -18,10 +18,12 @@ wrote before dying is already in it -- and closed.
 from __future__ import annotations
 
 import os
+import select
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .._errors import IPCError
+from .._ipc.wire import encode_pickle
 from .._launch import fork
 from ._errors import RemoteError
 
@@ -52,6 +54,7 @@ __all__ = ["Worker", "start_worker", "STARTING", "READY", "RETIRING", "KILLED", 
 
 STARTING, READY, RETIRING, KILLED, DEAD = "starting", "ready", "retiring", "killed", "dead"
 _TAIL = 8 * 1024
+_DIRECT_MAX = 64 * 1024  # fits an empty socket buffer: written at once
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
@@ -72,6 +75,7 @@ class Worker:
         "age_timer",
         "spawn_error",
         "json",
+        "chan_fd",
     )
 
     def __init__(self, scheduler: Scheduler, child: ChildProcess | None, err_fd: int, json_mode: bool) -> None:
@@ -90,6 +94,8 @@ class Worker:
         self.age_timer: TimerHandle | None = None
         self.spawn_error: str | None = None
         self.json = json_mode
+        channel = child.channel if child is not None else None
+        self.chan_fd = channel.fd if channel is not None else -1
 
     def load(self) -> int:
         return len(self.inflight)
@@ -105,6 +111,48 @@ class Worker:
         else:
             child.send((task.id, task.payload))
         # A worker that died meanwhile: its exit requeues the task.
+
+    def send_direct(self, task: Task) -> bool:
+        """The fast path (``Scheduler.put``), on the caller's thread with
+        the scheduler's lock held: write ``task`` to this idle worker's
+        channel ourselves.  An idle worker has answered everything sent to
+        it, so the channel's write queue is empty and nothing else writes to
+        it while the lock is held.  False: not sent, take the slow path."""
+        if self.state != READY or self.inflight or self.chan_fd < 0:
+            return False
+        frame = encode_pickle((task.id, task.payload))
+        if len(frame) > _DIRECT_MAX:
+            return False  # big: the loop's writer handles partial writes
+        task.claimed = True
+        task.attempts = 1
+        task.worker = self
+        future = task.future
+        future.worker_pid = self.pid
+        future.attempts = 1
+        self.inflight[task.id] = task
+        self.sent += 1
+        future.set_running_or_notify_cancel()  # new: nobody could cancel it yet
+        view = memoryview(frame)
+        try:
+            while view:
+                try:
+                    view = view[os.write(self.chan_fd, view) :]
+                except BlockingIOError:
+                    select.select([], [self.chan_fd], [], 1.0)
+        except OSError:
+            # The worker is gone (its exit is on its way to the loop).
+            # Nothing reached it if nothing was written: then it was never
+            # sent, and the slow path requeues it cleanly.
+            if len(view) == len(frame):
+                del self.inflight[task.id]
+                self.sent -= 1
+                task.attempts = 0
+                task.worker = None
+                future.attempts = 0
+                future.worker_pid = None
+                task.claimed = True  # running already; the loop must not claim it again
+                return False
+        return True
 
     def on_pickle_message(self, message: Any, _handle: Any = None) -> None:
         tid = message[0]
