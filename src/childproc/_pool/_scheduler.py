@@ -32,6 +32,7 @@ import sys
 import threading
 import time
 from collections import deque
+from concurrent.futures import InvalidStateError
 from typing import TYPE_CHECKING, Any
 
 from .._errors import AbortError
@@ -173,7 +174,7 @@ class Scheduler:
             self.wake_pending = False
         queue = self.queue
         for task in batch:
-            if task.future.done():
+            if task.dropped:
                 self._unwait(1)  # aborted before it got here
                 continue
             if task.signal is not None:
@@ -208,7 +209,7 @@ class Scheduler:
                         if not task.future.set_running_or_notify_cancel():
                             sent += 1  # cancelled while queued: done, and counted by wait()
                             continue
-                    elif task.future.done():
+                    elif task.dropped or task.future.done():
                         continue
                     sent += 1
                     if worker in idle:
@@ -306,33 +307,69 @@ class Scheduler:
         inflight = worker.inflight
         if inflight:
             self._running(worker, next(iter(inflight.values())))
+            if self.queue and worker.state == READY:
+                self._refill(worker)  # the slot this answer freed
         elif worker.state == RETIRING:
             worker.let_go()
         elif worker.state == READY:
             self._between_tasks(worker)
             if self.queue:
-                self.dispatch()
+                self._refill(worker)
             if worker.state == READY and not worker.inflight:
                 self._idle(worker)
-        if inflight and self.queue and worker.state == READY:
-            self.dispatch()  # a slot freed behind a prefetched task
-        future = task.future
-        if not task.dropped and not future.done():
-            if outcome == 0:
-                future.set_result(value)
-            elif outcome == 1:
-                if isinstance(value, BaseException):
-                    if extra:
-                        value.__cause__ = RemoteTraceback(extra)
-                    future.set_exception(value)
+        if not task.dropped:
+            future = task.future
+            try:
+                if outcome == 0:
+                    future.set_result(value)
+                elif outcome == 1:
+                    if isinstance(value, BaseException):
+                        if extra:
+                            value.__cause__ = RemoteTraceback(extra)
+                        future.set_exception(value)
+                    else:
+                        future.set_exception(RemoteError(type(value).__name__, repr(value), extra or ""))
                 else:
-                    future.set_exception(RemoteError(type(value).__name__, repr(value), extra or ""))
-            else:
-                future.set_exception(value)
+                    future.set_exception(value)
+            except InvalidStateError:
+                pass  # failed here meanwhile (an abort racing its answer)
         if task.signal is not None and task.on_abort is not None:
             task.signal.remove_event_listener("abort", task.on_abort)
         if self.closing or (self.needs_drain and not self.queue):
             self.dispatch()
+
+    def _refill(self, worker: Worker) -> None:
+        """Top up one worker from the queue: what an answer does in a
+        busy pool (dispatch() without looking at every worker)."""
+        queue = self.queue
+        cap = self.config.prefetch
+        limit = self.config.max_tasks_per_worker
+        retiring = False
+        with self.lock:
+            if worker in self.idle:
+                self.idle.remove(worker)
+            sent = 0
+            while queue and len(worker.inflight) < cap:
+                task = queue.popleft()
+                if not task.claimed:
+                    task.claimed = True
+                    if not task.future.set_running_or_notify_cancel():
+                        sent += 1
+                        continue
+                elif task.dropped:
+                    continue
+                sent += 1
+                self._send(worker, task)
+                if limit is not None and worker.sent >= limit:
+                    worker.state = RETIRING
+                    retiring = True
+                    break
+            self.waiting -= sent
+        if retiring:
+            self._retired(worker)
+        if not queue and self.needs_drain:
+            self.needs_drain = False
+            self.emit("drain")
 
     def bad_answer(self, worker: Worker, error: BaseException) -> None:
         """An answer that did not unpickle here: it belongs to the task the
