@@ -60,6 +60,9 @@ class Lifecycle:
     def _spawn(self) -> Worker | None:
         raise NotImplementedError
 
+    def spawn_replacement(self) -> None:
+        raise NotImplementedError
+
     def _unwait(self, n: int) -> None:
         raise NotImplementedError
 
@@ -102,7 +105,12 @@ class Lifecycle:
             self._requeue(requeue)
         self.emit("workerExit", worker.pid, code, signal)  # after the futures: they are what callers wait on
         if prev == READY and not self.closing:
-            self._spawn()  # replaced, whether it was busy or idle
+            # Replaced, whether it was busy or idle -- after the loop's next
+            # wait for events: starting a worker holds this thread (and the
+            # GIL) for a while, and a caller woken by the failed future
+            # should not wait for that.
+            assert self.reactor is not None
+            self.reactor.call_later(0, self.spawn_replacement)
         self.dispatch()
 
     def closed_hard(self) -> bool:
@@ -183,7 +191,10 @@ class Lifecycle:
                 back.insert(0, head)
             self._requeue(back)
         if not self.closing or self.queue:
-            self._spawn()
+            # At once, not after the reap -- but after the loop's next wait,
+            # so the caller of the future failed now is not held up by it.
+            assert self.reactor is not None
+            self.reactor.call_later(0, self.spawn_replacement)
 
     def abort_task(self, task: Task, reason: Any) -> None:
         future = task.future

@@ -271,6 +271,15 @@ class Scheduler(Lifecycle):
             self.emit("workerCreate", worker.pid)
         return worker
 
+    def spawn_replacement(self) -> None:
+        """A worker was lost (crash, timeout, abort): start another unless
+        the pool filled up meanwhile or is winding down with nothing to do."""
+        if self.closing and not self.queue:
+            return
+        live = sum(1 for w in self.workers if w.state in (STARTING, READY))
+        if live < self.config.max_workers:
+            self._spawn()
+
     # -- what workers say (called by Worker) --------------------------------
 
     def worker_ready(self, worker: Worker) -> None:
