@@ -255,3 +255,16 @@ def test_listener_error_does_not_break_the_pool(capfd):
     assert p.submit(T.inc, 1).result(20) == 2
     p.shutdown()
     assert "ZeroDivisionError" in capfd.readouterr().err
+
+
+def test_cancelled_tasks_leave_room_in_the_queue(tmp_path):
+    with ProcessPool(1, max_queue=2) as p:
+        blocker = p.submit(T.wait_for_file, str(tmp_path / "go"))
+        wait_until(blocker.running)
+        for _ in range(3):
+            queued = [p.submit(T.inc, 1), p.submit(T.inc, 2)]
+            assert all(f.cancel() for f in queued)
+            wait_until(lambda: p._scheduler.waiting == 0)
+        (tmp_path / "go").touch()
+        assert blocker.result(20) is None
+        assert [p.submit(T.inc, i).result(20) for i in range(3)] == [1, 2, 3]

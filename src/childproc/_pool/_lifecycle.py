@@ -227,7 +227,7 @@ class Lifecycle:
             self.queue.remove(task)
             self._unwait(1)
         except ValueError:
-            pass
+            task.dropped = True  # still being handed over: let go when it arrives
         task.future.set_running_or_notify_cancel()  # counted as done by wait()/as_completed()
         self.dispatch()
 

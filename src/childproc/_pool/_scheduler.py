@@ -72,15 +72,19 @@ class Scheduler(Lifecycle):
         self.thread = threading.Thread(target=self._main, name="childproc-pool", daemon=True)
         self.thread.start()
         self._started.wait()
+        if self.reactor is None:
+            raise RuntimeError("the pool's thread could not start its loop")
 
     # -- the thread --------------------------------------------------------
 
     def _main(self) -> None:
-        reactor = self.reactor = private_loop()
-        # Other threads hand work over through call_soon_threadsafe: an
-        # idle pool waits for that, and the loop must know it may.
-        reactor.expect_wakeup()
-        self._started.set()
+        try:
+            reactor = self.reactor = private_loop()
+            # Other threads hand work over through call_soon_threadsafe: an
+            # idle pool waits for that, and the loop must know it may.
+            reactor.expect_wakeup()
+        finally:
+            self._started.set()  # the constructor reports a loop that could not start
         for _ in range(self.config.min_workers):
             self._spawn()
         while True:
@@ -201,14 +205,13 @@ class Scheduler(Lifecycle):
                 while queue and ready:
                     worker = min(ready, key=Worker.load) if len(ready) > 1 else ready[0]
                     task = queue.popleft()
+                    sent += 1  # it leaves the queue, whatever comes next
                     if not task.claimed:
                         task.claimed = True
                         if not task.future.set_running_or_notify_cancel():
-                            sent += 1  # cancelled while queued: done, and counted by wait()
-                            continue
+                            continue  # cancelled while queued: done, and counted by wait()
                     elif task.dropped or task.future.done():
                         continue
-                    sent += 1
                     if worker in idle:
                         idle.remove(worker)
                     self._send(worker, task)
@@ -357,14 +360,13 @@ class Scheduler(Lifecycle):
             sent = 0
             while queue and len(worker.inflight) < cap:
                 task = queue.popleft()
+                sent += 1
                 if not task.claimed:
                     task.claimed = True
                     if not task.future.set_running_or_notify_cancel():
-                        sent += 1
                         continue
-                elif task.dropped:
+                elif task.dropped or task.future.done():
                     continue
-                sent += 1
                 self._send(worker, task)
                 if limit is not None and worker.sent >= limit:
                     worker.state = RETIRING
