@@ -268,3 +268,14 @@ def test_cancelled_tasks_leave_room_in_the_queue(tmp_path):
         (tmp_path / "go").touch()
         assert blocker.result(20) is None
         assert [p.submit(T.inc, i).result(20) for i in range(3)] == [1, 2, 3]
+
+
+def test_public_names():
+    import childproc._pool as pool_pkg
+
+    for name in ("ProcessPool", "PoolFuture", "PoolOptions", "WorkerCrashedError", "PoolBrokenError",
+                 "TaskTimeoutError", "RemoteError", "QueueFullError"):
+        assert getattr(cp, name) is getattr(pool_pkg, name)
+        assert name in cp.__all__
+    assert issubclass(cp.WorkerCrashedError, cf.process.BrokenProcessPool)
+    assert issubclass(cp.TaskTimeoutError, TimeoutError)

@@ -35,6 +35,9 @@ if TYPE_CHECKING:  # the eager view, for type checkers and IDEs
     from ._exec import ExecChildProcess, ExecResult, exec, exec_file
     from ._ipc.process import process
     from ._launch import fork, spawn
+    from ._pool._errors import PoolBrokenError, QueueFullError, RemoteError, TaskTimeoutError, WorkerCrashedError
+    from ._pool._executor import PoolOptions, ProcessPool
+    from ._pool._future import PoolFuture
     from ._runtime.emitter import EventEmitter
     from ._runtime.loop import run
     from ._spawn.sync import SpawnSyncResult, exec_file_sync, exec_sync, spawn_sync
@@ -59,12 +62,20 @@ __all__ = [
     "LineTooLongError",
     "MaxBufferError",
     "MaxListenersExceededWarning",
+    "PoolBrokenError",
+    "PoolFuture",
+    "PoolOptions",
+    "ProcessPool",
+    "QueueFullError",
     "Readable",
+    "RemoteError",
     "SpawnError",
     "SpawnSyncResult",
     "StreamError",
     "StreamSystemError",
+    "TaskTimeoutError",
     "UnhandledErrorEvent",
+    "WorkerCrashedError",
     "Writable",
     "exec",
     "exec_file",
@@ -104,6 +115,14 @@ _HOMES = {
     "process": "_ipc.process",
     "fork": "_launch",
     "spawn": "_launch",
+    "PoolBrokenError": "_pool._errors",
+    "QueueFullError": "_pool._errors",
+    "RemoteError": "_pool._errors",
+    "TaskTimeoutError": "_pool._errors",
+    "WorkerCrashedError": "_pool._errors",
+    "PoolOptions": "_pool._executor",
+    "ProcessPool": "_pool._executor",
+    "PoolFuture": "_pool._future",
     "EventEmitter": "_runtime.emitter",
     "run": "_runtime.loop",
     "SpawnSyncResult": "_spawn.sync",
