@@ -26,6 +26,8 @@ Workloads (their bars are printed with the table, met or missed):
                per-task timeouts)
 * ``ready``    an idle worker is SIGKILLed: ms until its replacement says it
                is ready (only childproc reports a worker's readiness)
+* ``start``    the same replacements, from their spawn ('workerCreate') to
+               'workerReady': what a worker's start costs by itself
 
 Peers that cannot run here (loky not installed, no node or no piscina) are
 listed as skipped with the reason.  Nothing here asserts a time.
@@ -61,6 +63,7 @@ WORKLOADS: dict[str, dict[str, Any]] = {
     "timeout": {"title": "1 s task timeout: late by", "unit": "ms", "lower": True, "peers": ["childproc"]},
     "ready": {"title": "idle worker SIGKILLed: replacement ready after", "unit": "ms", "lower": True,
               "peers": ["childproc"]},
+    "start": {"title": "worker start: spawn to ready", "unit": "ms", "lower": True, "peers": ["childproc"]},
 }
 SIZES = {"full": {"rt": 1000, "thr": 5000, "batches": 3, "crash": 4, "timeout": 2, "ready": 5},
          "quick": {"rt": 300, "thr": 2000, "batches": 2, "crash": 2, "timeout": 1, "ready": 3}}
@@ -216,13 +219,14 @@ def cell_timeout(peer: str, size: dict[str, int]) -> list[float]:
     return out
 
 
-def cell_ready(peer: str, size: dict[str, int]) -> list[float]:
+def cell_ready(peer: str, size: dict[str, int], since_spawn: bool = False) -> list[float]:
     import threading
 
     from _pool_tasks import inc
 
     pool = _make(peer, min_workers=2)
     ready: list[tuple[int, float]] = []
+    created: dict[int, float] = {}
     cond = threading.Condition()
 
     def on_ready(pid: int) -> None:
@@ -230,6 +234,7 @@ def cell_ready(peer: str, size: dict[str, int]) -> list[float]:
             ready.append((pid, time.perf_counter()))
             cond.notify_all()
 
+    pool.on("workerCreate", lambda pid: created.__setitem__(pid, time.perf_counter()))
     pool.on("workerReady", on_ready)
     _warm(pool)
     with cond:
@@ -242,7 +247,8 @@ def cell_ready(peer: str, size: dict[str, int]) -> list[float]:
         os.kill(victim, signal.SIGKILL)
         with cond:
             cond.wait_for(lambda: len(ready) > seen, 10)
-        out.append((ready[seen][1] - t0) * 1000)
+        pid, t1 = ready[seen]
+        out.append((t1 - (created[pid] if since_spawn else t0)) * 1000)
         pool.submit(inc, 1).result()
     _shutdown(pool)
     return out
@@ -257,8 +263,8 @@ def run_cell(workload: str, peer: str, size: dict[str, int]) -> list[Any]:
         return cell_crash(peer, size)
     if workload == "timeout":
         return cell_timeout(peer, size)
-    if workload == "ready":
-        return cell_ready(peer, size)
+    if workload in ("ready", "start"):
+        return cell_ready(peer, size, since_spawn=workload == "start")
     raise ValueError(workload)
 
 
@@ -336,7 +342,8 @@ def _bars(fig: dict[str, dict[str, float | None]]) -> list[tuple[str, bool | Non
         None if ppe_thr is None else 10 * ppe_thr, False, "10x PPE")
     bar("crash detected <= 5 ms", get("crash", "childproc"), 5.0, True, "bar")
     bar("1 s timeout late by <= 20 ms", get("timeout", "childproc"), 20.0, True, "bar")
-    bar("replacement ready <= 15 ms", get("ready", "childproc"), 15.0, True, "bar")
+    bar("replacement ready <= 15 ms (from the kill)", get("ready", "childproc"), 15.0, True, "bar")
+    bar("replacement ready <= 15 ms (from its spawn)", get("start", "childproc"), 15.0, True, "bar")
     return bars
 
 

@@ -288,7 +288,7 @@ class Worker:
 def start_worker(scheduler: Scheduler, config: PoolConfig) -> Worker:
     reactor = scheduler.reactor
     assert reactor is not None
-    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    err_r, err_w = os.pipe()  # close-on-exec from birth (PEP 446), and there is no pipe2 on macOS
     os.set_blocking(err_r, False)
     try:
         child = fork(
