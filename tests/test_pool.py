@@ -279,3 +279,8 @@ def test_public_names():
         assert name in cp.__all__
     assert issubclass(cp.WorkerCrashedError, cf.process.BrokenProcessPool)
     assert issubclass(cp.TaskTimeoutError, TimeoutError)
+
+
+def test_map_timeout_none_and_infinite_mean_no_deadline(pool):
+    assert list(pool.map(T.inc, [1, 2], timeout=None)) == [2, 3]
+    assert list(pool.map(T.inc, [1, 2], timeout=float("inf"))) == [2, 3]

@@ -96,7 +96,8 @@ class _Submitter:
             raise ValueError("buffersize must be None or an int >= 1")
         if chunksize > 1 and self._pool._config.json:
             raise ValueError("json workers take chunksize=1")
-        deadline = None if timeout is None else time.monotonic() + positive(timeout, "timeout", allow_zero=True)  # type: ignore[operator]
+        limit = positive(timeout, "timeout", allow_zero=True)
+        deadline = None if limit is None else time.monotonic() + limit
         items: Iterator[tuple[Any, ...]] = zip(*iterables)
         call: Any = fn
         if chunksize > 1:
