@@ -284,3 +284,9 @@ def test_public_names():
 def test_map_timeout_none_and_infinite_mean_no_deadline(pool):
     assert list(pool.map(T.inc, [1, 2], timeout=None)) == [2, 3]
     assert list(pool.map(T.inc, [1, 2], timeout=float("inf"))) == [2, 3]
+
+
+def test_results_past_the_channels_default_message_limit_cross(pool):
+    # The channel drops messages over 64 MiB by default; a pool's result is
+    # the caller's own data, as with ProcessPoolExecutor.
+    assert len(pool.submit(T.big, 70 * 1024 * 1024).result(60)) == 70 * 1024 * 1024

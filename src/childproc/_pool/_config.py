@@ -135,6 +135,9 @@ def make_config(
         "die_with_parent": True,  # a SIGKILLed parent leaves no worker behind
         "kill_signal": kill_signal,
         "force_kill_after": force_kill_after,
+        # A result is the caller's own data, however big (as with PPE): the
+        # channel's guard against a runaway peer does not apply.
+        "max_message_size": math.inf,
     }
     signal_number(kill_signal, "kill_signal")
     positive(force_kill_after, "force_kill_after", allow_zero=True)
