@@ -80,17 +80,18 @@ def _write_all(fd: int, parts: list[bytes]) -> None:
 def _frames(fd: int) -> Iterator[bytearray]:
     """The pickle frames the parent sends, as they arrive; ends at EOF."""
     buf = bytearray()
-    read = os.read
+    space = [memoryview(bytearray(_READ_SIZE))]  # read into: no allocation per read
+    readv = os.readv
     while True:
         try:
-            chunk = read(fd, _READ_SIZE)
+            size = readv(fd, space)
         except InterruptedError:  # pragma: no cover - PEP 475 retries
             continue
         except OSError:
             return
-        if not chunk:
+        if not size:
             return
-        buf += chunk
+        buf += space[0][:size]
         pos, n = 0, len(buf)
         while n - pos >= 4:
             end = pos + 4 + int.from_bytes(buf[pos : pos + 4], "big")

@@ -24,6 +24,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .._errors import IPCError
 from .._ipc.wire import encode_pickle
+
+try:
+    from _pickle import loads as _loads
+except ImportError:  # pragma: no cover - other Pythons
+    from pickle import loads as _loads
 from .._launch import fork
 from ._errors import RemoteError
 
@@ -55,6 +60,7 @@ __all__ = ["Worker", "start_worker", "STARTING", "READY", "RETIRING", "KILLED", 
 STARTING, READY, RETIRING, KILLED, DEAD = "starting", "ready", "retiring", "killed", "dead"
 _TAIL = 8 * 1024
 _DIRECT_MAX = 64 * 1024  # fits an empty socket buffer: written at once
+_READ_SIZE = 256 * 1024
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
@@ -76,6 +82,8 @@ class Worker:
         "spawn_error",
         "json",
         "chan_fd",
+        "rbuf",
+        "rview",
     )
 
     def __init__(self, scheduler: Scheduler, child: ChildProcess | None, err_fd: int, json_mode: bool) -> None:
@@ -96,6 +104,8 @@ class Worker:
         self.json = json_mode
         channel = child.channel if child is not None else None
         self.chan_fd = channel.fd if channel is not None else -1
+        self.rbuf = bytearray()  # a partial answer, once answers are read here
+        self.rview: list[memoryview] = []  # what they are read into
 
     def load(self) -> int:
         return len(self.inflight)
@@ -157,11 +167,72 @@ class Worker:
     def on_pickle_message(self, message: Any, _handle: Any = None) -> None:
         tid = message[0]
         if tid == "ready":
+            self._read_answers_ourselves()
             self.scheduler.worker_ready(self)
         elif message[1] == 2:
             self.scheduler.task_answered(self, tid, 2, RemoteError(message[2], message[3], message[4]))
         else:
             self.scheduler.task_answered(self, tid, message[1], message[2], message[3] if message[1] else None)
+
+    def _read_answers_ourselves(self) -> None:
+        """From now on the answers are read here, not by the channel.
+
+        A worker's answers are plain pickle frames and one reader: the
+        channel's general path (ancillary data, handles, internal messages,
+        'message' events one per tick) costs a round trip microseconds it
+        does not need.  The channel has read everything so far (the worker
+        said 'ready' and waits for a task), so no byte is split between the
+        two readers.  At EOF the fd is left alone: the exit's drain or the
+        channel's own close takes it from there."""
+        reactor = self.scheduler.reactor
+        if self.json or self.chan_fd < 0 or reactor is None:
+            return
+        self.rbuf = bytearray()
+        self.rview = [memoryview(bytearray(_READ_SIZE))]
+        reactor.add_reader(self.chan_fd, self.read_answers)
+
+    def read_answers(self) -> None:
+        fd = self.chan_fd
+        try:
+            size = os.readv(fd, self.rview)  # into the worker's own buffer: no allocation per read
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            size = 0
+        if not size:
+            reactor = self.scheduler.reactor
+            assert reactor is not None
+            reactor.remove_reader(fd)  # EOF: the exit (or the close) comes next
+            return
+        buf = self.rbuf
+        view: Any
+        if buf:
+            buf += self.rview[0][:size]
+            view = buf
+        else:
+            view = self.rview[0][:size]  # the common case: whole frames, read as they came
+        pos, n = 0, size if view is not buf else len(buf)
+        on_message = self.on_pickle_message
+        try:
+            while n - pos >= 4:
+                end = pos + 4 + int.from_bytes(view[pos : pos + 4], "big")
+                if end > n:
+                    break
+                try:
+                    message = _loads(view[pos + 4 : end])
+                except Exception as exc:  # noqa: BLE001 - an answer that cannot be rebuilt here
+                    pos = end
+                    self.scheduler.bad_answer(self, exc)
+                    continue
+                pos = end
+                on_message(message)
+        finally:
+            if view is buf:
+                del buf[:pos]
+            elif pos < n:
+                buf += view[pos:n]
+            if view is not buf:
+                view.release()
 
     def on_json_message(self, message: Any, _handle: Any = None) -> None:
         if not isinstance(message, dict):
