@@ -263,11 +263,12 @@ def _serve_json(fd: int, module_path: str) -> int:
 
     _write_all(fd, [encode_json({"ready": os.getpid()})])
     buf = bytearray()
+    space = [memoryview(bytearray(_READ_SIZE))]
     while True:
-        chunk = os.read(fd, _READ_SIZE)
-        if not chunk:
+        size = os.readv(fd, space)
+        if not size:
             return 0
-        buf += chunk
+        buf += space[0][:size]
         for message in parse_json_lines(buf):
             if not isinstance(message, dict) or "id" not in message:
                 continue  # not a task (a bad line): nothing to answer
