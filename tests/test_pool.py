@@ -290,3 +290,13 @@ def test_results_past_the_channels_default_message_limit_cross(pool):
     # The channel drops messages over 64 MiB by default; a pool's result is
     # the caller's own data, as with ProcessPoolExecutor.
     assert len(pool.submit(T.big, 70 * 1024 * 1024).result(60)) == 70 * 1024 * 1024
+
+
+def test_pool_errors_pickle_round_trip():
+    import pickle as _p
+
+    for err in (cp.WorkerCrashedError("w", pid=1, exit_code=2, signal_code=None, attempts=3, stderr="tail"),
+                cp.PoolBrokenError("b", stderr="x"), cp.TaskTimeoutError("t", timeout=1.0, pid=5),
+                RemoteError("KeyError", "k", "tb"), QueueFullError("full")):
+        back = _p.loads(_p.dumps(err))
+        assert type(back) is type(err) and str(back) == str(err) and back.__dict__ == err.__dict__

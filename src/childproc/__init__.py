@@ -32,10 +32,10 @@ if TYPE_CHECKING:  # the eager view, for type checkers and IDEs
         StreamSystemError,
         UnhandledErrorEvent,
     )
+    from ._errors import PoolBrokenError, QueueFullError, RemoteError, TaskTimeoutError, WorkerCrashedError
     from ._exec import ExecChildProcess, ExecResult, exec, exec_file
     from ._ipc.process import process
     from ._launch import fork, spawn
-    from ._pool._errors import PoolBrokenError, QueueFullError, RemoteError, TaskTimeoutError, WorkerCrashedError
     from ._pool._executor import PoolOptions, ProcessPool
     from ._pool._future import PoolFuture
     from ._runtime.emitter import EventEmitter
@@ -115,11 +115,11 @@ _HOMES = {
     "process": "_ipc.process",
     "fork": "_launch",
     "spawn": "_launch",
-    "PoolBrokenError": "_pool._errors",
-    "QueueFullError": "_pool._errors",
-    "RemoteError": "_pool._errors",
-    "TaskTimeoutError": "_pool._errors",
-    "WorkerCrashedError": "_pool._errors",
+    "PoolBrokenError": "_errors",
+    "QueueFullError": "_errors",
+    "RemoteError": "_errors",
+    "TaskTimeoutError": "_errors",
+    "WorkerCrashedError": "_errors",
     "PoolOptions": "_pool._executor",
     "ProcessPool": "_pool._executor",
     "PoolFuture": "_pool._future",

@@ -365,6 +365,70 @@ if TYPE_CHECKING:
 
 _LAZY = ("ExecError", "MaxBufferError", "ExecTimeoutError")
 
+# The pool's crash errors are BrokenProcessPools (PPE's except clauses match);
+# its module imports multiprocessing (~50 ms): made on first use too.
+
+
+class _WorkerCrashedFields(Exception):
+    """A pool worker died running the task; only that task fails.  ``pid``,
+    ``exit_code``, ``signal_code``, ``attempts`` (times the task was started)
+    and ``stderr`` (the tail of what the worker wrote there)."""
+
+    def __init__(self, message: str, *, pid: int | None = None, exit_code: int | None = None,
+                 signal_code: str | None = None, attempts: int = 0, stderr: str = "") -> None:
+        super().__init__(message)
+        self.pid, self.exit_code, self.signal_code = pid, exit_code, signal_code
+        self.attempts, self.stderr = attempts, stderr
+
+    def __str__(self) -> str:
+        tail = f"\n--- worker stderr (tail) ---\n{self.stderr.rstrip()}" if self.stderr else ""
+        return (str(self.args[0]) if self.args else "worker crashed") + tail
+
+
+if TYPE_CHECKING:
+    from concurrent.futures.process import BrokenProcessPool
+
+    class WorkerCrashedError(_WorkerCrashedFields, BrokenProcessPool):
+        """A pool worker died while running the task (see the fields' docs)."""
+
+    class PoolBrokenError(WorkerCrashedError):
+        """The pool cannot run tasks: 3 start failures in a row, or terminate/kill_workers."""
+
+_LAZY_POOL = ("WorkerCrashedError", "PoolBrokenError")
+
+
+def _make_pool_errors() -> None:
+    from concurrent.futures.process import BrokenProcessPool
+
+    doc = "The pool cannot run tasks: 3 start failures in a row, or terminate/kill_workers."
+    crashed = type("WorkerCrashedError", (_WorkerCrashedFields, BrokenProcessPool), {"__module__": __name__})
+    globals().update(WorkerCrashedError=crashed, PoolBrokenError=type("PoolBrokenError", (crashed,), {"__doc__": doc}))
+
+
+class TaskTimeoutError(TimeoutError):
+    """A pool task ran past its timeout and its worker was killed (``timeout``, ``pid``)."""
+
+    def __init__(self, message: str, *, timeout: float | None = None, pid: int | None = None) -> None:
+        super().__init__(message)
+        self.timeout, self.pid = timeout, pid
+
+
+class RemoteError(Exception):
+    """What a pool worker sent back cannot be rebuilt here (an unpicklable
+    exception or result), or a Node worker threw: the worker's own words."""
+
+    def __init__(self, type_name: str, message: str, traceback_text: str = "") -> None:
+        super().__init__(type_name, message, traceback_text)
+        self.type_name, self.message, self.traceback_text = type_name, message, traceback_text
+
+    def __str__(self) -> str:
+        tb = f"\n--- remote traceback ---\n{self.traceback_text.rstrip()}" if self.traceback_text else ""
+        return (f"{self.type_name}: {self.message}" if self.message else self.type_name) + tb
+
+
+class QueueFullError(RuntimeError):
+    """``ProcessPool.submit`` past ``max_queue``: it refuses rather than block."""
+
 
 def _make_exec_errors() -> None:
     from subprocess import CalledProcessError, TimeoutExpired
@@ -383,6 +447,9 @@ if not TYPE_CHECKING:  # hidden from the checker, which would let any name throu
     def __getattr__(name: str) -> Any:
         if name in _LAZY:
             _make_exec_errors()
+            return globals()[name]
+        if name in _LAZY_POOL:
+            _make_pool_errors()
             return globals()[name]
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

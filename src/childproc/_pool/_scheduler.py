@@ -35,7 +35,7 @@ from concurrent.futures import InvalidStateError
 from typing import TYPE_CHECKING, Any
 
 from .._runtime.loop import PrivateLoop, private_loop
-from ._errors import RemoteError, RemoteTraceback
+from ._errors import RemoteError, _RemoteTraceback
 from ._lifecycle import Lifecycle
 from ._worker_proc import READY, RETIRING, STARTING, Worker, start_worker
 
@@ -334,7 +334,7 @@ class Scheduler(Lifecycle):
                 elif outcome == 1:
                     if isinstance(value, BaseException):
                         if extra:
-                            value.__cause__ = RemoteTraceback(extra)
+                            value.__cause__ = _RemoteTraceback(extra)
                         future.set_exception(value)
                     else:
                         future.set_exception(RemoteError(type(value).__name__, repr(value), extra or ""))
