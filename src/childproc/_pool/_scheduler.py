@@ -90,9 +90,17 @@ class Scheduler(Lifecycle):
         while True:
             try:
                 reactor.run_until(lambda: self.stopped)
-                return
+                break
             except BaseException as exc:  # noqa: BLE001 - the loop must outlive a listener's error
                 self._report(exc)
+        # Every worker has exited.  A killed one's lifecycle may still hold a
+        # timer -- the SIGKILL for its group after force_kill_after, then the
+        # release of its group's warden -- and only this loop runs it.
+        grace = (self.config.force_kill_after or 0.0) + 2.0
+        try:
+            reactor.run_until(lambda: reactor.refs <= 0 and reactor.nothing_queued(), grace)
+        except BaseException as exc:  # noqa: BLE001
+            self._report(exc)
 
     def on_loop_thread(self) -> bool:
         return threading.get_ident() == self.thread.ident
