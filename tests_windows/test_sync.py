@@ -183,7 +183,7 @@ def test_large_output_and_input() -> None:
 
 
 def test_error_codes_drop_the_winsock_prefix() -> None:
-    from childproc._errors import errno_code
+    from childproc._errnos import errno_code
 
     assert errno_code(errno.ETIMEDOUT) == "ETIMEDOUT"
     assert errno_code(errno.ENOBUFS) == "ENOBUFS"

@@ -79,25 +79,52 @@ def main(argv: list[str]) -> int:
     a = parse_args(argv)
     if a.list:
         list_workloads(a)
+        print(f"{POOL}: the worker pools (pool of 2, task x+1): round trip, throughput at prefetch 1 and 64, "
+              "crash detection, timeout lateness, replacement ready; benchmarks/pool_workloads.py")
         return 0
 
-    names = a.workload or list(WORKLOADS)
-    unknown = [n for n in names if n not in WORKLOADS]
+    names = a.workload or [*WORKLOADS, POOL]
+    unknown = [n for n in names if n not in WORKLOADS and n != POOL]
     if unknown:
-        log(f"unknown workload(s): {', '.join(unknown)}; have {', '.join(WORKLOADS)}")
+        log(f"unknown workload(s): {', '.join(unknown)}; have {', '.join([*WORKLOADS, POOL])}")
         return 2
-    workloads = [WORKLOADS[n] for n in dict.fromkeys(names)]
-    states = parent_states(a)
-    results, t_start = run(a, workloads)
-    json_path = write_json(results, a.out)
-    print_report(a, workloads, results, states, t_start)
-    print()
-    print(f"wrote {json_path}")
-    if not a.no_chart:
-        png = a.out / "compare.png"
-        err = draw_chart(png, results, states)
-        print(err or f"wrote {png}")
+    workloads = [WORKLOADS[n] for n in dict.fromkeys(names) if n != POOL]
+    if workloads:
+        states = parent_states(a)
+        results, t_start = run(a, workloads)
+        json_path = write_json(results, a.out)
+        print_report(a, workloads, results, states, t_start)
+        print()
+        print(f"wrote {json_path}")
+        if not a.no_chart:
+            png = a.out / "compare.png"
+            err = draw_chart(png, results, states)
+            print(err or f"wrote {png}")
+    if POOL in names:
+        _run_pools(a)
     return 0
+
+
+POOL = "pool"
+
+
+def _run_pools(a: argparse.Namespace) -> None:
+    """The pool family: its cells run in fresh processes of their own (a pool
+    owns threads and workers), so it has its own runner; its table and bars
+    come last, and its figures go to pool.json beside compare.json."""
+    import json
+
+    import pool_workloads  # benchmarks/ is on sys.path (see __init__)
+
+    rounds = 1 if a.quick else min(a.rounds, 3)  # a full pool round takes minutes (fresh processes per cell)
+    result = pool_workloads.run(rounds=rounds, mode="quick" if a.quick else "full")
+    print()
+    print("== pool: worker pools, pool of 2, task x+1 (benchmarks/pool_workloads.py)")
+    print(pool_workloads.format_table(result))
+    a.out.mkdir(parents=True, exist_ok=True)
+    path = a.out / "pool.json"
+    path.write_text(json.dumps(result, indent=1, default=str) + "\n")
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -38,7 +38,8 @@ from typing import TYPE_CHECKING, Any, cast
 from ._spawn import native as _native
 from ._spawn.failure import RUNTIME_SPAWN_ERRORS, display, spawn_failure
 from ._runtime.emitter import EventEmitter
-from ._errors import AbortError, SpawnError, node_errno, spawn_error
+from ._errnos import node_errno
+from ._errors import AbortError, SpawnError, spawn_error
 from ._runtime.exitwatch import ExitWatch
 from ._runtime.lifecycle import Lifecycle
 from ._ipc.channel import IPC

@@ -31,7 +31,8 @@ from collections.abc import Callable, Generator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar, overload
 
 from ._child import ChildProcess
-from ._errors import ExecError, ExecTimeoutError, MaxBufferError, node_errno_name
+from ._errnos import node_errno_name
+from ._errors import ExecError, ExecTimeoutError, MaxBufferError
 from ._messages import add_max_buffer_hint
 from ._runtime.loop import running_asyncio_loop
 from ._spawn.options import SpawnPlan, normalize_exec, normalize_exec_file
