@@ -210,7 +210,7 @@ def test_results_match_between_calls() -> None:
 
 @requires_node
 def test_node_error_numbers_are_libuvs() -> None:
-    from childproc._errors import _UV_WINDOWS
+    from childproc._errnos import _UV_WINDOWS
 
     node = run_node("const m = require('util').getSystemErrorMap(); const o = {};"
                     "for (const [k, v] of m) o[v[0]] = -k; out(o);")
