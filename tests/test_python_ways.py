@@ -168,6 +168,26 @@ def test_with_inside_a_coroutine_reaps_before_it_returns():
     asyncio.run(main())
 
 
+def test_with_inside_a_coroutine_returns_when_the_group_leader_is_held():
+    # kill_tree with a pending timeout holds the exited leader unreaped (its
+    # pid names the group); the block must still return once 'exit' came,
+    # not wait for a reap the policy defers.  Run apart: a regression spins.
+    code = (
+        "import asyncio, childproc as cp\n"
+        "async def main():\n"
+        "    events = []\n"
+        "    with cp.spawn('sleep', ['30'], kill_tree=True, timeout=60) as child:\n"
+        "        child.on('exit', lambda *a: events.append(a))\n"
+        "    assert events == [(None, 'SIGTERM')], events\n"
+        "    await child\n"
+        "    print('ok')\n"
+        "asyncio.run(main())\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"
+
+
 def test_async_with_a_child_spawned_outside_the_loop():
     child = cp.spawn("sleep", ["30"])
 

@@ -83,7 +83,9 @@ class ExitWatch:
         and the child must not outlive it.  ``waitid(WNOWAIT)`` leaves the
         reaping to :meth:`_ready`, as every watcher does."""
         waitid = getattr(os, "waitid", None)  # macOS has it from Python 3.13 on
-        while not self._done:
+        # Held (the policy keeps an exited group leader unreaped): the exit
+        # has been delivered, which is all the block waits for.
+        while not (self._done or self._held):
             if waitid is None:
                 try:
                     _, status = os.waitpid(self._pid, 0)  # reaps: what _ready would do
