@@ -300,3 +300,99 @@ def test_pool_errors_pickle_round_trip():
                 RemoteError("KeyError", "k", "tb"), QueueFullError("full")):
         back = _p.loads(_p.dumps(err))
         assert type(back) is type(err) and str(back) == str(err) and back.__dict__ == err.__dict__
+
+
+# -- PoolFuture: lighter than Future() (a shared condition, lists made on use),
+#    and still the whole Future contract for every way of waiting.
+
+
+def test_result_timeout_on_a_pending_future_raises_timeout(pool):
+    fut = pool.submit(T.sleep_then, 0.5, "late")
+    with pytest.raises(cf.TimeoutError):
+        fut.result(0.01)
+    with pytest.raises(cf.TimeoutError):
+        fut.exception(0)
+    assert fut.result(20) == "late" and fut.exception(20) is None
+
+
+def test_cancel_wakes_a_thread_waiting_in_result(tmp_path):
+    with ProcessPool(1) as p:
+        gate = str(tmp_path / "gate")
+        running = p.submit(T.wait_for_file, gate, "ran")
+        wait_until(lambda: running.running())
+        queued = p.submit(T.inc, 1)
+        outcome: list[object] = []
+
+        def waiter() -> None:
+            try:
+                outcome.append(queued.result(30))
+            except BaseException as exc:  # noqa: BLE001 - what result() raised is the point
+                outcome.append(exc)
+
+        t = threading.Thread(target=waiter)
+        t.start()
+        wait_until(lambda: queued._waiters)  # blocked in result()
+        assert queued.cancel() is True
+        t.join(20)
+        assert not t.is_alive() and isinstance(outcome[0], cf.CancelledError)
+        open(gate, "w").close()
+        assert running.result(20) == "ran"
+
+
+def test_each_waiter_wakes_for_its_own_future(pool):
+    # Many threads each in result() of their own future, and wait()/as_completed()
+    # over all of them: a pool's futures share one lock, never their wake-ups.
+    futures = [pool.submit(T.sleep_then, 0.01 * (i % 5), i) for i in range(40)]
+    got: dict[int, object] = {}
+    threads = [threading.Thread(target=lambda i=i: got.__setitem__(i, futures[i].result(30))) for i in range(40)]
+    for t in threads:
+        t.start()
+    assert sorted(f.result() for f in cf.as_completed(futures, timeout=30)) == list(range(40))
+    done, not_done = cf.wait(futures, timeout=30, return_when=cf.ALL_COMPLETED)
+    assert len(done) == 40 and not not_done
+    for t in threads:
+        t.join(20)
+    assert got == {i: i for i in range(40)}
+
+
+def test_done_callbacks_before_and_after_completion(pool):
+    seen: list[object] = []
+    fut = pool.submit(T.inc, 1)
+    fut.add_done_callback(lambda f: seen.append(("before", f.result())))
+    fut.result(20)
+    wait_until(lambda: seen)
+    fut.add_done_callback(lambda f: seen.append(("after", f.result())))
+    assert seen == [("before", 2), ("after", 2)]
+
+
+def test_a_done_future_is_freed_without_the_collector(pool):
+    import gc
+    import weakref
+
+    fut = pool.submit(T.inc, 1)
+    assert fut.result(20) == 2
+    ref = weakref.ref(fut)
+    gc.disable()
+    try:
+        del fut
+        assert ref() is None  # no cycle through its task: reference counting frees it
+    finally:
+        gc.enable()
+
+
+def test_a_standalone_pool_future_is_a_future():
+    fut = PoolFuture()
+    assert fut.set_running_or_notify_cancel() is True
+    fut.set_result(5)
+    assert fut.result() == 5 and fut.done() and not fut.cancelled()
+    with pytest.raises(cf.InvalidStateError):
+        fut.set_exception(ValueError("again"))
+    failed = PoolFuture()
+    failed.set_exception(KeyError("k"))
+    assert isinstance(failed.exception(), KeyError)
+    with pytest.raises(KeyError):
+        failed.result()
+    cancelled = PoolFuture()
+    assert cancelled.cancel() and cancelled.set_running_or_notify_cancel() is False
+    with pytest.raises(cf.CancelledError):
+        cancelled.result(0)

@@ -26,7 +26,7 @@ from ._config import PICKLE_PROTOCOL, PoolConfig, make_config, positive
 from ._errors import PoolBrokenError
 from ._future import PoolFuture, Task
 from ._scheduler import Scheduler
-from ._worker import apply_chunk
+from ._worker import apply_chunk, task_frame
 
 try:
     import _pickle as _pickle_c
@@ -55,7 +55,7 @@ class _Submitter:
         pool = self._pool
         scheduler = pool._scheduler
         scheduler.check_open()
-        future = PoolFuture()
+        future = PoolFuture(scheduler.condition)
         if pool._config.json:
             if kwargs:
                 raise TypeError("json workers take positional arguments only")
@@ -67,13 +67,17 @@ class _Submitter:
             except Exception as exc:  # noqa: BLE001 - fails its future, as an unpicklable argument does
                 future.set_exception(exc)
                 return future
+            tid = next(_ids)
         else:
+            tid = next(_ids)
             try:
-                payload = _pickle_c.dumps((fn, args, kwargs), protocol=PICKLE_PROTOCOL)
+                # The whole frame the worker reads (_worker.py): made once, here, where an
+                # argument that cannot be pickled fails its own future.
+                payload = task_frame(tid, _pickle_c.dumps((fn, args, kwargs), protocol=PICKLE_PROTOCOL))
             except Exception as exc:  # noqa: BLE001
                 future.set_exception(exc)
                 return future
-        task = Task(next(_ids), future, payload, self._timeout, self._retries, self._retry_timeouts, self._signal)
+        task = Task(tid, future, payload, self._timeout, self._retries, self._retry_timeouts, self._signal)
         future._scheduler = scheduler
         future._task = task
         scheduler.put(task)

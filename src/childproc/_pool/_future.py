@@ -10,7 +10,10 @@ counted as done by ``wait``/``as_completed``.
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import Future
+from concurrent.futures import InvalidStateError
+from concurrent.futures._base import CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED, LOGGER, PENDING, RUNNING
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -61,7 +64,7 @@ class Task:
     ) -> None:
         self.id = tid
         self.future = future
-        self.payload = payload  # the pickled (fn, args, kwargs), or a json task's (fn, args)
+        self.payload = payload  # the frame a pickle worker reads (_worker.task_frame), or a json task's (fn, args)
         self.timeout = timeout
         self.retries = retries
         self.retry_timeouts = retry_timeouts
@@ -74,6 +77,45 @@ class Task:
         self.claimed = False  # set_running_or_notify_cancel() was called (it must be, once)
 
 
+_DONE = (FINISHED, CANCELLED, CANCELLED_AND_NOTIFIED)
+
+
+class _Wake:
+    """One ``result()``/``exception()`` call waiting for one future: it is
+    in that future's ``_waiters`` (as ``concurrent.futures.wait``'s waiters
+    are), so finishing a future wakes only the threads waiting for it."""
+
+    __slots__ = ("lock",)
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.lock.acquire()
+
+    def wake(self, _future: Any = None) -> None:
+        if self.lock.locked():  # called under the futures' condition: no race
+            self.lock.release()
+
+    add_result = add_exception = add_cancelled = wake
+
+
+class _LazyList:
+    """A list made on first use, in the instance's ``__dict__`` (then the
+    instance's own attribute shadows this descriptor).  Most futures
+    never get a waiter or a callback."""
+
+    name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        if obj is None:
+            return self
+        value: list[Any] = []
+        obj.__dict__[self.name] = value  # every use of it is under the future's condition
+        return value
+
+
 class PoolFuture(Future[Any]):
     """The result of ``ProcessPool.submit``.
 
@@ -81,18 +123,119 @@ class PoolFuture(Future[Any]):
     (None while queued), ``attempts`` how many times it was started.
     ``abort(reason)`` ends the task whatever its state: a queued task
     leaves the queue, a running one has its worker killed (and replaced);
-    the future fails with ``AbortError``."""
+    the future fails with ``AbortError``.
 
-    def __init__(self) -> None:
-        super().__init__()
+    Lighter than ``Future()`` by construction: a pool's futures share one
+    ``threading.Condition`` (the pool's), ``_waiters`` and
+    ``_done_callbacks`` are made when first used, and the link to the task
+    goes when the future is done (no reference cycle left for the
+    collector).  ``Future.__init__``'s own Condition is an RLock, a deque
+    and five bound methods: garbage-collected objects that made ``submit``
+    in a busy pool cost three times its own work in collector passes
+    (docs/architecture.md, "The worker pool").  What waits, waits for one
+    future: ``result()``/``exception()`` through a waiter in its
+    ``_waiters``, like ``wait()`` and ``as_completed()``; the shared
+    condition only orders state changes and nobody waits on it."""
+
+    _waiters = _LazyList()  # type: ignore[assignment]
+    _done_callbacks = _LazyList()  # type: ignore[assignment]
+
+    def __init__(self, condition: threading.Condition | None = None) -> None:
+        # Future.__init__'s fields but the two lists, with the shared condition.
+        if condition is None:
+            condition = threading.Condition()
+        self._condition = condition
+        # Its lock, taken directly where this class changes state: the same
+        # lock, without Condition.__enter__'s Python-level call.
+        self._lock = condition._lock  # type: ignore[attr-defined]
+        self._state = PENDING
+        self._result = None
+        self._exception: BaseException | None = None
         self.worker_pid: int | None = None
         self.attempts = 0
         self._scheduler: Scheduler | None = None
         self._task: Task | None = None
 
+    # -- waiting -------------------------------------------------------------
+
+    def _wait(self, timeout: float | None) -> None:
+        with self._lock:
+            if self._state in _DONE:
+                return
+            waiter = _Wake()
+            self._waiters.append(waiter)
+        try:
+            if timeout is None:
+                waiter.lock.acquire()
+            elif timeout > 0:
+                waiter.lock.acquire(True, timeout)
+        finally:
+            with self._lock:
+                self._waiters.remove(waiter)
+
+    def result(self, timeout: float | None = None) -> Any:
+        if self._state not in _DONE:
+            self._wait(timeout)
+        if self._state == FINISHED and self._exception is None:
+            return self._result  # set before the state, and never again
+        return super().result(0)  # its exception, CancelledError or TimeoutError
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        if self._state not in _DONE:
+            self._wait(timeout)
+        return super().exception(0)
+
+    # -- finishing (Future's, without the lists nobody made) -----------------
+
+    def set_running_or_notify_cancel(self) -> bool:
+        with self._lock:
+            if self._state == PENDING:
+                self._state = RUNNING
+                return True
+        return super().set_running_or_notify_cancel()  # cancelled: its waiters are told
+
+    def set_result(self, result: Any) -> None:
+        with self._lock:
+            if self._state in _DONE:
+                raise InvalidStateError(f"{self._state}: {self!r}")
+            self._result = result
+            self._state = FINISHED
+            waiters = self.__dict__.get("_waiters")
+            if waiters:
+                for waiter in waiters:
+                    waiter.add_result(self)
+        self._invoke_callbacks()
+
+    def set_exception(self, exception: BaseException | None) -> None:
+        with self._lock:
+            if self._state in _DONE:
+                raise InvalidStateError(f"{self._state}: {self!r}")
+            self._exception = exception
+            self._state = FINISHED
+            waiters = self.__dict__.get("_waiters")
+            if waiters:
+                for waiter in waiters:
+                    waiter.add_exception(self)
+        self._invoke_callbacks()
+
+    def _invoke_callbacks(self) -> None:
+        self._task = None  # done: nothing to cancel or abort, and no cycle through the task
+        callbacks = self.__dict__.get("_done_callbacks")
+        if callbacks:
+            for callback in callbacks:
+                try:
+                    callback(self)
+                except Exception:
+                    LOGGER.exception("exception calling callback for %r", self)
+
     def cancel(self) -> bool:
+        scheduler, task = self._scheduler, self._task  # before cancelling lets go of the task
         cancelled = super().cancel()
-        scheduler, task = self._scheduler, self._task
+        if cancelled:
+            with self._lock:  # Future.cancel() wakes waiters through notify_all: ours wait apart
+                for waiter in self.__dict__.get("_waiters", ()):
+                    if type(waiter) is _Wake:
+                        waiter.wake()
         if cancelled and scheduler is not None and task is not None:
             scheduler.post(scheduler.drop_cancelled, task)
         return cancelled

@@ -52,6 +52,7 @@ class Scheduler(Lifecycle):
         self.owner = owner  # the ProcessPool: its events are emitted here
         self.config = config
         self.lock = threading.Lock()
+        self.condition = threading.Condition()  # the lock every future of this pool shares (_future.PoolFuture)
         self.incoming: deque[Task] = deque()
         self.wake_pending = False
         self.waiting = 0  # tasks submitted and not yet sent to a worker (max_queue)
@@ -325,7 +326,10 @@ class Scheduler(Lifecycle):
         if inflight:
             self._running(worker, next(iter(inflight.values())))
             if self.queue and worker.state == READY:
-                self._refill(worker)  # the slot this answer freed
+                if worker.reading:
+                    worker.refill = True  # read_answers tops it up after the batch
+                else:
+                    self._refill(worker)  # the slot this answer freed
         elif worker.state == RETIRING:
             worker.let_go()
         elif worker.state == READY:
@@ -354,6 +358,11 @@ class Scheduler(Lifecycle):
             task.signal.remove_event_listener("abort", task.on_abort)
         if self.closing or (self.needs_drain and not self.queue):
             self.dispatch()
+
+    def refill(self, worker: Worker) -> None:
+        """After a batch of answers: top ``worker`` up if it still can take work."""
+        if self.queue and worker.state == READY:
+            self._refill(worker)
 
     def _refill(self, worker: Worker) -> None:
         """Top up one worker from the queue: what an answer does in a

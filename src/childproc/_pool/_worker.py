@@ -10,8 +10,9 @@ one task at a time, in the order the tasks arrive, and answers each.
 (u32 big-endian length + payload) that the parent's channel speaks.  The
 parent sends ``('init', {...})`` first -- its ``sys.path``, where its main
 script is, the initializer -- and the worker answers ``('ready', pid)``
-once the initializer ran.  A task is ``(id, payload)`` where payload is the
-pickle of ``(fn, args, kwargs)`` made at ``submit``; the answers are
+once the initializer ran.  Then every frame is a task: its id (u64
+big-endian) and the pickle of ``(fn, args, kwargs)``, made once at
+``submit`` (:func:`task_frame`: no pickler runs to send it); the answers are
 ``(id, 0, result)``, ``(id, 1, exception, traceback_text)`` and, for what
 cannot cross, ``(id, 2, type_name, message, traceback_text)``.
 
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import os
 import sys
+from struct import Struct
 
 try:  # the C pickler without pickle.py's imports (re & co.): the worker starts faster
     import _pickle as pickle
@@ -57,6 +59,7 @@ _CoroutineType = type(_coro)  # types.CoroutineType, without importing types
 _coro.close()
 del _coro
 _PROTOCOL = 5
+_TASK_HEAD = Struct(">IQ")  # frame length, task id
 
 
 def _channel_fd() -> tuple[int, str]:
@@ -179,7 +182,7 @@ def _answer_exception(tid: int, exc: BaseException) -> bytes:
         return pickle.dumps((tid, 2, name, message, tb), protocol=_PROTOCOL)
 
 
-def _run_task(tid: int, payload: bytes) -> bytes:
+def _run_task(tid: int, payload: Any) -> bytes:
     try:
         fn, args, kwargs = pickle.loads(payload)
         result = fn(*args, **kwargs)
@@ -210,15 +213,20 @@ def _serve_pickle(fd: int) -> int:
         initializer_fn, initargs = pickle.loads(initializer)
         initializer_fn(*initargs)  # raising ends the worker: a start failure, with its traceback on stderr
     _write_all(fd, _frame(pickle.dumps(("ready", os.getpid()), protocol=_PROTOCOL)))
-    loads, run = pickle.loads, _run_task
+    run = _run_task
     for frame in frames:
-        tid, payload = loads(frame)
-        _write_all(fd, _frame(run(tid, payload)))
+        _write_all(fd, _frame(run(int.from_bytes(frame[:8], "big"), memoryview(frame)[8:])))
     return 0
 
 
 def _frame(data: bytes) -> list[bytes]:
     return [len(data).to_bytes(4, "big"), data]
+
+
+def task_frame(tid: int, call: bytes) -> bytes:
+    """The frame that carries task ``tid`` (``call``: the pickled
+    ``(fn, args, kwargs)``) to a pickle worker, length prefix included."""
+    return _TASK_HEAD.pack(len(call) + 8, tid) + call
 
 
 def apply_chunk(fn: Callable[..., Any], chunk: tuple[tuple[Any, ...], ...]) -> list[Any]:

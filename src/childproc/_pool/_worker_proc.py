@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import os
 import select
+import struct
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .._errors import IPCError
-from .._ipc.wire import encode_pickle
 
 try:
     from _pickle import loads as _loads
@@ -53,6 +53,8 @@ class Scheduler(Protocol):
 
     def bad_answer(self, worker: Worker, error: BaseException) -> None: ...
 
+    def refill(self, worker: Worker) -> None: ...
+
     def worker_exited(self, worker: Worker, code: int | None, signal: str | None) -> None: ...
 
 __all__ = ["Worker", "start_worker", "STARTING", "READY", "RETIRING", "KILLED", "DEAD"]
@@ -61,6 +63,7 @@ STARTING, READY, RETIRING, KILLED, DEAD = "starting", "ready", "retiring", "kill
 _TAIL = 8 * 1024
 _DIRECT_MAX = 64 * 1024  # fits an empty socket buffer: written at once
 _READ_SIZE = 256 * 1024
+_unpack_u32 = struct.Struct(">I").unpack_from
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
@@ -84,6 +87,8 @@ class Worker:
         "chan_fd",
         "rbuf",
         "rview",
+        "reading",
+        "refill",
     )
 
     def __init__(self, scheduler: Scheduler, child: ChildProcess | None, err_fd: int, json_mode: bool) -> None:
@@ -106,6 +111,8 @@ class Worker:
         self.chan_fd = channel.fd if channel is not None else -1
         self.rbuf = bytearray()  # a partial answer, once answers are read here
         self.rview: list[memoryview] = []  # what they are read into
+        self.reading = False  # in read_answers: slots freed are topped up once, after the batch
+        self.refill = False  # a slot was freed during the batch
 
     def load(self) -> int:
         return len(self.inflight)
@@ -118,8 +125,10 @@ class Worker:
         if self.json:
             fn, args = task.payload
             child.send({"id": task.id, "fn": fn, "args": args})
-        else:
-            child.send((task.id, task.payload))
+            return
+        ipc = child._ipc
+        if ipc is not None and ipc.connected:
+            ipc.write(task.payload, -1, None)  # the frame is made: past the channel's encoder
         # A worker that died meanwhile: its exit requeues the task.
 
     def send_direct(self, task: Task) -> bool:
@@ -130,7 +139,7 @@ class Worker:
         it while the lock is held.  False: not sent, take the slow path."""
         if self.state != READY or self.inflight or self.chan_fd < 0:
             return False
-        frame = encode_pickle((task.id, task.payload))
+        frame = task.payload
         if len(frame) > _DIRECT_MAX:
             return False  # big: the loop's writer handles partial writes
         task.claimed = True
@@ -213,9 +222,10 @@ class Worker:
             view = self.rview[0][:size]  # the common case: whole frames, read as they came
         pos, n = 0, size if view is not buf else len(buf)
         on_message = self.on_pickle_message
+        self.reading = True
         try:
             while n - pos >= 4:
-                end = pos + 4 + int.from_bytes(view[pos : pos + 4], "big")
+                end = pos + 4 + _unpack_u32(view, pos)[0]
                 if end > n:
                     break
                 try:
@@ -227,12 +237,18 @@ class Worker:
                 pos = end
                 on_message(message)
         finally:
+            self.reading = False
             if view is buf:
                 del buf[:pos]
             elif pos < n:
                 buf += view[pos:n]
             if view is not buf:
                 view.release()
+        if self.refill:
+            # The answers freed slots: one top-up for the lot (their tasks
+            # leave in one write, at the end of this turn of the loop).
+            self.refill = False
+            self.scheduler.refill(self)
 
     def on_json_message(self, message: Any, _handle: Any = None) -> None:
         if not isinstance(message, dict):
