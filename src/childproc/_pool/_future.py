@@ -137,8 +137,8 @@ class PoolFuture(Future[Any]):
     ``_waiters``, like ``wait()`` and ``as_completed()``; the shared
     condition only orders state changes and nobody waits on it."""
 
-    _waiters = _LazyList()  # type: ignore[assignment]
-    _done_callbacks = _LazyList()  # type: ignore[assignment]
+    _waiters = _LazyList()
+    _done_callbacks = _LazyList()
 
     def __init__(self, condition: threading.Condition | None = None) -> None:
         # Future.__init__'s fields but the two lists, with the shared condition.
