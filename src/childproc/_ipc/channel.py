@@ -138,6 +138,7 @@ class IPC:
         self._rbuf = bytearray(_RECV_SIZE)  # recvmsg_into: no 256 KiB allocation per read
         self._rview = memoryview(self._rbuf)
         self.connected = True
+        self._peer_pid: int | None = 0  # 0: not looked up yet (_peer)
         self.channel: Channel | None = Channel(self)
         self._on_closed = on_closed
         self.handles = Handles(self)
@@ -264,6 +265,10 @@ class IPC:
                 except OSError:
                     sent = 0  # full, or failing: the queue retries and reports
                 if sent == len(data):
+                    # A lone message is often a request or a reply: the
+                    # answer may come within microseconds.
+                    peer = self._peer_pid
+                    self.reactor.expect_soon(peer if peer != 0 else self._peer())
                     return
                 data = data[sent:]
         self._out_size += len(data)
@@ -294,6 +299,16 @@ class IPC:
         if self.out or not self._writing:
             self._batching = True
             self.reactor.call_soon(self._end_batch)
+
+    def _peer(self) -> int | None:
+        """The process at the other end, found once: the child (a
+        ChildProcess's pid), or, on the child's side (``process``, whose
+        pid is our own), the parent."""
+        pid = getattr(self.target, "pid", None)
+        if pid is None or pid == os.getpid():
+            pid = os.getppid() if sys.platform != "win32" else None
+        self._peer_pid = pid
+        return pid
 
     def _end_batch(self) -> None:
         self._batching = False

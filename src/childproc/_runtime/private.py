@@ -44,6 +44,40 @@ _INF = float("inf")
 _MAX_WAIT = 86400.0  # seconds, as asyncio caps its selector's wait
 
 
+def _spin_setting() -> float:
+    """The longest spin before a wait, in seconds: ``CHILDPROC_SPIN_US``
+    (microseconds; default 100, 0 turns spinning off)."""
+    raw = os.environ.get("CHILDPROC_SPIN_US", "")
+    try:
+        us = float(raw) if raw.strip() else 100.0
+    except ValueError:
+        us = 100.0
+    if not us > 0 or os.name == "nt":
+        return 0.0
+    return min(us, 10_000.0) / 1e6
+
+
+_SPIN_MAX = _spin_setting()
+_SPIN_REST = 64  # waits without spinning after the spins kept missing
+
+
+def _spin_allowed(peer: int | None) -> bool:
+    """Whether spinning here leaves a CPU for the process we wait for: not
+    when this thread may only run on one CPU and the peer only on that one."""
+    try:
+        mine = os.sched_getaffinity(0)
+    except (AttributeError, OSError):  # no affinity API (macOS): count CPUs
+        return (os.cpu_count() or 1) > 1
+    if len(mine) > 1:
+        return True
+    if peer is None:
+        return False
+    try:
+        return bool(os.sched_getaffinity(peer) - mine)
+    except OSError:
+        return False
+
+
 class PrivateLoop(Reactor):
     """A per-thread loop on epoll (Linux) or poll(2), used directly: the
     ``selectors`` layer costs more per wake-up than the syscall itself.
@@ -68,6 +102,15 @@ class PrivateLoop(Reactor):
         self._closing: list[tuple[Callback, tuple[Any, ...]]] = []  # call_closing's, run last
         self._timers: list[tuple[float, int, TimerHandle]] = []
         self._seq = itertools.count()
+        # Spinning before a wait (expect_soon): wanted (and for which peer),
+        # the budget that adapts to hits and misses, the cached "may we".
+        self._spin_wanted = False
+        self._spin_for: int | None = None
+        self._spin_budget = _SPIN_MAX
+        self._spin_rest = 0
+        self._spin_peer: int | None = -1
+        self._spin_ok = False
+        self._spin_checked = 0.0
         self._refs = 0
         self._lock = _thread.allocate_lock()
         self._threadsafe: deque[tuple[Callback, tuple[Any, ...]]] = deque()
@@ -356,13 +399,20 @@ class PrivateLoop(Reactor):
             if self._unregistered:
                 self._register_added()
             try:
+                events = self._spin(wait) if self._spin_wanted and wait != 0 else None
+                if events is not None:
+                    pass  # what the spin saw
                 # epoll takes seconds (-1: forever), poll milliseconds.
-                if Poller is not None and Poller is getattr(select, "poll", None):
+                elif Poller is not None and Poller is getattr(select, "poll", None):
                     events = self._poller.poll(None if wait is None else wait * 1000.0)
                 else:
                     events = self._poller.poll(-1 if wait is None else wait)
             except InterruptedError:
                 events = []
+            if self._spin_rest:
+                self._spin_rest -= 1
+                if not self._spin_rest:
+                    self._spin_budget = _SPIN_MAX / 4  # spinning again, briefly
             self.tick += 1
             ready, hangups = self._ready, self.hangups
             if hangups:
@@ -389,6 +439,54 @@ class PrivateLoop(Reactor):
                 self._run_timers()
             if deadline is not None and time.monotonic() >= deadline and self.nothing_queued():
                 return done()
+
+    # -- spinning before a wait ------------------------------------------
+
+    def expect_soon(self, peer: int | None = None) -> None:
+        """An event is likely within microseconds -- the reply to what was
+        just sent, the next task of a caller that just got its answer --
+        so the next wait may poll without sleeping for a little while.
+
+        A thread that sleeps in epoll and is woken costs a wake-up that,
+        on a virtual machine whose idle vCPUs halt, is tens of
+        microseconds; a reply that arrives while we poll costs none
+        (docs/architecture.md, "Spinning before a wait").  The spin is
+        bounded (``CHILDPROC_SPIN_US``, 100 by default), halves after each
+        miss until it stops for a while, and never happens where it would
+        hold the only CPU ``peer`` (a pid) may run on.  Only a flag here:
+        the hot paths that call it (every send) pay one attribute store."""
+        self._spin_wanted = True
+        self._spin_for = peer
+
+    def _spin(self, wait: float | None) -> list[tuple[int, int]] | None:
+        """Poll without sleeping for up to the budget (or until the next
+        timer): the events, or None to go on to the sleeping wait."""
+        self._spin_wanted = False
+        budget = self._spin_budget
+        if not budget:
+            return None
+        now = time.monotonic()
+        peer = self._spin_for
+        if peer != self._spin_peer or now > self._spin_checked:
+            self._spin_peer = peer
+            self._spin_ok = _spin_allowed(peer)
+            self._spin_checked = now + 1.0  # affinity can change: look again now and then
+        if not self._spin_ok:
+            return None
+        end = now + (budget if wait is None or wait > budget else wait)
+        poll = self._poller.poll
+        while now < end:
+            events = poll(0)
+            if events:
+                self._spin_budget = _SPIN_MAX  # a hit: keep spinning for what comes
+                return events
+            now = time.monotonic()
+        budget /= 2  # a miss: spin less, then not at all for a while
+        if budget < _SPIN_MAX / 16:
+            budget = 0.0
+            self._spin_rest = _SPIN_REST
+        self._spin_budget = budget
+        return None
 
     def close(self) -> None:
         """Release the loop's own fds (its poller and wake-up pipe), once.

@@ -105,6 +105,11 @@ class Reactor:
     def wakeup_arrived(self) -> None:
         """The wake-up promised by :meth:`expect_wakeup` came."""
 
+    def expect_soon(self, peer: int | None = None) -> None:
+        """An event is likely within microseconds (the reply to what was
+        just sent by a process ``peer``): a loop that would sleep may poll
+        briefly first.  Only the private loop does (asyncio's is not ours)."""
+
     def adopt_exit_watch(self, watch: Any) -> None:
         """A child of this thread is being watched: should the thread end
         before the child, the loop hands the watch to the reaper thread
