@@ -347,6 +347,67 @@ def _bars(fig: dict[str, dict[str, float | None]]) -> list[tuple[str, bool | Non
     return bars
 
 
+def _limits(fig: dict[str, dict[str, float | None]]) -> dict[str, float]:
+    """Each workload's bar for childproc as one figure (the strictest when
+    two bars apply), for the chart's dashed line."""
+    def get(w: str, p: str) -> float | None:
+        return fig.get(w, {}).get(p)
+
+    out: dict[str, float] = {"crash": 5.0, "timeout": 20.0, "ready": 15.0, "start": 15.0}
+    rt = [v for v in (get("rt", "mp.Pool"), None if get("rt", "PPE") is None else 0.3 * get("rt", "PPE")) if v]
+    if rt:
+        out["rt"] = min(rt)
+    if get("thr1", "mp.Pool"):
+        out["thr1"] = get("thr1", "mp.Pool")  # type: ignore[assignment]
+    if get("thr64", "PPE"):
+        out["thr64"] = 10 * get("thr64", "PPE")  # type: ignore[operator]
+    return out
+
+
+def draw_chart(path: Path, result: dict[str, Any]) -> str | None:
+    """pool.png: one panel per workload, a bar per peer, childproc's bar as
+    a dashed line.  Returns why not, or None once written."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "no chart: matplotlib is not installed"
+    names = [w for w in WORKLOADS if w in result["figures"]]
+    if not names:
+        return "no chart: no pool workload ran"
+    limits = _limits(result["figures"])
+    cols = 2
+    rows = (len(names) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(12, 3.6 * rows), squeeze=False)
+    colors = {"childproc": "#2b7bba", "mp.Pool": "#999999", "PPE": "#c44e52", "loky": "#dd8452", "Piscina": "#55a868"}
+    for ax, w in zip([a for row in axes for a in row], names):
+        spec = WORKLOADS[w]
+        peers = [p for p in spec["peers"] if p not in result["skipped"]]
+        values = [result["figures"][w].get(p) for p in peers]
+        heights = [v if v is not None else 0.0 for v in values]
+        bars = ax.bar(peers, heights, color=[colors.get(p, "#777777") for p in peers])
+        for b, v in zip(bars, values):
+            label = "hang" if v is None else f"{v:,.0f}" if v >= 100 else f"{v:,.1f}"
+            ax.annotate(label, (b.get_x() + b.get_width() / 2, b.get_height()), ha="center", va="bottom", fontsize=8)
+        if w in limits:
+            ax.axhline(limits[w], color="#2b7bba", linestyle="--", linewidth=1)
+            ax.annotate(f"bar {limits[w]:,.1f}", (-0.45, limits[w]), ha="left", va="bottom",
+                        fontsize=7, color="#2b7bba")
+        better = "lower is better" if spec["lower"] else "higher is better"
+        ax.set_title(f"{spec['title']} ({spec['unit']}; {better})", fontsize=9)
+        ax.tick_params(axis="x", labelsize=8)
+    for ax in [a for row in axes for a in row][len(names):]:
+        ax.set_visible(False)
+    fig.suptitle("worker pools: pool of 2, task x+1 (benchmarks/pool_workloads.py)", fontsize=11)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return None
+
+
 def run(rounds: int = 3, mode: str = "full", workloads: list[str] | None = None,
         log: Any = sys.stderr) -> dict[str, Any]:
     """Run the cells; returns {"figures": {workload: {peer: figure|None}}, "skipped": {...}, "bars": [...]}."""
@@ -400,6 +461,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--workload", action="append", choices=list(WORKLOADS))
     ap.add_argument("--json", help="also write the figures here")
+    ap.add_argument("--chart", help="also draw the chart here (a .png)")
     ap.add_argument("--cell", nargs=2, metavar=("WORKLOAD", "PEER"), help=argparse.SUPPRESS)
     ap.add_argument("--mode", default="full", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -412,6 +474,8 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1, default=str))
+    if args.chart:
+        print(draw_chart(Path(args.chart), result) or f"wrote {args.chart}")
     return 0
 
 

@@ -8,7 +8,8 @@
 #
 # Needs only python3 (3.10+), a C compiler and, for the Node peers, node.  On
 # first use it creates .venv at the repo root and installs the project with its
-# `bench` extra there (pytest-benchmark, matplotlib, uvloop); later runs
+# `bench` extra there (pytest-benchmark, matplotlib, uvloop, loky) and piscina
+# from npm for the pool peers; later runs
 # reinstall only when pyproject.toml, setup.py, src/ or csrc/ changed.  If
 # childproc does not build, the benchmark still runs with the childproc peers
 # reported as skipped (and the next run tries again); a bench dependency that
@@ -73,6 +74,15 @@ EOF
             "$venv/bin/pip" uninstall -q -y childproc >/dev/null 2>&1 || true
         fi
     fi
+fi
+
+# Piscina, the Node peer of the pool family, from npm into benchmarks/.build
+# (best effort: without it that peer is reported as skipped).
+pool_node="$root/benchmarks/.build/pool-node"
+if command -v npm >/dev/null && [ ! -d "$pool_node/node_modules/piscina" ]; then
+    mkdir -p "$pool_node"
+    npm install --silent --no-audit --no-fund --prefix "$pool_node" piscina >"$pool_node/npm.log" 2>&1 \
+        || say "could not install piscina (see $pool_node/npm.log); the Piscina pool peer will be reported as skipped"
 fi
 
 # The runner is the package benchmarks/compare; its Python workers are

@@ -125,6 +125,9 @@ def _run_pools(a: argparse.Namespace) -> None:
     path = a.out / "pool.json"
     path.write_text(json.dumps(result, indent=1, default=str) + "\n")
     print(f"wrote {path}")
+    if not a.no_chart:
+        png = a.out / "pool.png"
+        print(pool_workloads.draw_chart(png, result) or f"wrote {png}")
 
 
 if __name__ == "__main__":
