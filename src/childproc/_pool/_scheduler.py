@@ -320,9 +320,6 @@ class Scheduler(Lifecycle):
         task.worker = None
         worker.done += 1
         self.start_failures = 0
-        # More is likely soon: this worker's next answer, or the next task
-        # of the caller this answer wakes.  Poll briefly before sleeping.
-        self.reactor.expect_soon(worker.pid)  # type: ignore[union-attr]
         # The worker's next step first (its next task, or back on the fast
         # path), then the future: a caller woken by it finds the worker free.
         inflight = worker.inflight

@@ -221,7 +221,8 @@ class Worker:
         else:
             view = self.rview[0][:size]  # the common case: whole frames, read as they came
         pos, n = 0, size if view is not buf else len(buf)
-        on_message = self.on_pickle_message
+        scheduler = self.scheduler
+        answered = scheduler.task_answered
         self.reading = True
         try:
             while n - pos >= 4:
@@ -232,10 +233,14 @@ class Worker:
                     message = _loads(view[pos + 4 : end])
                 except Exception as exc:  # noqa: BLE001 - an answer that cannot be rebuilt here
                     pos = end
-                    self.scheduler.bad_answer(self, exc)
+                    scheduler.bad_answer(self, exc)
                     continue
                 pos = end
-                on_message(message)
+                outcome = message[1]
+                if outcome == 0:  # a result: on_pickle_message's common case, inline
+                    answered(self, message[0], 0, message[2])
+                else:
+                    self.on_pickle_message(message)
         finally:
             self.reading = False
             if view is buf:
@@ -248,7 +253,11 @@ class Worker:
             # The answers freed slots: one top-up for the lot (their tasks
             # leave in one write, at the end of this turn of the loop).
             self.refill = False
-            self.scheduler.refill(self)
+            scheduler.refill(self)
+        # More is likely soon: this worker's next answer, or the next task
+        # of a caller an answer woke.  The loop may poll briefly before it
+        # sleeps (docs/architecture.md, "Spinning before a wait").
+        scheduler.reactor.expect_soon(self.pid)  # type: ignore[union-attr]
 
     def on_json_message(self, message: Any, _handle: Any = None) -> None:
         if not isinstance(message, dict):
