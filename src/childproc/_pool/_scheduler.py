@@ -243,7 +243,9 @@ class Scheduler(Lifecycle):
         if self.closing:
             self._maybe_finish()
 
-    def _send(self, worker: Worker, task: Task) -> None:
+    def _send(self, worker: Worker, task: Task, frames: list[bytes] | None = None) -> None:
+        """Give ``task`` to ``worker``; with ``frames`` (a pickle pool's
+        top-up), its frame joins the list the caller writes in one go."""
         task.attempts += 1
         task.worker = worker
         future = task.future
@@ -256,7 +258,10 @@ class Scheduler(Lifecycle):
             worker.idle_timer = None
         if len(worker.inflight) == 1:
             self._running(worker, task)
-        worker.send_task(task)
+        if frames is not None:
+            frames.append(task.payload)
+        else:
+            worker.send_task(task)
 
     def _running(self, worker: Worker, task: Task) -> None:
         """``task`` is the one ``worker`` runs now: its timeout starts."""
@@ -375,6 +380,7 @@ class Scheduler(Lifecycle):
             if worker in self.idle:
                 self.idle.remove(worker)
             sent = 0
+            frames: list[bytes] | None = None if worker.json else []
             while queue and len(worker.inflight) < cap:
                 task = queue.popleft()
                 sent += 1
@@ -384,12 +390,14 @@ class Scheduler(Lifecycle):
                         continue
                 elif task.dropped or task.future.done():
                     continue
-                self._send(worker, task)
+                self._send(worker, task, frames)
                 if limit is not None and worker.sent >= limit:
                     worker.state = RETIRING
                     retiring = True
                     break
             self.waiting -= sent
+            if frames:
+                worker.send_frames(frames)  # one write for the lot
         if retiring:
             self._retired(worker)
         if not queue and self.needs_drain:

@@ -131,6 +131,14 @@ class Worker:
             ipc.write(task.payload, -1, None)  # the frame is made: past the channel's encoder
         # A worker that died meanwhile: its exit requeues the task.
 
+    def send_frames(self, frames: list[bytes]) -> None:
+        """Pickle tasks' frames (``task_frame``), already counted as sent."""
+        child = self.child
+        ipc = child._ipc if child is not None else None
+        if ipc is not None and ipc.connected:
+            ipc.write(frames[0] if len(frames) == 1 else b"".join(frames), -1, None)
+        # A worker that died meanwhile: its exit requeues the tasks.
+
     def send_direct(self, task: Task) -> bool:
         """The fast path (``Scheduler.put``), on the caller's thread with
         the scheduler's lock held: write ``task`` to this idle worker's
