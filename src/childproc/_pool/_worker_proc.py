@@ -33,6 +33,8 @@ from .._launch import fork
 from ._errors import RemoteError
 
 if TYPE_CHECKING:
+    from collections import deque
+
     from .._child import ChildProcess
     from .._runtime.reactor import TimerHandle
     from ._config import PoolConfig
@@ -46,6 +48,7 @@ class Scheduler(Protocol):
 
     reactor: PrivateLoop | None
     config: PoolConfig
+    queue: deque[Task]
 
     def worker_ready(self, worker: Worker) -> None: ...
 
@@ -262,10 +265,13 @@ class Worker:
             # leave in one write, at the end of this turn of the loop).
             self.refill = False
             scheduler.refill(self)
-        # More is likely soon: this worker's next answer, or the next task
-        # of a caller an answer woke.  The loop may poll briefly before it
-        # sleeps (docs/architecture.md, "Spinning before a wait").
-        scheduler.reactor.expect_soon(self.pid)  # type: ignore[union-attr]
+        if not scheduler.queue:
+            # The next task of a caller an answer woke is likely soon (and
+            # this worker's next answer): the loop may poll briefly before
+            # it sleeps (docs/architecture.md, "Spinning before a wait").
+            # Not while tasks wait in the queue: then every worker is busy
+            # and the CPUs are theirs.
+            scheduler.reactor.expect_soon(self.pid)  # type: ignore[union-attr]
 
     def on_json_message(self, message: Any, _handle: Any = None) -> None:
         if not isinstance(message, dict):
