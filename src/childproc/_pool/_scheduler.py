@@ -207,6 +207,9 @@ class Scheduler(Lifecycle):
             retire: list[Worker] = []
             # Under the lock: a caller's fast path must not pick a worker
             # this loop is writing to (see put()).
+            # The frames go out after the lock is let go: by then every
+            # worker written to is off the fast path, this loop its only writer.
+            frames: dict[Worker, list[bytes]] = {}
             with self.lock:
                 idle = self.idle
                 ready = [w for w in self.workers if w.state == READY and len(w.inflight) < cap]
@@ -223,13 +226,16 @@ class Scheduler(Lifecycle):
                         continue
                     if worker in idle:
                         idle.remove(worker)
-                    self._send(worker, task)
+                    self._send(worker, task, None if worker.json else frames.setdefault(worker, []))
                     if limit is not None and worker.sent >= limit:
                         worker.state = RETIRING  # no more tasks: let go once they are done
                         retire.append(worker)
                     if worker.state != READY or len(worker.inflight) >= cap:
                         ready.remove(worker)
                 self.waiting -= sent
+            for worker, out in frames.items():
+                if out:
+                    worker.send_frames(out)
             for worker in retire:
                 self._retired(worker)
             if queue:
@@ -376,28 +382,32 @@ class Scheduler(Lifecycle):
         cap = self.config.prefetch
         limit = self.config.max_tasks_per_worker
         retiring = False
+        # Off the callers' fast path first (under the lock); then this loop
+        # is the worker's only writer, and callers' submits need not wait
+        # for the sends below (the queue and the workers are this thread's).
         with self.lock:
             if worker in self.idle:
                 self.idle.remove(worker)
-            sent = 0
-            frames: list[bytes] | None = None if worker.json else []
-            while queue and len(worker.inflight) < cap:
-                task = queue.popleft()
-                sent += 1
-                if not task.claimed:
-                    task.claimed = True
-                    if not task.future.set_running_or_notify_cancel():
-                        continue
-                elif task.dropped or task.future.done():
+        sent = 0
+        frames: list[bytes] | None = None if worker.json else []
+        while queue and len(worker.inflight) < cap:
+            task = queue.popleft()
+            sent += 1
+            if not task.claimed:
+                task.claimed = True
+                if not task.future.set_running_or_notify_cancel():
                     continue
-                self._send(worker, task, frames)
-                if limit is not None and worker.sent >= limit:
-                    worker.state = RETIRING
-                    retiring = True
-                    break
-            self.waiting -= sent
-            if frames:
-                worker.send_frames(frames)  # one write for the lot
+            elif task.dropped or task.future.done():
+                continue
+            self._send(worker, task, frames)
+            if limit is not None and worker.sent >= limit:
+                worker.state = RETIRING
+                retiring = True
+                break
+        if frames:
+            worker.send_frames(frames)  # one write for the lot
+        # Counted as waiting until now: a caller's fast path never overtakes them.
+        self._unwait(sent)
         if retiring:
             self._retired(worker)
         if not queue and self.needs_drain:
