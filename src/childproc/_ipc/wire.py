@@ -308,31 +308,34 @@ def parse_json_lines(buf: bytearray) -> list[Any]:
     return _json_lines(text)
 
 
-def _pickle_frames(buf: bytearray, limit: float) -> tuple[list[Any], int, int]:
-    """Parse every complete frame of ``buf``; returns the messages, how
-    many bytes of a frame over ``limit`` are still to come (to skip), and
-    how many bytes of ``buf`` were used."""
+def _pickle_frames(buf: Any, limit: float) -> tuple[list[Any], int, int]:
+    """Parse every complete frame of ``buf`` (a bytearray, or a memoryview
+    of one read); returns the messages, how many bytes of a frame over
+    ``limit`` are still to come (to skip), and how many bytes of ``buf``
+    were used."""
     messages: list[Any] = []
-    pos, skip = 0, 0
-    while len(buf) - pos >= 4:
-        (size,) = _U32.unpack_from(buf, pos)
-        left = len(buf) - pos - 4
-        if size > limit:
-            messages.append(_too_large(limit, bytes(buf[pos : pos + 64])))
+    pos, skip, n = 0, 0, len(buf)
+    loads, unpack = _pickle_lib.loads, _U32.unpack_from
+    with memoryview(buf) as view:
+        while n - pos >= 4:
+            (size,) = unpack(view, pos)
+            left = n - pos - 4
+            if size > limit:
+                messages.append(_too_large(limit, bytes(view[pos : pos + 64])))
+                if left < size:
+                    skip, pos = size - left, n
+                    break
+                pos += 4 + size
+                continue
             if left < size:
-                skip, pos = size - left, len(buf)
                 break
+            # Unpickled in place: no copy of the frame beside the buffer and the value.
+            with view[pos + 4 : pos + 4 + size] as payload:
+                try:
+                    messages.append(loads(payload))
+                except Exception as exc:  # noqa: BLE001 - any unpickling failure is bad input
+                    messages.append(BadMessage(exc, bytes(payload[:64])))
             pos += 4 + size
-            continue
-        if left < size:
-            break
-        # Unpickled in place: no copy of the frame beside the buffer and the value.
-        with memoryview(buf) as view, view[pos + 4 : pos + 4 + size] as payload:
-            try:
-                messages.append(_pickle_lib.loads(payload))
-            except Exception as exc:  # noqa: BLE001 - any unpickling failure is bad input
-                messages.append(BadMessage(exc, bytes(payload[:64])))
-        pos += 4 + size
     return messages, skip, pos
 
 
@@ -428,6 +431,13 @@ class Framer:
                 return []
             data = data[self._skip :]
             self._skip = 0
+        if not self.buf:
+            # The common case, nothing held: the frames are parsed where
+            # they were read, and only a partial last frame is kept.
+            messages, self._skip, used = _pickle_frames(data, self.limit)
+            if used < len(data):
+                self.buf += data[used:]
+            return messages
         self.buf += data
         messages, self._skip, used = _pickle_frames(self.buf, self.limit)
         if used:
