@@ -199,6 +199,11 @@ long cp_read_append(int fd, cp_collector *c, size_t max);
  * and dst has the same offset within a page (Linux: mremap); else memcpy. */
 void cp_collector_move(cp_collector *c, char *dst);
 
+/* How many of c's first bytes are ASCII: c->len when all are.  A caller
+ * that wants text can then take an all-ASCII buffer as it is (with
+ * cp_collector_move) instead of decoding it. */
+size_t cp_collector_ascii(const cp_collector *c);
+
 /* Free c's buffer and zero it (a zeroed collector is empty and valid). */
 void cp_collector_free(cp_collector *c);
 

@@ -338,6 +338,11 @@ void cp_collector_move(cp_collector *c, char *dst)
     cp_collector_free(c);
 }
 
+size_t cp_collector_ascii(const cp_collector *c)
+{
+    return c->len ? cp__ascii_prefix(c->data, c->len) : 0;
+}
+
 void cp_collector_free(cp_collector *c)
 {
 #if CP_LINUX

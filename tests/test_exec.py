@@ -155,6 +155,15 @@ _CASES: list[dict] = [
     C("collect-text-multibyte-pieces", "exec", _PIECES, opts={"max_buffer": float("inf")}),
     C("collect-bytes-multibyte-pieces", "exec", _PIECES, opts={"encoding": None, "max_buffer": float("inf")}),
     C("collect-text-truncated-char-at-eof", "exec", "printf 'ab\\342\\202'", opts={"max_buffer": float("inf")}),
+    # All-ASCII text becomes the str without a decode; one byte that is not
+    # ASCII (here the last) sends the whole output through the decoder.
+    C("collect-text-large-non-ascii-at-end", "exec", "seq 1 3000000; printf '\\303'",
+      opts={"max_buffer": float("inf")}),
+    C("collect-latin1-large", "exec", "seq 1 3000000", opts={"encoding": "latin1", "max_buffer": float("inf")}),
+    C("collect-ascii-large-top-bit", "exec", "seq 1 3000000; printf '\\351'",
+      opts={"encoding": "ascii", "max_buffer": float("inf")}),
+    C("collect-text-timeout-keeps-output", "exec", f"head -c {2 * MiB} /dev/zero | tr '\\0' b; exec sleep 5",
+      opts={"max_buffer": float("inf"), "timeout": 2.0}),
     C("collect-bytes-max-buffer-stdout", "exec", f"head -c {3 * MiB} /dev/zero | tr '\\0' a; exec sleep 2",
       opts={"encoding": "buffer", "max_buffer": 2 * MiB + 1}, check_destroyed=True),
     C("collect-bytes-max-buffer-stderr", "exec", f"head -c {3 * MiB} /dev/zero | tr '\\0' a >&2; exec sleep 2",

@@ -472,6 +472,105 @@ def test_decode_utf8_final_and_not() -> None:
         os.close(w)
 
 
+def _filled(data: bytes, text: bool = True, page_offset: int | None = None) -> Any:
+    """An OutputBuffer holding ``data``, read from a pipe in pieces."""
+    buffer = _native.OutputBuffer(text=text)
+    if page_offset is not None:
+        buffer._c.page_offset = page_offset
+    r, w = os.pipe()
+    os.set_blocking(r, False)
+    try:
+        view = memoryview(data)
+        while view:
+            sent = os.write(w, view[: 64 * 1024])
+            view = view[sent:]
+            while buffer.fill(r, 1 << 20) > 0:
+                pass
+    finally:
+        os.close(r)
+        os.close(w)
+    return buffer
+
+
+@pytest.mark.parametrize("page_offset", [None, 0, 7])
+def test_ascii_text_taken_without_decoding_is_a_sound_str(page_offset: int | None) -> None:
+    """A large all-ASCII buffer becomes its str by moving pages (or copying,
+    the offset forced off): the same characters as a decode, also around
+    the partial pages at both ends and after truncation, and a str like
+    any other (hash, compare, slices, encode, reference count)."""
+    data = bytes(b % 128 for b in os.urandom(5 * MiB + 4097))  # NULs included
+    for cut in (None, 3 * MiB + 5):
+        buffer = _filled(data, page_offset=page_offset)
+        if cut is not None:
+            buffer.truncate(cut)
+        text = buffer.decode_utf8(True)
+        expected = data[:cut].decode("ascii")
+        assert type(text) is str and text == expected and len(buffer) == 0
+        assert hash(text) == hash(expected) and text.isascii()
+        assert text[-3:] == expected[-3:] and text.encode("utf-8") == data[:cut]
+        assert sys.getrefcount(text) == 2  # ours and getrefcount's: no reference leaked
+
+
+@pytest.mark.parametrize("where", [0, 4096, 5 * MiB - 1])
+def test_one_non_ascii_byte_decodes_the_whole(where: int) -> None:
+    """One byte above 0x7f anywhere: take_ascii declines and leaves the buffer
+    whole, and decode_utf8 decodes it as a fresh UTF-8 decoder would."""
+    data = bytearray(b"x" * (5 * MiB))
+    data[where] = 0xE9
+    buffer = _filled(bytes(data))
+    assert buffer.take_ascii() is None and len(buffer) == len(data)
+    text = buffer.decode_utf8(True)
+    assert text == bytes(data).decode("utf-8", "replace") and text[where] == "\ufffd"
+
+
+def test_small_and_empty_buffers_are_decoded() -> None:
+    """Below a page-moving size there is nothing to gain: decoded as before."""
+    buffer = _filled(b"abc" * 1000)
+    assert buffer.take_ascii() is None and buffer.decode_utf8(True) == "abc" * 1000
+    assert _native.OutputBuffer(text=True).decode_utf8(True) == ""
+
+
+@_linux_only
+def test_ascii_strs_taken_free_their_memory() -> None:
+    """The strs made for ASCII output are freed like any other (nothing
+    holds a reference to them or to the pages moved into them)."""
+    chunk = b"q" * (8 * MiB)
+
+    def take_and_drop() -> None:
+        text = _filled(chunk).decode_utf8(True)
+        assert len(text) == len(chunk)
+        del text
+
+    for _ in range(3):
+        take_and_drop()
+    gc.collect()
+    before = _rss()
+    for _ in range(30):
+        take_and_drop()
+    gc.collect()
+    assert _rss() - before < 64 * MiB, f"RSS grew by {(_rss() - before) / MiB:.0f} MiB"
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "latin-1", "ascii"])
+@pytest.mark.parametrize("last", [b"", b"\xe9", b"\xc3"])
+def test_large_ascii_output_same_as_chunk_path(encoding: str, last: bytes) -> None:
+    """Large ASCII output, then maybe one byte that is not ASCII (a whole
+    Latin-1 character, a UTF-8 lead byte cut off by EOF): the text the
+    chunks joined give, whichever way the collector takes it."""
+    data = b"".join(b"%d\n" % i for i in range(700000)) + last
+
+    def make() -> cp.ExecChildProcess:
+        return _pieces(data, [65536, 3 * MiB + 1], encoding=encoding, max_buffer=INF)
+
+    child = make()
+    events = _count_data_events(child.stdout)
+    fast = child.result(timeout=30)
+    assert events == [0]
+    assert fast == _chunked(make)
+    if encoding != "ascii":
+        assert fast.stdout == data.decode(encoding, "replace")
+
+
 _SPLIT_CHAR = "printf 'ab\\303'; sleep 0.3; printf '\\251cd'"
 
 

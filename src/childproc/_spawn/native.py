@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._core import ffi, lib
+from .asciistr import ascii_str_maker
 from .options import MAX_BUFFER as _DEFAULT_MAX_BUFFER
 from .signals import SIGTERM as _SIGTERM
 from .warden import Warden, can_guard
@@ -440,6 +441,28 @@ def _bytes_page_offset() -> int:
 
 _CAN_MOVE = sys.implementation.name == "cpython" and sys.platform.startswith("linux")
 
+_str_page_offset: int | None = None
+
+
+def _text_page_offset() -> int:
+    """As :func:`_bytes_page_offset`, for a large str from ``ascii_str_maker``."""
+    global _str_page_offset
+    if _str_page_offset is None:
+        import mmap
+
+        maker = ascii_str_maker()
+        if maker is None:
+            _str_page_offset = _bytes_page_offset()
+        else:
+            try:
+                probe = maker[0](32 << 20)  # mapped, only its last page touched
+            except MemoryError:
+                _str_page_offset = 0
+            else:
+                _str_page_offset = (id(probe) + maker[1]) % mmap.PAGESIZE
+                del probe
+    return _str_page_offset
+
 
 class OutputBuffer:
     """A growing C buffer that a stream's output is read straight into.
@@ -456,10 +479,12 @@ class OutputBuffer:
 
     __slots__ = ("_c",)
 
-    def __init__(self) -> None:
+    def __init__(self, text: bool = False) -> None:
+        """``text``: the result will most likely be taken as text (UTF-8,
+        :meth:`decode_utf8`), so lay the buffer out for a str's pages."""
         self._c = ffi.new("cp_collector *")  # zeroed: empty, nothing allocated
         if _CAN_MOVE:
-            self._c.page_offset = _bytes_page_offset()
+            self._c.page_offset = _text_page_offset() if text else _bytes_page_offset()
 
     def fill(self, fd: int, size: int) -> int:
         """Append one read of at most ``size`` bytes from the non-blocking ``fd``.
@@ -510,9 +535,34 @@ class OutputBuffer:
         try:
             if not c.len:
                 return ""
+            text = self.take_ascii()
+            if text is not None:
+                return text
             return codecs.utf_8_decode(ffi.buffer(c.data, c.len), "replace", final)[0]
         finally:
             lib.cp_collector_free(c)
+
+    def take_ascii(self) -> str | None:
+        """The bytes as a str if they are all ASCII and many, and the C memory
+        freed; else None and the buffer as it was.
+
+        ASCII is the same text in UTF-8, Latin-1 and ASCII, so nothing needs
+        decoding: the bytes become the characters of a new str, by moving
+        their pages where they line up (``cp_collector_move``).  A decode
+        would write the whole output again into fresh memory, and on a VM
+        the page faults of that memory cost more than the copy itself.
+        """
+        c = self._c
+        n = c.len
+        if n < _MOVE_MIN or not _CAN_MOVE:
+            return None
+        maker = ascii_str_maker()
+        if maker is None or lib.cp_collector_ascii(c) != n:
+            return None
+        new, header = maker
+        text = new(n)
+        lib.cp_collector_move(c, ffi.cast("char *", id(text) + header))
+        return text
 
     def close(self) -> None:
         """Free the C memory (idempotent); the buffer is empty and usable after."""

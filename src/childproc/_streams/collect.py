@@ -31,6 +31,10 @@ from .state import ReadableState
 
 __all__ = ["ExecCollecting"]
 
+#: The encodings in which ASCII bytes are the same characters (and which
+#: hold nothing back between chunks), so an all-ASCII capture needs no decode.
+_ASCII_SUPERSETS = ("utf-8", "latin-1", "ascii")
+
 class ExecCollecting(ReadableState):
     """The collector half of Readable (see the module's docstring)."""
 
@@ -56,7 +60,8 @@ class ExecCollecting(ReadableState):
         """
         if self._destroyed or self._eof or self._buffer or self._pump is not None:
             return  # some output went another way already: keep to the chunks
-        self._collector = OutputBuffer()
+        # Lay the buffer out for a str where it will most likely become one.
+        self._collector = OutputBuffer(text=self._encoding in _ASCII_SUPERSETS)
         self._collect_fn = listener
         self._collect_limit = limit
 
@@ -148,6 +153,10 @@ class ExecCollecting(ReadableState):
             # is decoded), so a fresh UTF-8 decode of the buffer is exactly
             # its output -- without copying 100 MiB into bytes first.
             return buffer.decode_utf8(self._eof)
+        if self._encoding in _ASCII_SUPERSETS:
+            text = buffer.take_ascii()  # all ASCII: these decoders would change nothing
+            if text is not None:
+                return text
         # The calls the chunks would have made: data, then the final flush
         # at EOF apart (a decoder may drop only the tail there: UTF-16's
         # dangling odd byte).
