@@ -135,6 +135,20 @@ _CASES: list[dict] = [
     C("max-buffer-unicode-10", "exec", "printf '中文测试\\n'; exec sleep 2", opts={"max_buffer": 10}),
     C("exec-file-max-buffer", "exec_file", "sh", ["-c", "printf 0123456789; exec sleep 2"],
       opts={"max_buffer": 4}),
+    # Text is counted in bytes of the stream's own encoding (Node's
+    # Buffer.byteLength(chunk, encoding)): two hex digits, one latin1 or
+    # ascii character, two bytes per UTF-16 unit, 3/4 of the base64 digits.
+    C("max-buffer-hex-within", "exec", "printf abcdef", opts={"max_buffer": 6, "encoding": "hex"}),
+    C("max-buffer-hex-over", "exec", "printf abcdef; exec sleep 2", opts={"max_buffer": 2, "encoding": "hex"}),
+    C("max-buffer-latin1-within", "exec", "printf '\\351\\351\\351'", opts={"max_buffer": 3, "encoding": "latin1"}),
+    C("max-buffer-latin1-over", "exec", "printf '\\351\\351\\351'; exec sleep 2",
+      opts={"max_buffer": 2, "encoding": "latin1"}),
+    C("max-buffer-ascii-within", "exec", "printf 'a\\351b'", opts={"max_buffer": 3, "encoding": "ascii"}),
+    C("max-buffer-utf16le-within", "exec", "printf abcdef", opts={"max_buffer": 6, "encoding": "utf16le"}),
+    C("max-buffer-utf16le-over", "exec", "printf abcdef; exec sleep 2", opts={"max_buffer": 5, "encoding": "utf16le"}),
+    C("max-buffer-base64-within", "exec", "printf abcdefg", opts={"max_buffer": 7, "encoding": "base64"}),
+    C("max-buffer-base64-over-at-end", "exec", "printf abcdefg", opts={"max_buffer": 6, "encoding": "base64"}),
+    C("max-buffer-utf8-ascii-within", "exec", "printf abcdef", opts={"max_buffer": 6}),
     # -- encoding ----------------------------------------------------------
     C("encoding-buffer", "exec", "printf 'a\\377b'; printf 'e\\376' >&2", opts={"encoding": "buffer"}),
     C("encoding-none", "exec", "printf 'a\\377b'; printf 'e\\376' >&2", opts={"encoding": None}),
@@ -542,3 +556,19 @@ def test_timeout_returns_on_time():
     elapsed = time.monotonic() - t0
     assert 0.15 <= elapsed < 1.5, elapsed
     assert info.value.killed is True and info.value.signal == "SIGTERM"
+
+
+def test_byte_length_is_nodes():
+    """What max_buffer counts for a text chunk: Node's Buffer.byteLength(text,
+    encoding), for text of every kind a stream decodes to (ASCII, Latin-1,
+    CJK, astral characters, U+FFFD, base64 padding, odd hex)."""
+    from childproc._streams.decode import byte_length
+
+    texts = ["", "abc", "h\u00e9llo", "\u4e2d\u6587", "\U0001f600x", "\ufffd\ufffd", "YWJjZA==", "YWJjZGU=",
+             "Zw", "=", "==", "61626", "\u00ff\u0080"]
+    pairs = [("utf8", "utf-8"), ("latin1", "latin-1"), ("ascii", "ascii"), ("utf16le", "utf-16-le"),
+             ("hex", "hex"), ("base64", "base64"), ("base64url", "base64url")]
+    script = ("const [texts, encs] = JSON.parse(process.argv[1]);"
+              "console.log(JSON.stringify(encs.map(e => texts.map(t => Buffer.byteLength(t, e)))));")
+    expected = node_result(script, args=[json.dumps([texts, [node for node, _ in pairs]])])
+    assert [[byte_length(t, ours) for t in texts] for _, ours in pairs] == expected

@@ -37,6 +37,7 @@ from ._messages import add_max_buffer_hint
 from ._runtime.loop import running_asyncio_loop
 from ._spawn.options import SpawnPlan, normalize_exec, normalize_exec_file
 from ._spawn.optiontypes import Args, PathArg, options_doc
+from ._streams.decode import byte_length
 
 if TYPE_CHECKING:
     from typing import Literal
@@ -281,12 +282,13 @@ def _run(plan: SpawnPlan, callback: Callback | None) -> ExecChildProcess[Any]:
     child._life.arm_timeout(timeout, on_timeout)
     child._end_output = destroy_streams
 
-    def collector(name: str, chunks: _Collected) -> Callable[[Output], None]:
+    def collector(name: str, stream: Any, chunks: _Collected) -> Callable[[Output], None]:
         def on_data(chunk: Output) -> None:
             if max_buffer == float("inf"):
                 chunks.append(chunk)
                 return
-            length = len(chunk.encode("utf-8")) if isinstance(chunk, str) else len(chunk)
+            # Node: Buffer.byteLength(chunk, stream.readableEncoding) for text.
+            length = byte_length(chunk, stream.readable_encoding) if isinstance(chunk, str) else len(chunk)
             before = counted[name]
             counted[name] = before + length
             if counted[name] > max_buffer:
@@ -301,7 +303,7 @@ def _run(plan: SpawnPlan, callback: Callback | None) -> ExecChildProcess[Any]:
 
         return on_data
 
-    # Text with a finite max_buffer counts the UTF-8 length of each decoded
+    # Text with a finite max_buffer counts the byte length of each decoded
     # chunk: that stays on the chunk path.  Otherwise the streams read into
     # C collectors, which hand over to the listener the moment anything
     # else (a user's listener, pause(), ...) wants the chunks.
@@ -311,7 +313,7 @@ def _run(plan: SpawnPlan, callback: Callback | None) -> ExecChildProcess[Any]:
             continue
         if encoding is not None:
             stream.set_encoding(encoding)
-        listener = collector(name, chunks)
+        listener = collector(name, stream, chunks)
         stream.on("data", listener)
         if collect:
             stream._attach_collector(listener, max_buffer)

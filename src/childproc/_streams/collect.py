@@ -79,7 +79,7 @@ class ExecCollecting(ReadableState):
             and self._pump is None
             and not self._consumers
             and not self._destroyed
-            # A finite limit counts the UTF-8 length of decoded text, which
+            # A finite limit counts the byte length of decoded chunks, which
             # the raw byte count cannot stand in for: chunks then.
             and (self._decoder is None or self._collect_limit == float("inf"))
         )

@@ -7,7 +7,7 @@ import codecs
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Chunk", "Decoder", "encode_chunk", "make_decoder", "to_bytes"]
+__all__ = ["Chunk", "Decoder", "byte_length", "encode_chunk", "make_decoder", "to_bytes"]
 
 Chunk = bytes | str
 Decoder = Callable[[bytes, bool], str]  # (data, final) -> text
@@ -61,6 +61,31 @@ def make_decoder(encoding: str) -> Decoder:
             return ""
 
     return decode
+
+
+def byte_length(text: str, encoding: str | None) -> int:
+    """Node's ``Buffer.byteLength(text, encoding)`` for text a stream decoded
+    to ``encoding``: what exec's ``max_buffer`` counts.  Python's own codecs
+    (no Node name) count as UTF-8, Node's default."""
+    if encoding in ("latin-1", "ascii"):
+        return _utf16_units(text)
+    if encoding == "hex":
+        return _utf16_units(text) >> 1
+    if encoding in ("base64", "base64url"):
+        n = _utf16_units(text)
+        if n and text[-1] == "=":  # Node drops at most two '=' of padding
+            n -= 2 if n > 1 and text[-2] == "=" else 1
+        return (n * 3) >> 2
+    if encoding == "utf-16-le":
+        return 2 * _utf16_units(text)
+    # UTF-8: ASCII text is one byte a character, and a str knows whether it
+    # is ASCII without looking; else encoded (a lone surrogate as 3, as Node).
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def _utf16_units(text: str) -> int:
+    # Node's string length: code points, plus one for each beyond the BMP.
+    return len(text) if text.isascii() else len(text.encode("utf-16-le", "surrogatepass")) >> 1
 
 
 def encode_chunk(chunk: Chunk) -> bytes | memoryview:
