@@ -525,6 +525,19 @@ def test_one_non_ascii_byte_decodes_the_whole(where: int) -> None:
     assert text == bytes(data).decode("utf-8", "replace") and text[where] == "\ufffd"
 
 
+def test_ascii_prefix_around_the_blocks() -> None:
+    """cp_collector_ascii checks 64 bytes at a time, then byte by byte:
+    the first byte above 0x7f is found wherever it is."""
+    ascii_prefix = _native.lib.cp_collector_ascii
+    assert ascii_prefix(_native.OutputBuffer()._c) == 0
+    for size in (1, 63, 64, 65, 127, 128, 200):
+        assert ascii_prefix(_filled(b"\x7f" * size)._c) == size
+        for where in {w for w in (0, size // 2, 63, 64, size - 1) if w < size}:
+            data = bytearray(b"a" * size)
+            data[where] = 0x80 if where % 2 else 0xFF
+            assert ascii_prefix(_filled(bytes(data))._c) == where
+
+
 def test_small_and_empty_buffers_are_decoded() -> None:
     """Below a page-moving size there is nothing to gain: decoded as before."""
     buffer = _filled(b"abc" * 1000)
