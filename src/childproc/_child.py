@@ -152,35 +152,42 @@ class ChildProcess(IPCTarget, EventEmitter):
 
     def _make_stdio(self, plan: SpawnPlan, fds: list[int]) -> None:
         stdio: list[Stream | None] = []
+        reactor, slots, maybe_close = self._reactor, plan.stdio, self._maybe_close
+        encoding = plan.encoding if plan.fn_name == "spawn" else None
         for i, fd in enumerate(fds):
             if fd < 0:
                 stdio.append(None)
                 continue
-            if plan.stdio[i].kind == "ipc":
+            if slots[i].kind == "ipc":
                 # The channel counts for 'close' like an output stream; it
                 # closes at the child's EOF or after either side's
                 # disconnect() (Node forgets the latter: #19433).
                 self._closes_needed += 1
-                self._ipc = IPC(self, fd, self._reactor, plan.serialization, on_closed=self._maybe_close,
+                self._ipc = IPC(self, fd, reactor, plan.serialization, on_closed=maybe_close,
                                 max_message_size=plan.max_message_size)
                 stdio.append(None)
                 continue
-            stream: Stream
             if i == 0:
-                stream = Writable(fd, self._reactor)
-            else:
-                stream = Readable(fd, self._reactor)
-                stream._owner_ended = self._process_ended
-                if plan.encoding is not None and plan.fn_name == "spawn":
-                    stream.set_encoding(plan.encoding)  # spawn(encoding=...): a Python addition
-                # Counted for 'close', and first in line among its listeners.
-                self._closes_needed += 1
-                stream.on("close", self._maybe_close)
+                stdin = Writable(fd, reactor)
+                self.stdin = stdin
+                stdio.append(stdin)
+                continue
+            stream = Readable(fd, reactor)
+            stream._owner_ended = self._process_ended
+            if encoding is not None:
+                stream.set_encoding(encoding)  # spawn(encoding=...): a Python addition
+            # Counted for 'close', and first in line among its listeners:
+            # the stream is new, so its listener table is set directly
+            # (what on('close', ...) would leave there, at a fraction of
+            # the cost on every spawn).
+            self._closes_needed += 1
+            stream._events["close"] = (maybe_close,)
             stdio.append(stream)
+            if i == 1:
+                self.stdout = stream
+            elif i == 2:
+                self.stderr = stream
         self.stdio = stdio
-        self.stdin = stdio[0] if stdio and isinstance(stdio[0], Writable) else None
-        self.stdout = stdio[1] if len(stdio) > 1 and isinstance(stdio[1], Readable) else None
-        self.stderr = stdio[2] if len(stdio) > 2 and isinstance(stdio[2], Readable) else None
 
     def _on_abort(self, signal: Any) -> None:
         try:

@@ -230,9 +230,24 @@ class PrivateLoop(Reactor):
             raise failed
 
     def add_reader(self, fd: int, callback: Callback) -> None:
+        callbacks = self._callbacks
+        if fd not in callbacks:  # the usual case, _update's first branch inlined
+            callbacks[fd] = [callback, None]
+            self._unregistered[fd] = None
+            return
         self._update(fd, 0, callback)
 
     def remove_reader(self, fd: int) -> None:
+        entry = self._callbacks.get(fd)
+        if entry is not None and entry[1] is None and not self.closed and fd not in self._unregistered:
+            # The usual case (a registered fd with only a reader), inlined
+            # from _update: unregistered at once, before its owner closes it.
+            del self._callbacks[fd]
+            try:
+                self._poller.unregister(fd)
+            except (OSError, ValueError, KeyError):
+                pass  # closed already: the kernel dropped it from epoll
+            return
         self._update(fd, 0, None)
 
     def add_writer(self, fd: int, callback: Callback) -> None:
@@ -316,22 +331,27 @@ class PrivateLoop(Reactor):
 
     def _run_ready(self, done: Callable[[], bool]) -> bool:
         ready, ticks, closing = self._ready, self._ticks, self._closing
-        while ready or ticks or closing:
-            if not (ready or ticks):
+        while True:
+            # next_tick's callbacks first: Node runs its nextTick queue
+            # after every callback, before anything else that waits.
+            if ticks:
+                callback, args = ticks.popleft()
+            elif ready:
+                callback, args = ready.popleft()
+            elif closing:
                 # libuv's close phase, once the rest has run: what closed
                 # meanwhile, the last closed first.
                 ready.extend(reversed(closing))
                 closing.clear()
-            # next_tick's callbacks first: Node runs its nextTick queue
-            # after every callback, before anything else that waits.
-            callback, args = (ticks or ready).popleft()
+                continue
+            else:
+                return done()
             callback(*args)
             if done():
                 while ticks:  # still part of the callback that finished the wait
                     callback, args = ticks.popleft()
                     callback(*args)
                 return True
-        return done()
 
     def _next_timeout(self, deadline: float | None) -> float | None:
         timers = self._timers

@@ -32,24 +32,29 @@ MAX_READS_PER_WAKE = 32
 class FdStream(EventEmitter):
     """Base of the stream classes; not used on its own."""
 
+    # Fields whose starting value is immutable are class attributes: a
+    # stream is made per pipe of every spawn, and each attribute set in
+    # __init__ costs that spawn (an instance attribute shadows its default
+    # at the first assignment).
+    _destroyed = False
+    _closed = False
+    _ref_wanted = True  # what ref()/unref() asked for
+    _holding_ref = False  # whether we hold one on the reactor now
+    used_as_stdio = False  # Node's kIsUsedAsStdio: handed to a child once
+    _lent = False  # the fd went blocking for a spawn (see _childproc_fd)
+    _borrowers = 0  # children running with this fd in their stdio
+    # What the owner asked for while the fd was lent: run when the last
+    # borrower has exited (the owner's flush after its own exit).
+    _after_lend: Callable[[], Any] | None = None
+    # Set by the owning ChildProcess: whether its process has ended (even
+    # if the exit has not been delivered yet).
+    _owner_ended: Callable[[], bool] | None = None
+
     def __init__(self, fd: int, reactor: Reactor, high_water_mark: int) -> None:
-        super().__init__()
+        self._events = {}  # EventEmitter.__init__, inlined (see above)
         self._fd = fd
         self._reactor = reactor
         self._hwm = high_water_mark
-        self._destroyed = False
-        self._closed = False
-        self._ref_wanted = True  # what ref()/unref() asked for
-        self._holding_ref = False  # whether we hold one on the reactor now
-        self.used_as_stdio = False  # Node's kIsUsedAsStdio: handed to a child once
-        self._lent = False  # the fd went blocking for a spawn (see _childproc_fd)
-        self._borrowers = 0  # children running with this fd in their stdio
-        # What the owner asked for while the fd was lent: run when the last
-        # borrower has exited (the owner's flush after its own exit).
-        self._after_lend: Callable[[], Any] | None = None
-        # Set by the owning ChildProcess: whether its process has ended (even
-        # if the exit has not been delivered yet).
-        self._owner_ended: Callable[[], bool] | None = None
         track(self)
 
     @property

@@ -38,6 +38,8 @@ class Consuming(ReadableState):
         return chunk
 
     def _wake(self) -> None:
+        if not self._waiters:
+            return  # the usual case: nobody iterates
         waiters, self._waiters = self._waiters, []
         for fut in waiters:
             if not fut.done():

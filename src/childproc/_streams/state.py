@@ -37,39 +37,42 @@ _DEFAULT_READ = 64 * 1024  # Linux's default pipe capacity: one read empties it
 class ReadableState(FdStream):
     """The fields of a Readable (see the module docstring)."""
 
+    # Immutable starting values are class attributes, as in FdStream: only
+    # the mutable containers are made per stream.
+    _holding_ref = True  # Readable.__init__ takes the loop ref at once
+    _length = 0
+    _flowing: bool | None = None  # Node's tri-state: None = never decided
+    _paused_flag: bool | None = None  # Node's kPaused: pause() was called
+    _reading = False
+    _eof = False
+    _end_scheduled = False
+    _end_emitted = False
+    _resume_scheduled = False
+    _errored: BaseException | None = None
+    _decoder: Decoder | None = None
+    _encoding: str | None = None
+    _read_size = _DEFAULT_READ
+    _full_reads = 0
+    _grow_tried = F_SETPIPE_SZ is None
+    _pump: Any = None  # the Pump while bytes move in C
+    _consumers = 0  # iterators and read() calls in progress
+    _drain_cap: int | None = None  # set by _drain_after_exit: read to EOF, keep this much
+    _on_fd_closed: Callable[..., Any] | None = None  # the owner's counting 'close' listener
+    _detached = False  # EOF after exit with data kept: the fd is closed, no loop ref
+    # exec()'s collector (see _attach_collector): while it is attached
+    # the bytes read so far are in C, not yet given to _collect_fn.
+    _collector: OutputBuffer | None = None
+    _collect_fn: Callable[[Chunk], Any] | None = None
+    _collect_limit = float("inf")
+    #: Bytes read after the child's exit and dropped because nobody consumed
+    #: them and ``DRAIN_AFTER_EXIT_CAP`` was reached (0 when nothing was lost).
+    discarded_after_exit = 0
+
     def __init__(self, fd: int, reactor: Reactor, high_water_mark: int) -> None:
         super().__init__(fd, reactor, high_water_mark)
         self._buffer: deque[Chunk] = deque()
-        self._length = 0
-        self._flowing: bool | None = None  # Node's tri-state: None = never decided
-        self._paused_flag: bool | None = None  # Node's kPaused: pause() was called
-        self._reading = False
-        self._eof = False
-        self._end_scheduled = False
-        self._end_emitted = False
-        self._resume_scheduled = False
-        self._errored: BaseException | None = None
-        self._decoder: Decoder | None = None
-        self._encoding: str | None = None
-        self._read_size = _DEFAULT_READ
-        self._full_reads = 0
-        self._grow_tried = F_SETPIPE_SZ is None
         self._pipes: list[Any] = []  # a PipeState per Node-style pipe()
-        self._pump: Any = None  # the Pump while bytes move in C
         self._waiters: list[Any] = []  # asyncio futures of iterators waiting for a change
-        self._consumers = 0  # iterators and read() calls in progress
-        self._holding_ref = True
-        self._drain_cap: int | None = None  # set by _drain_after_exit: read to EOF, keep this much
-        self._on_fd_closed: Callable[..., Any] | None = None  # the owner's counting 'close' listener
-        self._detached = False  # EOF after exit with data kept: the fd is closed, no loop ref
-        # exec()'s collector (see _attach_collector): while it is attached
-        # the bytes read so far are in C, not yet given to _collect_fn.
-        self._collector: OutputBuffer | None = None
-        self._collect_fn: Callable[[Chunk], Any] | None = None
-        self._collect_limit = float("inf")
-        #: Bytes read after the child's exit and dropped because nobody consumed
-        #: them and ``DRAIN_AFTER_EXIT_CAP`` was reached (0 when nothing was lost).
-        self.discarded_after_exit = 0
 
     if TYPE_CHECKING:  # the top layer's methods that the lower layers call
 

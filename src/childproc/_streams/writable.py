@@ -59,22 +59,24 @@ class Writable(FdStream):
     as a libuv handle with a pending write does; ``unref()`` opts out.
     """
 
+    # Immutable starting values are class attributes (see FdStream).
+    _length = 0
+    _need_drain = False
+    _ending = False  # end() was called
+    _finished = False
+    _finish_scheduled = False
+    _errored: BaseException | None = None
+    _waiting = False  # registered for writability
+    _held = False  # a C pump writes to our fd: keep off it
+    _pump_owner: Any = None  # the Readable whose pump writes here
+
     def __init__(self, fd: int, reactor: Reactor, *, high_water_mark: int = 64 * 1024) -> None:
         super().__init__(fd, reactor, high_water_mark)
         # [view, callback] pairs; the head's view shrinks as it is written.
         self._queue: deque[list[Any]] = deque()
-        self._length = 0
-        self._need_drain = False
-        self._ending = False  # end() was called
-        self._finished = False
-        self._finish_scheduled = False
-        self._errored: BaseException | None = None
-        self._waiting = False  # registered for writability
         self._end_callbacks: list[WriteCallback] = []
         self._flush_waiters: list[Callable[[], Any]] = []
-        self._held = False  # a C pump writes to our fd: keep off it
         self._parked: deque[list[Any]] = deque()  # writes made while a pump is attached
-        self._pump_owner: Any = None  # the Readable whose pump writes here
 
     # -- properties (Node's names in snake_case) ----------------------------
 
@@ -343,6 +345,11 @@ class Writable(FdStream):
         return self
 
     def _destroy_tick(self, err: BaseException | None) -> None:
+        if not (self._queue or self._parked or self._end_callbacks):
+            # The usual case (a child's stdin nobody wrote to): no callback
+            # to fail, only the close to schedule.
+            self._reactor.call_soon(self._emit_error_close, err)
+            return
         queue, self._queue = self._queue, deque()
         queue.extend(self._parked)
         self._parked.clear()
