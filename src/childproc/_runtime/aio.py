@@ -5,9 +5,12 @@ events are delivered on the loop the creating code runs on
 from __future__ import annotations
 
 import _thread
+import select
 from collections import deque
 from errno import EBADF as _EBADF
 
+from .forksafe import replace_with_null, track
+from .poller import HUP, READ, WRITE
 from .reactor import Reactor, TimerHandle
 
 TYPE_CHECKING = False
@@ -18,7 +21,7 @@ if TYPE_CHECKING:
 
     Callback = Callable[..., object]
 
-__all__ = ["AsyncioReactor"]
+__all__ = ["AsyncioReactor", "EpollAsyncioReactor", "asyncio_reactor"]
 
 
 class AsyncioReactor(Reactor):
@@ -130,3 +133,125 @@ class AsyncioReactor(Reactor):
             "this child belongs to a running asyncio loop: blocking would stop it from "
             "delivering events; use 'await child' (or await the stream) instead"
         )
+
+
+class EpollAsyncioReactor(AsyncioReactor):
+    """:class:`AsyncioReactor` with childproc's fds in an epoll instance of
+    its own, which asyncio watches as one fd (Linux: an epoll fd is itself
+    pollable, by asyncio's selector as by uvloop).
+
+    asyncio's ``add_reader``/``remove_reader`` go through the selectors
+    layer (key objects, a Handle per fd, transport checks): for the three
+    pipes and the pidfd of every spawn that was a third of the parent's
+    cost of ``await cp.spawn(...)``.  Here an fd costs an ``epoll_ctl``.
+    What asyncio sees is unchanged in kind: one callback per wake-up of
+    the epoll fd, in which each ready fd's callback runs as it did in a
+    Handle of its own, in the order epoll reports them, the ticks after
+    each.  The epoll is level-triggered: an fd not served because a
+    callback before it raised is reported again at the next wake-up.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop)
+        self._callbacks: dict[int, list[Callback | None]] = {}  # fd -> [reader, writer]
+        self._unregistered: dict[int, None] = {}  # fds in _callbacks not yet given to epoll, in order
+        self._poller: select.epoll | None = None  # made at the first fd
+        self._poller_fd = -1
+
+    def _forget_after_fork(self, null_fd: int) -> None:
+        # In a forked copy (see forksafe): the epoll instance is the
+        # parent's (fork copies the fd, not the instance).
+        replace_with_null(self._poller_fd, null_fd)
+
+    def _start(self) -> select.epoll:
+        poller = self._poller = select.epoll()  # close-on-exec
+        self._poller_fd = poller.fileno()
+        track(self)
+        self.asyncio_loop.add_reader(self._poller_fd, self._dispatch)
+        return poller
+
+    def _update(self, fd: int, slot: int, callback: Callback | None) -> None:
+        # PrivateLoop._update's rules: new fds are given to epoll in one go
+        # at the next turn, in the order added (as AsyncioReactor gives them
+        # to asyncio); removals are immediate, before the owner closes the fd.
+        callbacks = self._callbacks
+        entry = callbacks.get(fd)
+        if entry is None:
+            if callback is None:
+                return
+            entry = callbacks[fd] = [None, None]
+            entry[slot] = callback
+            if not self._unregistered:
+                self.asyncio_loop.call_soon(self._register_added)
+            self._unregistered[fd] = None
+            return
+        entry[slot] = callback
+        mask = (READ if entry[0] else 0) | (WRITE if entry[1] else 0)
+        if fd in self._unregistered:
+            if not mask:
+                del callbacks[fd]
+                del self._unregistered[fd]
+            return
+        poller = self._poller
+        if mask:
+            if poller is not None:
+                poller.modify(fd, mask)
+            return
+        del callbacks[fd]
+        if poller is not None:
+            try:
+                poller.unregister(fd)
+            except (OSError, ValueError, KeyError):
+                pass  # closed already: the kernel dropped it from epoll
+
+    def _register_added(self) -> None:
+        callbacks = self._callbacks
+        added, self._unregistered = self._unregistered, {}
+        if not added:
+            return
+        poller = self._poller if self._poller is not None else self._start()
+        failed: OSError | None = None
+        for fd in added:
+            entry = callbacks[fd]
+            try:
+                poller.register(fd, (READ if entry[0] else 0) | (WRITE if entry[1] else 0))
+            except OSError as exc:
+                del callbacks[fd]
+                if exc.errno != _EBADF:  # EBADF: closed meanwhile, nothing to watch
+                    failed = failed or exc
+        if failed is not None:
+            raise failed
+
+    def _dispatch(self) -> None:
+        poller = self._poller
+        if poller is None:
+            return
+        callbacks = self._callbacks
+        for fd, mask in poller.poll(0):
+            entry = callbacks.get(fd)
+            if entry is None:
+                continue  # removed by a callback before it in this batch
+            # A hang-up or error wakes both sides, as asyncio's selector does.
+            if mask & (READ | HUP) and entry[0] is not None:
+                self._run(entry[0], ())
+            if mask & (WRITE | HUP) and entry[1] is not None and callbacks.get(fd) is entry:
+                self._run(entry[1], ())
+
+    def add_reader(self, fd: int, callback: Callback) -> None:
+        self._update(fd, 0, callback)
+
+    def remove_reader(self, fd: int) -> None:
+        self._update(fd, 0, None)
+
+    def add_writer(self, fd: int, callback: Callback) -> None:
+        self._update(fd, 1, callback)
+
+    def remove_writer(self, fd: int) -> None:
+        self._update(fd, 1, None)
+
+
+def asyncio_reactor(loop: asyncio.AbstractEventLoop) -> AsyncioReactor:
+    """The reactor for a running asyncio ``loop`` (not Windows: see loop.py)."""
+    if hasattr(select, "epoll"):
+        return EpollAsyncioReactor(loop)
+    return AsyncioReactor(loop)

@@ -4,7 +4,8 @@ A child, its streams and its channel belong to the thread that created
 them, and every event they emit runs on that thread, one callback at a time:
 
 * If that thread is running an asyncio event loop, the events are delivered
-  on that loop (:class:`AsyncioReactor` registers the fds with it), so
+  on that loop (:class:`AsyncioReactor` registers the fds with it; on
+  Linux it watches them in one epoll of its own, an fd asyncio polls), so
   childproc mixes with asyncio code and ``await`` just works.
 * Otherwise the thread gets a private loop (:class:`PrivateLoop`).  It runs
   only while the thread blocks on childproc -- ``child.wait()``, iterating a
@@ -161,9 +162,9 @@ def current_reactor() -> Reactor:
 
             reactor = _asyncio_reactors[aloop] = ProactorReactor(aloop)
         else:
-            from .aio import AsyncioReactor  # asyncio users only: a forked child never needs it
+            from .aio import asyncio_reactor  # asyncio users only: a forked child never needs it
 
-            reactor = _asyncio_reactors[aloop] = AsyncioReactor(aloop)
+            reactor = _asyncio_reactors[aloop] = asyncio_reactor(aloop)
     return reactor
 
 

@@ -1,0 +1,108 @@
+"""The reactor on a running asyncio loop (``_runtime/aio.py``).
+
+On Linux childproc's fds sit in an epoll instance of the reactor's own,
+which the asyncio loop (or uvloop) watches as a single fd.  These tests pin
+what that must not change: every event of every child arrives, in Node's
+order, also when a listener raises or many children run at once, and the
+loop's own selector only ever sees that one fd.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import select
+import sys
+from typing import Any
+
+import pytest
+
+import childproc as cp
+
+WATCHDOG_SECONDS = 60
+pytestmark = pytest.mark.usefixtures("watchdog")
+
+SCRIPT = "echo out; echo err >&2; cat"
+
+
+async def _one_child() -> list[Any]:
+    events: list[Any] = []
+    child = cp.spawn("sh", ["-c", SCRIPT])
+    child.stdout.on("data", lambda d: events.append(("stdout", d)))
+    child.stderr.on("data", lambda d: events.append(("stderr", d)))
+    child.stdout.on("end", lambda: events.append("stdout end"))
+    child.on("exit", lambda code, sig: events.append(("exit", code, sig)))
+    child.on("close", lambda code, sig: events.append(("close", code, sig)))
+    child.stdin.write(b"in\n")
+    child.stdin.end()
+    assert await child == 0
+    return events
+
+
+def _check(events: list[Any]) -> None:
+    out = b"".join(e[1] for e in events if isinstance(e, tuple) and e[0] == "stdout")
+    err = b"".join(e[1] for e in events if isinstance(e, tuple) and e[0] == "stderr")
+    assert out == b"out\nin\n" and err == b"err\n"
+    assert events[-1] == ("close", 0, None)
+    assert events.index("stdout end") < events.index(("close", 0, None))
+    assert ("exit", 0, None) in events
+
+
+def test_many_children_at_once_each_get_all_their_events() -> None:
+    async def main() -> list[list[Any]]:
+        return list(await asyncio.gather(*(_one_child() for _ in range(20))))
+
+    for events in asyncio.run(main()):
+        _check(events)
+
+
+def test_a_raising_listener_reaches_the_loop_and_the_other_events_still_come() -> None:
+    handled: list[dict[str, Any]] = []
+
+    async def main() -> list[Any]:
+        asyncio.get_running_loop().set_exception_handler(lambda _loop, ctx: handled.append(ctx))
+        events: list[Any] = []
+        child = cp.spawn("sh", ["-c", "echo out; echo err >&2"])
+
+        def boom(data: bytes) -> None:
+            events.append(("stdout", data))
+            raise ValueError("listener failed")
+
+        child.stdout.on("data", boom)
+        child.stderr.on("data", lambda d: events.append(("stderr", d)))
+        child.on("close", lambda code, sig: events.append(("close", code, sig)))
+        await asyncio.wait_for(child, 30)
+        return events
+
+    events = asyncio.run(main())
+    assert ("stdout", b"out\n") in events and ("stderr", b"err\n") in events
+    assert events[-1] == ("close", 0, None)
+    assert [type(ctx.get("exception")) for ctx in handled] == [ValueError]
+
+
+@pytest.mark.skipif(not hasattr(select, "epoll"), reason="the nested epoll is Linux's")
+def test_the_loop_selector_sees_one_fd_however_many_pipes() -> None:
+    async def main() -> tuple[int, int]:
+        selector = asyncio.get_running_loop()._selector  # type: ignore[attr-defined]
+        before = len(selector.get_map())
+        children = [cp.spawn("sh", ["-c", "cat"]) for _ in range(5)]
+        await asyncio.sleep(0)  # the new fds are registered on the next turn
+        during = len(selector.get_map())
+        for child in children:
+            child.stdin.end()
+        for child in children:
+            await child
+        return before, during
+
+    before, during = asyncio.run(main())
+    assert during == before + 1
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="uvloop is POSIX only")
+def test_under_uvloop_every_event_arrives() -> None:
+    uvloop = pytest.importorskip("uvloop")
+
+    async def main() -> list[list[Any]]:
+        return list(await asyncio.gather(*(_one_child() for _ in range(10))))
+
+    for events in uvloop.run(main()):
+        _check(events)
