@@ -106,3 +106,32 @@ def test_under_uvloop_every_event_arrives() -> None:
 
     for events in uvloop.run(main()):
         _check(events)
+
+
+def test_ticks_queued_by_a_raising_callback_still_run() -> None:
+    # 'end' is emitted on a tick (Node's endReadableNT); a listener that
+    # raises there must not strand what else was queued on ticks.
+    handled: list[dict[str, Any]] = []
+
+    async def main() -> list[Any]:
+        asyncio.get_running_loop().set_exception_handler(lambda _loop, ctx: handled.append(ctx))
+        events: list[Any] = []
+        child = cp.spawn("sh", ["-c", "echo out; echo err >&2"])
+        child.stdout.on("data", lambda d: events.append(("stdout", d)))
+
+        def boom() -> None:
+            events.append("stdout end")
+            raise ValueError("listener failed")
+
+        child.stdout.on("end", boom)
+        child.stdout.on("close", lambda: events.append("stdout close"))
+        child.stderr.on("data", lambda d: events.append(("stderr", d)))
+        child.stderr.on("end", lambda: events.append("stderr end"))
+        child.on("close", lambda code, sig: events.append(("close", code, sig)))
+        await asyncio.wait_for(child, 30)
+        return events
+
+    events = asyncio.run(main())
+    assert {"stdout end", "stdout close", "stderr end"} <= set(events)
+    assert events[-1] == ("close", 0, None)
+    assert [type(ctx.get("exception")) for ctx in handled] == [ValueError]

@@ -41,15 +41,27 @@ class AsyncioReactor(Reactor):
         self._closing: list[tuple[Callback, tuple[Any, ...]]] = []
         self._adding: dict[tuple[int, int], Callback] = {}  # (fd, 0 read / 1 write) -> callback
 
+    # True while _run runs a callback: the ticks it queues run right after
+    # it, so next_tick need not schedule anything of asyncio's for them.
+    _in_callback = False
+
     def _run(self, callback: Callback, args: tuple[Any, ...]) -> None:
-        callback(*args)
-        if self._ticks:
-            self._run_ticks()
+        if self._in_callback:  # nested (a callback that runs another): the outer one runs the ticks
+            callback(*args)
+            return
+        self._in_callback = True
+        try:
+            callback(*args)
+            if self._ticks:
+                self._run_ticks()
+        finally:
+            self._in_callback = False
+            if self._ticks:  # left behind by a callback that raised: not lost
+                self.asyncio_loop.call_soon(self._run_ticks)
 
     def _run_ticks(self) -> None:
-        # Also called on its own (next_tick schedules it), for ticks queued
-        # outside our callbacks (user code in a coroutine) or left behind by
-        # a callback that raised.
+        # Also scheduled on its own, for ticks queued outside our callbacks
+        # (user code in a coroutine) or left behind by a callback that raised.
         ticks = self._ticks
         while ticks:
             callback, args = ticks.popleft()
@@ -94,7 +106,7 @@ class AsyncioReactor(Reactor):
         self.asyncio_loop.call_soon(self._run, callback, args)
 
     def next_tick(self, callback: Callback, *args: Any) -> None:
-        if not self._ticks:
+        if not self._ticks and not self._in_callback:
             self.asyncio_loop.call_soon(self._run_ticks)
         self._ticks.append((callback, args))
 
@@ -238,9 +250,26 @@ class EpollAsyncioReactor(AsyncioReactor):
                 self._run(entry[1], ())
 
     def add_reader(self, fd: int, callback: Callback) -> None:
+        callbacks = self._callbacks
+        if fd not in callbacks:  # the usual case, _update's first branch inlined
+            callbacks[fd] = [callback, None]
+            if not self._unregistered:
+                self.asyncio_loop.call_soon(self._register_added)
+            self._unregistered[fd] = None
+            return
         self._update(fd, 0, callback)
 
     def remove_reader(self, fd: int) -> None:
+        entry = self._callbacks.get(fd)
+        poller = self._poller
+        if entry is not None and entry[1] is None and poller is not None and fd not in self._unregistered:
+            # The usual case (a registered fd with only a reader), inlined.
+            del self._callbacks[fd]
+            try:
+                poller.unregister(fd)
+            except (OSError, ValueError, KeyError):
+                pass  # closed already: the kernel dropped it from epoll
+            return
         self._update(fd, 0, None)
 
     def add_writer(self, fd: int, callback: Callback) -> None:
