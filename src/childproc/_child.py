@@ -79,31 +79,35 @@ class ChildProcess(IPCTarget, EventEmitter):
     (False/None until a child has an IPC channel).
     """
 
+    # Fields whose starting value is immutable are class attributes (an
+    # instance attribute shadows one at its first assignment): a child is
+    # made per spawn, and each attribute set here would cost every spawn.
+    pid: int | None = None
+    exit_code: int | None = None
+    signal_code: str | None = None
+    killed = False
+    spawnfile: str | bytes | None = None
+    stdin: Writable | None = None
+    stdout: Readable | None = None
+    stderr: Readable | None = None
+    stdio: list[Stream | None] | None = None
+    _ipc: IPC | None = None
+    _watch: ExitWatch | None = None
+    _closes_needed = 1
+    _closes_got = 0
+    _exited = False
+    _closed = False
+    _failure: SpawnError | None = None  # a runtime spawn failure, for await
+    _refed = False
+    _spawn_failure: SpawnError | None = None  # a runtime spawn failure, for repr()
+
     def __init__(self) -> None:
-        super().__init__()
-        self.pid: int | None = None
-        self.exit_code: int | None = None
-        self.signal_code: str | None = None
-        self.killed = False
-        self.spawnfile: str | bytes | None = None
+        self._events = {}  # EventEmitter.__init__, inlined (the one base with state)
         self.spawnargs: list[str | bytes] = []
-        self.stdin: Writable | None = None
-        self.stdout: Readable | None = None
-        self.stderr: Readable | None = None
-        self.stdio: list[Stream | None] | None = None
-        self._ipc: IPC | None = None
         self._reactor: Reactor = current_reactor()
-        self._watch: ExitWatch | None = None
-        self._closes_needed = 1
-        self._closes_got = 0
-        self._exited = False
-        self._closed = False
-        self._failure: SpawnError | None = None  # a runtime spawn failure, for await
         self._awaiting: list[Any] = []  # futures of `await child`
-        self._refed = False
         self._life = Lifecycle(self._reactor, kill_signal=_signal.SIGTERM, kill_group=False,
                                force_kill_after=None)
-        self._spawn_failure: SpawnError | None = None  # a runtime spawn failure, for repr()
         self._borrowed: list[FdStream] = []  # other children's streams in our stdio
 
     # -- spawning ----------------------------------------------------------

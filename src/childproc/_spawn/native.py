@@ -82,6 +82,9 @@ def _exit_status_posix(code: int) -> int:
 exit_status = _exit_status_windows if sys.platform == "win32" else _exit_status_posix
 
 
+_PARENT_END_KINDS = frozenset({"pipe", "ipc"})  # plan slots C gives a parent end for
+
+
 def _cstr(data: bytes, keep: list[object]) -> object:
     buf = _from_buffer(data + b"\0")
     keep.append(buf)
@@ -189,7 +192,9 @@ def spawn(plan: SpawnPlan, lent: Mapping[int, int]) -> RawChild:
     n = len(plan.stdio)
     if rc < 0:
         return RawChild(0, -1, [-1] * n, -rc, child.stage)
-    fds = [stdio[i].fd if stdio[i].kind in (_PIPE_IN, _PIPE_OUT, _IPC) else -1 for i in range(n)]
+    # The pipe and ipc slots got the parent's end; the plan says which they
+    # are without reading C's kinds back.
+    fds = [stdio[i].fd if slot.kind in _PARENT_END_KINDS else -1 for i, slot in enumerate(plan.stdio)]
     return RawChild(child.pid, child.pidfd, fds, 0, lib.CP_STAGE_NONE, child.job)
 
 

@@ -78,7 +78,7 @@ from .collect import ExecCollecting
 from .consume import Consuming
 from .decode import Chunk, make_decoder, to_bytes
 from .pump import PipeState, Pump, dest_fd, pump_available
-from .state import F_SETPIPE_SZ, fcntl
+from .state import F_SETPIPE_SZ, ReadableState, fcntl
 
 if TYPE_CHECKING:
     from .._runtime.reactor import Reactor
@@ -113,9 +113,13 @@ class Readable(Consuming, ExecCollecting):
     """
 
     def __init__(self, fd: int, reactor: Reactor, *, high_water_mark: int = 64 * 1024) -> None:
-        super().__init__(fd, reactor, high_water_mark)
+        # The base's __init__ by name, not super(): one stream per output
+        # pipe of every spawn, and a super object each time shows.
+        ReadableState.__init__(self, fd, reactor, high_water_mark)
         reactor.ref()
-        self._start_reading()
+        # _start_reading() on a new stream, whose checks all pass:
+        self._reading = True
+        reactor.add_reader(fd, self._on_readable)
 
     # -- properties (Node's names in snake_case) ----------------------------
 
@@ -332,7 +336,8 @@ class Readable(Consuming, ExecCollecting):
         if self._end_emitted or self._destroyed or self._buffer:
             return
         self._end_emitted = True
-        self._wake()
+        if self._waiters:
+            self._wake()
         try:
             self.emit("end")
         finally:
@@ -482,15 +487,18 @@ class Readable(Consuming, ExecCollecting):
         self._destroyed = True
         if err is not None:
             self._errored = err
-        self._stop_reading()
-        self._buffer.clear()
+        if self._reading:
+            self._stop_reading()
+        if self._buffer:
+            self._buffer.clear()
         self._length = 0
         if self._pump is not None:
             self._pump.cancel()  # the fd is closed and 'close' emitted when it stops
         else:
             self._close_fd()
             self._reactor.call_closing(self._emit_close, err)
-        self._wake()
+        if self._waiters:
+            self._wake()
         return self
 
     def _close_fd(self) -> None:
@@ -503,8 +511,11 @@ class Readable(Consuming, ExecCollecting):
 
     def _emit_close(self, err: BaseException | None) -> None:
         self._closed = True
-        self._update_ref()
-        self._wake()
+        if self._holding_ref:  # _update_ref(): a closed stream wants none
+            self._holding_ref = False
+            self._reactor.unref()
+        if self._waiters:
+            self._wake()
         if err is None:
             self.emit("close")
             return

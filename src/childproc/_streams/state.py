@@ -69,7 +69,7 @@ class ReadableState(FdStream):
     discarded_after_exit = 0
 
     def __init__(self, fd: int, reactor: Reactor, high_water_mark: int) -> None:
-        super().__init__(fd, reactor, high_water_mark)
+        FdStream.__init__(self, fd, reactor, high_water_mark)  # not super(): see Readable.__init__
         self._buffer: deque[Chunk] = deque()
         self._pipes: list[Any] = []  # a PipeState per Node-style pipe()
         self._waiters: list[Any] = []  # asyncio futures of iterators waiting for a change

@@ -71,7 +71,7 @@ class Writable(FdStream):
     _pump_owner: Any = None  # the Readable whose pump writes here
 
     def __init__(self, fd: int, reactor: Reactor, *, high_water_mark: int = 64 * 1024) -> None:
-        super().__init__(fd, reactor, high_water_mark)
+        FdStream.__init__(self, fd, reactor, high_water_mark)  # not super(): one per spawn
         # [view, callback] pairs; the head's view shrinks as it is written.
         self._queue: deque[list[Any]] = deque()
         self._end_callbacks: list[WriteCallback] = []

@@ -14,7 +14,7 @@ class PidfdWatch(ExitWatch):
     __slots__ = ()
 
     def __init__(self, reactor: Reactor, pid: int, pidfd: int, on_exit: OnExit) -> None:
-        super().__init__(reactor, pid, on_exit)
+        ExitWatch.__init__(self, reactor, pid, on_exit)  # not super(): one per spawn
         self._fd = pidfd
         reactor.add_reader(pidfd, self._ready)
 
