@@ -42,6 +42,12 @@ STAGE_NAMES = {
 }
 
 _NULL = ffi.NULL
+# The C types ffi.new makes per spawn, resolved once (a type string is
+# looked up again on every call).
+_REQ = ffi.typeof("cp_spawn_req *")
+_STDIO_ARRAY = ffi.typeof("cp_stdio[]")
+_CHILD = ffi.typeof("cp_child *")
+_NONBLOCK = lib.CP_SPAWN_NONBLOCK
 _from_buffer = ffi.from_buffer
 _PIPE_IN = lib.CP_STDIO_PIPE_IN
 _PIPE_OUT = lib.CP_STDIO_PIPE_OUT
@@ -96,7 +102,7 @@ def build_request(plan: SpawnPlan, keep: list[object], lent: Mapping[int, int] =
 
     ``lent`` maps each ``'stream'`` slot to the fd its stream lends this spawn
     (the caller, which owns the streams, asked them for it)."""
-    req = ffi.new("cp_spawn_req *")
+    req = ffi.new(_REQ)
     argv = _from_buffer(plan.argv_blob)
     keep.append(argv)
     req.argv = argv
@@ -115,29 +121,30 @@ def build_request(plan: SpawnPlan, keep: list[object], lent: Mapping[int, int] =
         req.cwd = _cstr(plan.cwd, keep)
 
     slots = plan.stdio
-    stdio = ffi.new("cp_stdio[]", len(slots))
+    stdio = ffi.new(_STDIO_ARRAY, len(slots))
     for i, slot in enumerate(slots):
         kind = slot.kind
+        entry = stdio[i]  # one cdata view per slot, not one per field
         if kind == "pipe":
             # Node: index 0 is the child's input, every other pipe its output.
-            stdio[i].kind = _PIPE_IN if i == 0 else _PIPE_OUT
-            stdio[i].fd = -1
+            entry.kind = _PIPE_IN if i == 0 else _PIPE_OUT
+            entry.fd = -1
         elif kind == "fd":
-            stdio[i].kind = _FD
-            stdio[i].fd = slot.fd
+            entry.kind = _FD
+            entry.fd = slot.fd
         elif kind == "ignore":
-            stdio[i].kind = _IGNORE
-            stdio[i].fd = -1
+            entry.kind = _IGNORE
+            entry.fd = -1
         elif kind == "ipc":
-            stdio[i].kind = _IPC
-            stdio[i].fd = -1
+            entry.kind = _IPC
+            entry.fd = -1
         elif kind == "dup":
-            stdio[i].kind = _DUP
-            stdio[i].fd = slot.fd
+            entry.kind = _DUP
+            entry.fd = slot.fd
         elif kind == "stream":
             # Another child's stream: its fd itself goes to this child.
-            stdio[i].kind = _FD
-            stdio[i].fd = lent[i]
+            entry.kind = _FD
+            entry.fd = lent[i]
         else:
             raise AssertionError(f"stdio kind {kind!r} cannot be used here")
     req.stdio = stdio
@@ -146,7 +153,7 @@ def build_request(plan: SpawnPlan, keep: list[object], lent: Mapping[int, int] =
     flags = 0
     if plan.detached:
         flags |= lib.CP_SPAWN_SETSID
-    elif getattr(plan, "kill_tree", False) or (plan.group_guarded and can_guard()):
+    elif plan.kill_tree or (plan.die_with_parent and plan.group_guarded and can_guard()):
         flags |= lib.CP_SPAWN_SETPGROUP
     if plan.uid is not None:
         flags |= lib.CP_SPAWN_SETUID
@@ -183,8 +190,8 @@ def spawn(plan: SpawnPlan, lent: Mapping[int, int]) -> RawChild:
     ``lent`` as for :func:`build_request`."""
     keep: list[object] = []
     req, stdio = build_request(plan, keep, lent)
-    req.flags |= lib.CP_SPAWN_NONBLOCK
-    child = ffi.new("cp_child *")
+    req.flags |= _NONBLOCK
+    child = ffi.new(_CHILD)
     if plan.die_with_parent and sys.platform.startswith("linux"):
         rc = _on_spawner_thread(lambda: lib.cp_spawn(req, child))
     else:
