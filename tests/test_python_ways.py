@@ -153,6 +153,35 @@ def test_async_with_kills_a_running_child_and_waits_for_close():
     asyncio.run(main())
 
 
+def test_await_child_adds_no_listener_and_returns_when_a_close_listener_raises():
+    # `await child` is resolved by the child itself once 'close' has been
+    # emitted: the user's listeners are all there is, and one that raises
+    # (reported by the loop) does not leave the coroutine waiting.
+    handled: list = []
+
+    async def main():
+        asyncio.get_running_loop().set_exception_handler(lambda _loop, ctx: handled.append(ctx))
+        child = cp.spawn("sh", ["-c", "exit 4"])
+        seen: list = []
+
+        def boom(code, sig):
+            seen.append(child.listener_count("close"))
+            raise ValueError("listener failed")
+
+        child.on("close", boom)
+        waiter = asyncio.ensure_future(_await(child))
+        await asyncio.sleep(0)
+        assert child.listener_count("close") == 1  # boom only
+        return await asyncio.wait_for(waiter, 30), seen
+
+    async def _await(child):
+        return await child
+
+    code, seen = asyncio.run(main())
+    assert code == 4 and seen == [1]
+    assert [type(ctx.get("exception")) for ctx in handled] == [ValueError]
+
+
 def test_with_inside_a_coroutine_reaps_before_it_returns():
     async def main():
         events: list = []

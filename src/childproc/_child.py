@@ -331,7 +331,17 @@ class ChildProcess(IPCTarget, EventEmitter):
         self._closes_got += 1
         if self._closes_got == self._closes_needed:
             self._closed = True
-            self.emit("close", self.exit_code, self.signal_code)
+            if not self._awaiting:
+                self.emit("close", self.exit_code, self.signal_code)
+                return
+            try:
+                self.emit("close", self.exit_code, self.signal_code)
+            finally:
+                # `await child` returns the exit code (its coroutine resumes on
+                # a later turn), also when a 'close' listener raised.
+                for future in self._awaiting:
+                    if not future.done():
+                        future.set_result(self.exit_code)
 
     # -- the IPC channel (send, disconnect, connected, channel: IPCTarget) --
 
@@ -424,22 +434,19 @@ class ChildProcess(IPCTarget, EventEmitter):
                 "this child was spawned outside the running asyncio loop; spawn it inside a "
                 "coroutine to await it, or call child.wait()"
             )
-        import asyncio  # loaded: a loop is running
-
-        def done(*_: Any) -> None:
-            if not future.done():
-                future.set_result(self.exit_code)
-
-        self.once("close", done)
+        # Resolved by _maybe_close once 'close' has been emitted (or by
+        # _on_exit with a spawn failure): no listener, closure or import per await.
         self._awaiting.append(future)
         try:
             return (yield from future.__await__())
-        except asyncio.CancelledError:
-            self._cancel()
+        except BaseException as exc:
+            import asyncio  # loaded: a loop is running
+
+            if isinstance(exc, asyncio.CancelledError):
+                self._cancel()
             raise
         finally:
             self._awaiting.remove(future)
-            self.off("close", done)
 
     def __enter__(self) -> ChildProcess:
         return self
