@@ -135,3 +135,25 @@ def test_ticks_queued_by_a_raising_callback_still_run() -> None:
     assert {"stdout end", "stdout close", "stderr end"} <= set(events)
     assert events[-1] == ("close", 0, None)
     assert [type(ctx.get("exception")) for ctx in handled] == [ValueError]
+
+
+def test_callbacks_queued_in_one_turn_run_in_order_past_a_raising_one() -> None:
+    # 'spawn' comes on the next turn for each child, in spawn order; the
+    # reactor runs one turn's calls from one asyncio callback, and a
+    # listener that raises must not drop the calls queued after it.
+    handled: list[dict[str, Any]] = []
+
+    async def main() -> list[Any]:
+        asyncio.get_running_loop().set_exception_handler(lambda _loop, ctx: handled.append(ctx))
+        events: list[Any] = []
+        children = [cp.spawn("true") for _ in range(4)]
+        for i, child in enumerate(children):
+            child.on("spawn", lambda i=i: events.append(("spawn", i)))
+        children[1].on("spawn", lambda: (_ for _ in ()).throw(ValueError("listener failed")))
+        for child in children:
+            await asyncio.wait_for(child, 30)
+        return events
+
+    events = asyncio.run(main())
+    assert events == [("spawn", i) for i in range(4)]
+    assert [type(ctx.get("exception")) for ctx in handled] == [ValueError]

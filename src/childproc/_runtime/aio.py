@@ -39,6 +39,7 @@ class AsyncioReactor(Reactor):
         self.thread_id = _thread.get_ident()
         self._ticks: deque[tuple[Callback, tuple[Any, ...]]] = deque()
         self._closing: list[tuple[Callback, tuple[Any, ...]]] = []
+        self._ready: deque[tuple[Callback, tuple[Any, ...]]] = deque()  # call_soon's, this turn's
         self._adding: dict[tuple[int, int], Callback] = {}  # (fd, 0 read / 1 write) -> callback
 
     # True while _run runs a callback: the ticks it queues run right after
@@ -103,7 +104,26 @@ class AsyncioReactor(Reactor):
         self.asyncio_loop.remove_writer(fd)
 
     def call_soon(self, callback: Callback, *args: Any) -> None:
-        self.asyncio_loop.call_soon(self._run, callback, args)
+        # One asyncio Handle for the calls queued in one turn (a Handle
+        # each cost more than most of the callbacks): they run on the next
+        # turn, in order, each as its own Handle ran it (ticks after it).
+        ready = self._ready
+        if not ready:
+            self.asyncio_loop.call_soon(self._run_ready)
+        ready.append((callback, args))
+
+    def _run_ready(self) -> None:
+        batch, self._ready = self._ready, deque()  # what these queue is the next turn's
+        while batch:
+            callback, args = batch.popleft()
+            try:
+                self._run(callback, args)
+            except BaseException:
+                if batch:  # not lost: first in line on the next turn
+                    if not self._ready:
+                        self.asyncio_loop.call_soon(self._run_ready)
+                    self._ready.extendleft(reversed(batch))
+                raise
 
     def next_tick(self, callback: Callback, *args: Any) -> None:
         if not self._ticks and not self._in_callback:
@@ -194,7 +214,7 @@ class EpollAsyncioReactor(AsyncioReactor):
             entry = callbacks[fd] = [None, None]
             entry[slot] = callback
             if not self._unregistered:
-                self.asyncio_loop.call_soon(self._register_added)
+                self.call_soon(self._register_added)
             self._unregistered[fd] = None
             return
         entry[slot] = callback
@@ -254,7 +274,7 @@ class EpollAsyncioReactor(AsyncioReactor):
         if fd not in callbacks:  # the usual case, _update's first branch inlined
             callbacks[fd] = [callback, None]
             if not self._unregistered:
-                self.asyncio_loop.call_soon(self._register_added)
+                self.call_soon(self._register_added)
             self._unregistered[fd] = None
             return
         self._update(fd, 0, callback)
