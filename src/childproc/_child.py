@@ -64,6 +64,7 @@ _SIGKILL = 9  # Python's signal module has no SIGKILL on Windows; Node's number
 
 # Failures Node emits as 'error' events; everything else is thrown.
 _NO_STDIO_ERRORS = frozenset({_errno.EMFILE, _errno.ENFILE})
+_NO_LENT: dict[int, int] = {}  # read only: no stream of another child in this stdio
 # kill_tree: how long stdio may stay open after the group was killed and the
 # child exited (a descendant that ignored the signal still holds a pipe).
 _TREE_DRAIN_GRACE = 0.25
@@ -124,8 +125,9 @@ class ChildProcess(IPCTarget, EventEmitter):
         life.on_group_signalled = self._on_group_signalled
         # Streams of other children given as stdio lend their fds (see
         # FdStream._childproc_fd); the plan itself stays data.
+        # (Only a stdio the user gave can hold one.)
         lent = {i: cast(FdStream, slot.source)._childproc_fd() for i, slot in enumerate(plan.stdio)
-                if slot.kind == "stream"}
+                if slot.kind == "stream"} if plan.stdio_given else _NO_LENT
         raw = _native.spawn(plan, lent)
         if raw.error:
             failure = spawn_failure(plan, raw.error, raw.stage, sync=False)
@@ -137,9 +139,9 @@ class ChildProcess(IPCTarget, EventEmitter):
             self._reactor.call_soon(self._on_exit, failure)
         else:
             self.pid = raw.pid
-            for slot in plan.stdio:
-                if slot.kind == "stream":
-                    borrowed = cast(FdStream, slot.source)
+            if lent:
+                for i in lent:
+                    borrowed = cast(FdStream, plan.stdio[i].source)
                     borrowed._handed_over()
                     self._borrowed.append(borrowed)
             self._make_stdio(plan, raw.fds)

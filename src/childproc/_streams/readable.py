@@ -313,7 +313,8 @@ class Readable(Consuming, ExecCollecting):
 
     def _on_eof(self) -> None:
         self._eof = True
-        self._stop_reading()
+        if self._reading:
+            self._stop_reading()
         if self._decoder is not None:
             tail = self._decoder(b"", True)  # an incomplete character: U+FFFD
             if tail:

@@ -322,7 +322,8 @@ class Writable(FdStream):
             self._reactor.call_soon(self._emit_error_close, None)
 
     def _close_fd(self) -> None:
-        self._unwatch()
+        if self._waiting:
+            self._unwatch()
         if self._fd >= 0 and self._pump_owner is None:
             fd, self._fd = self._fd, -1
             if _WIN:
@@ -369,7 +370,9 @@ class Writable(FdStream):
 
     def _emit_error_close(self, err: BaseException | None) -> None:
         self._closed = True
-        self._update_ref()
+        if self._holding_ref:  # _update_ref(): a closed stream wants none
+            self._holding_ref = False
+            self._reactor.unref()
         if err is None:
             self.emit("close")
             return
