@@ -249,7 +249,8 @@ class ChildProcess(IPCTarget, EventEmitter):
         ``failure``."""
         self._exited = True
         self._watch = None
-        self.unref()
+        if self._refed:
+            self.unref()
         self._life.exited()
         if self._life.kill_group and self.killed:
             # kill_tree: the whole group was signalled, so whatever still
@@ -278,9 +279,10 @@ class ChildProcess(IPCTarget, EventEmitter):
             self._reactor.call_soon(self._flush_stdio)
             # Streams of other children we ran with are theirs again, now
             # that our 'exit' listeners have run (Node's reuse-readable-stdio).
-            borrowed, self._borrowed = self._borrowed, []
-            for stream in borrowed:
-                stream._lend_ended()
+            if self._borrowed:
+                borrowed, self._borrowed = self._borrowed, []
+                for stream in borrowed:
+                    stream._lend_ended()
             self._maybe_close()
 
     def _process_ended(self) -> bool:

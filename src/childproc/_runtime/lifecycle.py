@@ -123,7 +123,8 @@ class Lifecycle:
             on_status(wait_status)
 
         watch = self._watch = _watch_exit()(self._reactor, pid, pidfd, status)
-        watch.hold = self._hold_leader
+        if self.kill_group:  # (set before the watch; without it the leader is never held)
+            watch.hold = self._hold_leader
         return watch
 
     def guard_group(self) -> None:
@@ -145,7 +146,8 @@ class Lifecycle:
             self._abort_off()
             self._abort_off = None
         if not self._watch_held() and not (self.job and self._hold_leader()):
-            self._cancel_timers(keep_timeout=self._timeout_outlives_exit)
+            if self._timeout_timer is not None or self._force_timer is not None:
+                self._cancel_timers(keep_timeout=self._timeout_outlives_exit)
             self._release()
 
     def _watch_held(self) -> bool:
