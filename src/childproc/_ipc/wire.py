@@ -2,10 +2,11 @@
 
 * ``'json'``: ``JSON.stringify(message) + '\\n'`` as UTF-8, byte for byte
   (:func:`encode_json`), and ``JSON.parse`` of each line
-  (:func:`parse_json_lines`).  json's C encoder and scanner do the work;
-  floats, which JavaScript writes differently from Python, take a Python
-  encoder with JavaScript's number format, and only messages that hold one
-  pay for it.
+  (:func:`parse_json_lines`).  Dicts with ``str`` keys, lists, strings,
+  numbers, booleans and None are written by :mod:`.jsonfast` (f-strings
+  compiled per key set); anything else by json's C encoder, or, when it
+  holds floats (which JavaScript writes differently from Python), json's
+  Python encoder with JavaScript's number format.  json's C scanner parses.
 * ``'pickle'``: a u32 big-endian length and a pickle, Node's ``'advanced'``
   framing (:func:`encode_pickle`, :func:`parse_pickle_frames`).
 
@@ -27,6 +28,9 @@ from __future__ import annotations
 
 import math
 import struct
+
+from .jsonfast import js_number as _js_number
+from .jsonfast import stringify as _stringify
 
 try:  # the C pieces behind json, without json's import cost (re, enum)
     from _json import encode_basestring as _c_encode_str
@@ -139,37 +143,6 @@ def _loads(text: str) -> Any:
     return value
 
 
-def _js_number(x: float) -> str:
-    """A float as JavaScript's Number#toString writes it (JSON.stringify's
-    numbers): the same shortest digits as Python's repr, laid out by
-    ECMA-262's rules -- plain up to 1e21, '0.00001' down to 1e-6, and
-    exponents without padding ('1e-7', not '1e-07'); -0 is '0'."""
-    if x != x or x in (math.inf, -math.inf):
-        return "null"
-    if x == 0:
-        return "0"
-    if x.is_integer() and abs(x) < 1e21:
-        return str(int(x))
-    sign = "-" if x < 0 else ""
-    mantissa, _, exp = repr(abs(x)).partition("e")
-    whole, _, frac = mantissa.partition(".")
-    raw = whole + frac
-    lead = len(raw) - len(raw.lstrip("0"))
-    digits = raw.strip("0")
-    k = len(digits)
-    n = len(whole) - lead + int(exp or 0)  # the value is 0.<digits> x 10**n
-    if k <= n <= 21:
-        text = digits + "0" * (n - k)
-    elif 0 < n <= 21:
-        text = digits[:n] + "." + digits[n:]
-    elif -6 < n <= 0:
-        text = "0." + "0" * -n + digits
-    else:
-        e = n - 1
-        text = (digits if k == 1 else digits[0] + "." + digits[1:]) + ("e+" if e >= 0 else "e-") + str(abs(e))
-    return sign + text
-
-
 def _has_float(value: Any) -> bool:
     # On every send: plain loops, scalars checked inline (no generators).
     kind = type(value)
@@ -207,6 +180,19 @@ def _escape_surrogates(text: str) -> str:
 def encode_json(message: Any) -> bytes:
     """``JSON.stringify(message) + '\\n'`` as UTF-8, byte for byte."""
     try:
+        text = _stringify(message)  # the common shapes (see jsonfast)
+    except (KeyError, RecursionError):
+        text = _exact_json(message)
+    try:
+        return (text + "\n").encode("utf-8")
+    except UnicodeEncodeError:
+        return _escape_surrogates(text).encode("utf-8") + b"\n"
+
+
+def _exact_json(message: Any) -> str:
+    """JSON.stringify's text of any message: json's encoders, with the
+    rules for what JSON lacks (see _json_default) and circular structures."""
+    try:
         try:
             floats = _has_float(message)
         except RecursionError:
@@ -216,10 +202,7 @@ def encode_json(message: Any) -> bytes:
         if "ircular" in str(exc):
             raise TypeError("Converting circular structure to JSON") from None
         raise
-    try:
-        return (text + "\n").encode("utf-8")
-    except UnicodeEncodeError:
-        return _escape_surrogates(text).encode("utf-8") + b"\n"
+    return text
 
 
 def encode_pickle(message: Any) -> bytes:
