@@ -1103,6 +1103,17 @@ def test_a_value_never_runs_on_into_the_next_line():
     ]
 
 
+def test_an_internal_command_spelled_with_escapes_is_still_internal():
+    # Node looks at the parsed cmd: "\\u004eODE_X" is NODE_X.  (The channel
+    # skips its per-message look at reads whose text has neither 'NODE_'
+    # nor a \\u escape.)
+    child = raw_writer([b'{"a":0}\n{"cmd":"\\u004eODE_X","n":1}\n{"b":2}\n'])
+    rec = Rec(child)
+    rec.wait_close()
+    assert rec.internal == [{"cmd": "NODE_X", "n": 1}]
+    assert rec.messages == [{"a": 0}, {"b": 2}]
+
+
 @requires_node
 def test_whitespace_around_a_value_is_accepted_as_json_parse_accepts_it():
     wire = '  {"a":1}\t\n\r[2] \n{"b":\t3}\n'

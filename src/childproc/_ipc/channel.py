@@ -210,6 +210,22 @@ class IPC:
         keep_open: bool = False,
         callback: Callable[[BaseException | None], Any] | None = None,
     ) -> bool:
+        if handle is None and callback is None and self.connected and self.handles.queue is None:
+            # The common send, a message alone on an open channel, in few
+            # steps: within a burst it joins the buffer of queued messages
+            # here (see write), not after two more calls.
+            if callable(message):
+                raise invalid_message(message)
+            data = self.encode(message)
+            out = self.out
+            if out and (self._batching or self._writing):
+                last = out[-1][0]
+                if type(last) is bytearray and len(last) < _COALESCE_MAX:
+                    last += data
+                    self._out_size += len(data)  # (a queue that is not empty holds the write ref)
+                    return self._out_size < _SEND_HWM
+            self.write(data, -1, None)
+            return self._out_size < _SEND_HWM
         if not self.connected:
             # Node reports this on the next tick: before anything else that
             # waits, such as an exit seen in the same turn.
@@ -424,8 +440,19 @@ class IPC:
         if not size:
             self._on_eof()
             return False
+        framer = self._framer
+        messages = framer.feed(self._rview[:size])
+        if framer.plain:  # user messages only (see Framer.plain)
+            if messages:
+                if from_loop and self.reactor.nothing_queued():
+                    self._deliver_batch(messages, 0)
+                else:
+                    self.reactor.call_soon(self._deliver_batch, messages, 0)
+            if self.handles.received:
+                self.handles.close_strays(size, arrived, framer.pending)
+            return True
         batch: list[Any] = []
-        for message in self._framer.feed(self._rview[:size]):
+        for message in messages:
             kind = type(message)
             if kind is dict:
                 cmd = message.get("cmd")  # _is_internal, inline: this runs per message
@@ -478,7 +505,28 @@ class IPC:
         queued call.  Node gives each its own tick so that one throwing
         handler loses no other message; so does this: the rest is queued
         again first."""
-        emit, pending = self.target.emit, self._pending_messages
+        target, pending = self.target, self._pending_messages
+        if type(target).emit is EventEmitter.emit:
+            # EventEmitter.emit's work for 'message', inline (a call less per
+            # message): the listeners as registered when each message goes.
+            events = target._events
+            for i in range(start, len(batch)):
+                message = batch[i]
+                try:
+                    listeners = None if pending else events.get("message")
+                    if listeners is None:
+                        pending.append((message, None))
+                    elif len(listeners) == 1:
+                        listeners[0](message, None)
+                    else:
+                        for fn in listeners:
+                            fn(message, None)
+                except BaseException:
+                    if i + 1 < len(batch):
+                        self.reactor.call_soon(self._deliver_batch, batch, i + 1)
+                    raise
+            return
+        emit = target.emit
         for i in range(start, len(batch)):
             message = batch[i]
             try:

@@ -279,6 +279,12 @@ def _json_lines(text: str) -> list[Any]:
     return messages
 
 
+def _any_bad(messages: list[Any]) -> bool:
+    # A BadMessage comes from the careful path of _json_lines: rare, and
+    # found with one C-level pass over the types.
+    return BadMessage in set(map(type, messages))
+
+
 def parse_json_lines(buf: bytearray) -> list[Any]:
     """Take every complete line out of ``buf`` and parse each as
     ``JSON.parse`` would; a line that does not parse becomes a
@@ -338,13 +344,18 @@ class Framer:
     is dropped as it arrives (one :class:`BadMessage` for it) instead of
     being held."""
 
-    __slots__ = ("buf", "limit", "_pickle", "_skip")
+    __slots__ = ("buf", "limit", "plain", "_pickle", "_skip")
 
     def __init__(self, pickle: bool, limit: float = MAX_MESSAGE_SIZE) -> None:
         self.buf = bytearray()
         self.limit = limit
         self._pickle = pickle
         self._skip = 0  # bytes of a dropped message still to come (json: 1 until its newline)
+        # The last feed() gave user messages only: no BadMessage, and (json)
+        # no string that could be an internal command ('NODE_...', which only
+        # the text itself or a \\u escape can spell).  The channel then hands
+        # the messages on without looking at each.
+        self.plain = False
 
     @property
     def pending(self) -> int:
@@ -352,6 +363,7 @@ class Framer:
         return len(self.buf)
 
     def feed(self, data: Any) -> list[Any]:
+        self.plain = False
         return self._feed_pickle(data) if self._pickle else self._feed_json(data)
 
     def _too_large(self) -> BadMessage:
@@ -381,6 +393,7 @@ class Framer:
             # itself whole on each later growth.
             self.buf = buf = buf[end + 1 :]
             messages = _json_lines(text)
+            self.plain = "NODE_" not in text and "\\u" not in text and not _any_bad(messages)
             del text
         else:
             messages = self._measured_lines(buf, end)
