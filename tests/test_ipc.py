@@ -1103,6 +1103,23 @@ def test_a_value_never_runs_on_into_the_next_line():
     ]
 
 
+@pytest.mark.parametrize(
+    "wire_bytes, expected",
+    [
+        (b'{"a":0}\n[1,\n2]\n{"b":1}\n', [{"a": 0}, "bad", "bad", {"b": 1}]),
+        (b'1\n2\n{"x":\n\n3}\n4\n', [1, 2, "bad", "bad", "bad", 4]),
+        (b'1\n 2\n3 \n"s"\n', [1, 2, 3, "s"]),
+        (b'1\n2\n3\n', [1, 2, 3]),
+    ],
+    ids=["spans-two-lines", "spans-three-lines", "whitespace", "plain"],
+)
+def test_each_line_is_one_message_wherever_it_sits_in_a_read(wire_bytes, expected):
+    from childproc._ipc import wire
+
+    got = wire.parse_json_lines(bytearray(wire_bytes))
+    assert ["bad" if isinstance(m, wire.BadMessage) else m for m in got] == expected
+
+
 def test_an_internal_command_spelled_with_escapes_is_still_internal():
     # Node looks at the parsed cmd: "\\u004eODE_X" is NODE_X.  (The channel
     # skips its per-message look at reads whose text has neither 'NODE_'

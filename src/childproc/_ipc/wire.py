@@ -253,19 +253,44 @@ def _decode(buf: bytearray, end: int) -> str:
 def _json_lines(text: str) -> list[Any]:
     """Parse each line of ``text`` (which ends with a newline)."""
     messages: list[Any] = []
+    start, scan = 0, _scan
+    if scan is not None:
+        # The common lines: one scanner call each on the text in place (no
+        # slice per line), each value ending at a newline, the next line
+        # starting after it.  A value that ran on over a newline (which the
+        # scanner takes as whitespace) shows in one count at the end: each
+        # line must have given one message.
+        append, size = messages.append, len(text)
+        try:
+            while start < size:
+                value, stop = scan(text, start)
+                if text[stop] != "\n":
+                    break
+                append(value)
+                start = stop + 1
+        except (StopIteration, ValueError, RecursionError, SystemError, IndexError):
+            pass  # the careful path below says why (see _loads)
+        if text.count("\n", 0, start) != len(messages):
+            messages.clear()
+            start = 0
+    return _lines_from(text, start, messages)
+
+
+def _lines_from(text: str, pos: int, messages: list[Any]) -> list[Any]:
+    """Parse the lines of ``text`` from ``pos`` on one by one into
+    ``messages``; a line that does not parse becomes a BadMessage."""
     append, find, scan = messages.append, text.find, _scan
-    pos, size = 0, len(text)
+    size = len(text)
     while pos < size:
         eol = find("\n", pos)
-        # The common line: one scanner call on the text in place (no
-        # slice per line) that ends exactly at the newline.  Anything
-        # else -- whitespace, a value running on past the newline,
-        # garbage -- takes the careful path for this line alone.
+        # A scanner call on the text in place that ends exactly at the
+        # newline; anything else -- whitespace, a value running on past
+        # the newline, garbage -- is parsed alone.
         if scan is not None:
             try:
                 value, stop = scan(text, pos)
             except (StopIteration, ValueError, RecursionError, SystemError):
-                stop = -1  # the careful path below says why (see _loads)
+                stop = -1
             if stop == eol:
                 append(value)
                 pos = eol + 1
