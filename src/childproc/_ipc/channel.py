@@ -62,6 +62,7 @@ from .._errors import ArgTypeError, IPCError, IPCWarning, spawn_error
 from .._runtime.forksafe import replace_with_null, track
 from .._runtime.reactor import Reactor
 from .handles import Handles, handle_type, invalid_message, take_fd
+from .jsonfast import stringify
 from .wire import MAX_MESSAGE_SIZE, BadMessage, Framer, encode_json, encode_pickle
 
 __all__ = ["Channel", "IPC", "IPCWarning"]
@@ -216,7 +217,13 @@ class IPC:
             # here (see write), not after two more calls.
             if callable(message):
                 raise invalid_message(message)
-            data = self.encode(message)
+            if self.pickle:
+                data = encode_pickle(message)
+            else:
+                try:  # encode_json's common case, a call less
+                    data = (stringify(message) + "\n").encode("utf-8")
+                except (KeyError, RecursionError, UnicodeEncodeError):
+                    data = encode_json(message)
             out = self.out
             if out and (self._batching or self._writing):
                 last = out[-1][0]
