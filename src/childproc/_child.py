@@ -169,7 +169,7 @@ class ChildProcess(IPCTarget, EventEmitter):
                 # closes at the child's EOF or after either side's
                 # disconnect() (Node forgets the latter: #19433).
                 self._closes_needed += 1
-                self._ipc = IPC(self, fd, reactor, plan.serialization, on_closed=maybe_close,
+                self._ipc = IPC(self, fd, reactor, plan.serialization, on_closed=maybe_close, peer=self.pid,
                                 max_message_size=plan.max_message_size)
                 stdio.append(None)
                 continue

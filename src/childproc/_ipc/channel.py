@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import _socket  # the C socket type: the socket module costs a forked child ~4 ms of start-up
 import errno as _errno
-import os
 import struct
 import sys
 import warnings
@@ -121,6 +120,7 @@ class IPC:
         refed: bool = True,
         follow_listeners: bool = False,
         max_message_size: float | None = None,
+        peer: int | None = None,
     ) -> None:
         self.target = target
         self.fd = fd
@@ -139,7 +139,7 @@ class IPC:
         self._rbuf = bytearray(_RECV_SIZE)  # recvmsg_into: no 256 KiB allocation per read
         self._rview = memoryview(self._rbuf)
         self.connected = True
-        self._peer_pid: int | None = 0  # 0: not looked up yet (_peer)
+        self.peer = peer  # the pid at the other end, if known (for the loop's spin)
         self.channel: Channel | None = Channel(self)
         self._on_closed = on_closed
         self.handles = Handles(self)
@@ -290,8 +290,7 @@ class IPC:
                 if sent == len(data):
                     # A lone message is often a request or a reply: the
                     # answer may come within microseconds.
-                    peer = self._peer_pid
-                    self.reactor.expect_soon(peer if peer != 0 else self._peer())
+                    self.reactor.expect_soon(self.peer)
                     return
                 data = data[sent:]
         self._out_size += len(data)
@@ -322,16 +321,6 @@ class IPC:
         if self.out or not self._writing:
             self._batching = True
             self.reactor.call_soon(self._end_batch)
-
-    def _peer(self) -> int | None:
-        """The process at the other end, found once: the child (a
-        ChildProcess's pid), or, on the child's side (``process``, whose
-        pid is our own), the parent."""
-        pid = getattr(self.target, "pid", None)
-        if pid is None or pid == os.getpid():
-            pid = os.getppid() if sys.platform != "win32" else None
-        self._peer_pid = pid
-        return pid
 
     def _end_batch(self) -> None:
         self._batching = False

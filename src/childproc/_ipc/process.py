@@ -93,7 +93,8 @@ class Process(IPCTarget, EventEmitter):
         if self._ipc is None and self._fd >= 0:
             fd, self._fd = self._fd, -1
             # Unref'd until a 'message'/'disconnect' listener exists.
-            self._ipc = IPC(self, fd, current_reactor(), self._mode, refed=False, follow_listeners=True)
+            self._ipc = IPC(self, fd, current_reactor(), self._mode, refed=False, follow_listeners=True,
+                            peer=os.getppid() if hasattr(os, "getppid") else None)
         return self._ipc
 
     def __repr__(self) -> str:
