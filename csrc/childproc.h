@@ -228,4 +228,15 @@ void cp_pump_cancel(cp_pump *pump);
  * failed, -EPIPE when the reader went away), and frees the pump. */
 int cp_pump_finish(cp_pump *pump, uint64_t *moved);
 
+/* ---- spinning before a wait (pipe_posix.c) -------------------------- */
+
+/* Poll the epoll instance epfd without sleeping until one of its fds is
+ * ready or max_ns nanoseconds have passed: 1 when one is, 0 when none
+ * became ready, -errno.  Nothing is consumed: the loop's fds are
+ * level-triggered, so what was seen is still there for the caller's own
+ * wait.  It runs without the GIL (cffi lets go of it around every call),
+ * so the caller's other threads run meanwhile -- the reply a thread spins
+ * for is often theirs to cause.  Linux only: -ENOSYS elsewhere. */
+int cp_spin_wait(int epfd, int64_t max_ns);
+
 #endif

@@ -567,3 +567,43 @@ int cp_pump_finish(cp_pump *pump, uint64_t *moved)
     free(pump);
     return rc;
 }
+
+/* ------------------------------------------------------------------ */
+/* Spinning before a wait (childproc.h; docs/architecture.md, "Spinning
+ * before a wait").  A zero-timeout epoll_wait per turn: the kernel's own
+ * readiness test, and nothing a later epoll_wait of the caller misses. */
+
+#if CP_LINUX
+#include <sched.h>
+#include <sys/epoll.h>
+#include <time.h>
+
+int cp_spin_wait(int epfd, int64_t max_ns)
+{
+    struct timespec t0, now;
+    struct epoll_event ev;
+    if (clock_gettime(CLOCK_MONOTONIC, &t0) != 0)
+        return -errno;
+    for (;;) {
+        int n = epoll_wait(epfd, &ev, 1, 0);
+        if (n > 0)
+            return 1;
+        if (n < 0 && errno != EINTR)
+            return -errno;
+        if (clock_gettime(CLOCK_MONOTONIC, &now) != 0)
+            return -errno;
+        if ((int64_t)(now.tv_sec - t0.tv_sec) * 1000000000 + (now.tv_nsec - t0.tv_nsec) >= max_ns)
+            return 0;
+        /* Polite: a thread queued on this CPU -- the very process we wait
+         * for, woken onto it -- runs first instead of after our slice. */
+        sched_yield();
+    }
+}
+#else
+int cp_spin_wait(int epfd, int64_t max_ns)
+{
+    (void)epfd;
+    (void)max_ns;
+    return -ENOSYS;
+}
+#endif

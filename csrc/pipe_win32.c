@@ -657,3 +657,11 @@ int cp_pump_finish(cp_pump *pump, uint64_t *moved)
     free(pump);
     return rc;
 }
+
+/* Spinning before a wait is for the POSIX loop's epoll (childproc.h). */
+int cp_spin_wait(int epfd, int64_t max_ns)
+{
+    (void)epfd;
+    (void)max_ns;
+    return -ENOSYS;
+}

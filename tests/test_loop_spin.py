@@ -49,22 +49,47 @@ def test_an_event_during_the_spin_is_returned(loop, monkeypatch):
 
 
 @needs_spin
-def test_misses_halve_the_budget_then_rest(loop, monkeypatch):
+def test_misses_in_a_row_rest_the_spin_then_it_comes_back(loop, monkeypatch):
     monkeypatch.setattr(private, "_spin_allowed", lambda peer: True)
-    budgets = []
-    while loop._spin_budget:
+    monkeypatch.setattr(private, "_SPIN_MAX", 1e-4)  # short misses
+    loop._spin_budget = 1e-4
+    for _ in range(private._SPIN_MISSES):
+        assert loop._spin_budget == 1e-4
         loop.expect_soon()
         assert loop._spin(None) is None  # nothing comes
-        budgets.append(loop._spin_budget)
-    assert budgets[:2] == [private._SPIN_MAX / 2, private._SPIN_MAX / 4]
-    assert loop._spin_rest == private._SPIN_REST
+    assert loop._spin_budget == 0 and loop._spin_rest == private._SPIN_REST
     # Resting: no spin at all, whatever is expected.
     loop.expect_soon()
     assert loop._spin(None) is None and loop._spin_budget == 0
-    # After the rest (that many sleeping waits), a short spin again.
+    # After the rest (that many sleeping waits) the whole budget again; the
+    # next rest, if the spins go on missing, is twice as long.
     for _ in range(private._SPIN_REST):
         loop.run_until(lambda: False, 0)
-    assert loop._spin_budget == private._SPIN_MAX / 4
+    assert loop._spin_budget == 1e-4
+    for _ in range(private._SPIN_MISSES):
+        loop.expect_soon()
+        loop._spin(None)
+    assert loop._spin_rest == 2 * private._SPIN_REST
+
+
+@needs_spin
+def test_a_hit_starts_the_count_over(loop, monkeypatch):
+    monkeypatch.setattr(private, "_spin_allowed", lambda peer: True)
+    r, w = os.pipe()
+    try:
+        loop.add_reader(r, lambda: None)
+        loop._register_added()
+        for _ in range(private._SPIN_MISSES - 1):
+            loop.expect_soon()
+            loop._spin(1e-5)
+        os.write(w, b"x")
+        loop.expect_soon()
+        assert loop._spin(None)
+        assert loop._spin_misses == 0 and loop._spin_budget == private._SPIN_MAX
+    finally:
+        loop.remove_reader(r)
+        os.close(r)
+        os.close(w)
 
 
 def test_the_spin_never_outlasts_a_timer(loop, monkeypatch):

@@ -58,7 +58,21 @@ def _spin_setting() -> float:
 
 
 _SPIN_MAX = _spin_setting()
-_SPIN_REST = 64  # waits without spinning after the spins kept missing
+_SPIN_MISSES = 4  # misses in a row before a rest
+_SPIN_REST = 64  # waits without spinning after them; doubled on each rest that follows, up to:
+_SPIN_REST_MAX = 4096
+
+
+_spin_wait: Callable[[int, int], int] | None = None
+
+
+def _load_spin_wait() -> Callable[[int, int], int]:
+    # On first use: a forked child that never spins never loads the C core for it.
+    global _spin_wait
+    from .._spawn.native import spin_wait
+
+    _spin_wait = spin_wait
+    return spin_wait
 
 
 def _spin_allowed(peer: int | None) -> bool:
@@ -107,7 +121,9 @@ class PrivateLoop(Reactor):
         self._spin_wanted = False
         self._spin_for: int | None = None
         self._spin_budget = _SPIN_MAX
+        self._spin_misses = 0
         self._spin_rest = 0
+        self._spin_rest_len = _SPIN_REST
         self._spin_peer: int | None = -1
         self._spin_ok = False
         self._spin_checked = 0.0
@@ -432,7 +448,7 @@ class PrivateLoop(Reactor):
             if self._spin_rest:
                 self._spin_rest -= 1
                 if not self._spin_rest:
-                    self._spin_budget = _SPIN_MAX / 4  # spinning again, briefly
+                    self._spin_budget = _SPIN_MAX  # spinning again
             self.tick += 1
             ready, hangups = self._ready, self.hangups
             if hangups:
@@ -471,8 +487,8 @@ class PrivateLoop(Reactor):
         on a virtual machine whose idle vCPUs halt, is tens of
         microseconds; a reply that arrives while we poll costs none
         (docs/architecture.md, "Spinning before a wait").  The spin is
-        bounded (``CHILDPROC_SPIN_US``, 100 by default), halves after each
-        miss until it stops for a while, and never happens where it would
+        bounded (``CHILDPROC_SPIN_US``, 100 by default), stops for a while
+        after misses in a row, and never happens where it would
         hold the only CPU ``peer`` (a pid) may run on.  Only a flag here:
         the hot paths that call it (every send) pay one attribute store."""
         self._spin_wanted = True
@@ -483,7 +499,7 @@ class PrivateLoop(Reactor):
         timer): the events, or None to go on to the sleeping wait."""
         self._spin_wanted = False
         budget = self._spin_budget
-        if not budget:
+        if not budget or self._poller_fd < 0:  # poll(2) (macOS): no epoll fd to spin on
             return None
         now = time.monotonic()
         peer = self._spin_for
@@ -493,19 +509,24 @@ class PrivateLoop(Reactor):
             self._spin_checked = now + 1.0  # affinity can change: look again now and then
         if not self._spin_ok:
             return None
-        end = now + (budget if wait is None or wait > budget else wait)
-        poll = self._poller.poll
-        while now < end:
-            events = poll(0)
+        span = budget if wait is None or wait > budget else wait
+        spin_wait = _spin_wait or _load_spin_wait()
+        # In C, without the GIL: the reply may need another thread of ours
+        # (a pool's caller submitting its next task) to run first.
+        if spin_wait(self._poller_fd, int(span * 1e9)) > 0:
+            events = self._poller.poll(0)
             if events:
-                self._spin_budget = _SPIN_MAX  # a hit: keep spinning for what comes
+                self._spin_misses = 0  # a hit: keep spinning for what comes
+                self._spin_rest_len = _SPIN_REST
                 return events
-            now = time.monotonic()
-        budget /= 2  # a miss: spin less, then not at all for a while
-        if budget < _SPIN_MAX / 16:
-            budget = 0.0
-            self._spin_rest = _SPIN_REST
-        self._spin_budget = budget
+        self._spin_misses += 1
+        if self._spin_misses >= _SPIN_MISSES:
+            # Misses in a row: no spin for a while, twice as long each time
+            # the spins go on missing (a hit starts over).
+            self._spin_misses = 0
+            self._spin_budget = 0.0
+            self._spin_rest = self._spin_rest_len
+            self._spin_rest_len = min(2 * self._spin_rest_len, _SPIN_REST_MAX)
         return None
 
     def close(self) -> None:

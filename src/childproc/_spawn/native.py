@@ -612,3 +612,10 @@ def pump_finish(handle: Any) -> tuple[int, int]:
     moved = ffi.new("uint64_t *")
     rc = lib.cp_pump_finish(handle, moved)
     return rc, int(moved[0])
+
+
+def spin_wait(epfd: int, max_ns: int) -> int:
+    """``cp_spin_wait``: poll ``epfd`` without sleeping (and without the
+    GIL) for up to ``max_ns``; 1 when an fd is ready, 0 when none became
+    ready, -errno (-ENOSYS where there is no epoll)."""
+    return int(lib.cp_spin_wait(epfd, max_ns))
