@@ -326,3 +326,34 @@ def test_submit_from_many_threads():
         for t in threads:
             t.join()
         assert sorted(results) == sorted(1000 * k + i + 1 for k in range(4) for i in range(50))
+
+
+def test_worker_reader_spins_then_rests_then_sleeps(monkeypatch):
+    # The worker's channel reader (_worker._Reader): it polls for the next
+    # task for a while after each one, rests after misses in a row, and
+    # always gets what arrives, spinning or asleep.
+    import socket
+
+    from childproc._pool import _worker
+
+    monkeypatch.setattr(_worker, "_SPIN", 0.0005)
+    a, b = socket.socketpair()
+    try:
+        b.setblocking(False)
+        reader = _worker._Reader(b.fileno())
+        space = [memoryview(bytearray(64))]
+        a.send(b"x")
+        assert reader.readv(space) == 1 and reader.misses == 0
+        for i in range(4):  # nothing comes while it spins: a miss each, then it sleeps until data
+            threading.Timer(0.02, a.send, (b"y",)).start()
+            assert reader.readv(space) == 1
+        assert reader.rest == 64 and reader.rest_len == 128  # resting now
+        a.send(b"z")
+        assert reader.readv(space) == 1 and reader.rest == 63
+        monkeypatch.setattr(_worker, "_SPIN", None)  # off: a plain read
+        b.setblocking(True)
+        a.send(b"w")
+        assert reader.readv(space) == 1
+    finally:
+        a.close()
+        b.close()

@@ -33,7 +33,9 @@ from __future__ import annotations
 
 import os
 import sys
+from select import select as _select
 from struct import Struct
+from time import monotonic as _monotonic
 
 try:  # the C pickler without pickle.py's imports (re & co.): the worker starts faster
     import _pickle as pickle
@@ -59,6 +61,7 @@ _CoroutineType = type(_coro)  # types.CoroutineType, without importing types
 _coro.close()
 del _coro
 _PROTOCOL = 5
+_sched_yield = getattr(os, "sched_yield", lambda: None)
 _TASK_HEAD = Struct(">IQ")  # frame length, task id
 
 
@@ -66,28 +69,104 @@ def _channel_fd() -> tuple[int, str]:
     fd = int(os.environ.pop("NODE_CHANNEL_FD"))
     mode = os.environ.pop("NODE_CHANNEL_SERIALIZATION_MODE", None) or "json"
     os.set_inheritable(fd, False)  # no grandchild holds the channel open
-    os.set_blocking(fd, True)
+    os.set_blocking(fd, _SPIN is None)  # a spinning reader polls it (_Reader)
     return fd, mode
 
 
 def _write_all(fd: int, parts: list[bytes]) -> None:
     total = sum(len(p) for p in parts)
-    sent = os.writev(fd, parts)
+    try:
+        sent = os.writev(fd, parts)
+    except BlockingIOError:  # a spinning reader's fd is non-blocking (_Reader)
+        sent = 0
     if sent == total:
         return
     rest = memoryview(b"".join(parts))[sent:]
     while rest:
-        rest = rest[os.write(fd, rest) :]
+        try:
+            rest = rest[os.write(fd, rest) :]
+        except BlockingIOError:
+            _select([], [fd], [])  # the parent reads on: room comes
+
+
+def _spin_setting() -> float | None:
+    """How long a worker polls for its next task before it sleeps, in
+    seconds (``CHILDPROC_SPIN_US``, as the parent's loop; None: never)."""
+    raw = os.environ.get("CHILDPROC_SPIN_US", "")
+    try:
+        us = float(raw) if raw.strip() else 100.0
+    except ValueError:
+        us = 100.0
+    if not us > 0 or os.name == "nt":
+        return None
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return min(us, 10_000.0) / 1e6 if cpus > 1 else None  # one CPU: it is the parent's too
+
+
+_SPIN = _spin_setting()
+
+
+class _Reader:
+    """Reads the channel; after each answer it polls for the next task for
+    up to ``_SPIN`` (yielding the CPU each turn) before it sleeps.
+
+    A worker asleep in ``read()`` pays a wake-up per task that, on a VM
+    whose idle vCPUs halt, is about as long as the rest of a round trip
+    (docs/architecture.md, "Spinning before a wait").  Four misses in a
+    row rest the spin for 64 reads, twice as long after each further run
+    of misses; a hit starts over."""
+
+    __slots__ = ("fd", "misses", "rest", "rest_len")
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.misses = 0
+        self.rest = 0
+        self.rest_len = 64
+
+    def readv(self, space: list[memoryview]) -> int:
+        fd = self.fd
+        if _SPIN is None:
+            return os.readv(fd, space)
+        if self.rest:
+            self.rest -= 1
+        else:
+            end = _monotonic() + _SPIN
+            while True:
+                try:
+                    size = os.readv(fd, space)
+                except BlockingIOError:
+                    if _monotonic() < end:
+                        _sched_yield()
+                        continue
+                    break
+                self.misses = 0
+                self.rest_len = 64
+                return size
+            self.misses += 1
+            if self.misses >= 4:
+                self.misses = 0
+                self.rest = self.rest_len
+                self.rest_len = min(2 * self.rest_len, 4096)
+        while True:  # asleep until the channel is readable
+            _select([fd], [], [])
+            try:
+                return os.readv(fd, space)
+            except BlockingIOError:  # pragma: no cover - readable, then not: wait again
+                continue
 
 
 def _frames(fd: int) -> Iterator[bytearray]:
     """The pickle frames the parent sends, as they arrive; ends at EOF."""
     buf = bytearray()
     space = [memoryview(bytearray(_READ_SIZE))]  # read into: no allocation per read
-    readv = os.readv
+    readv = _Reader(fd).readv
     while True:
         try:
-            size = readv(fd, space)
+            size = readv(space)
         except InterruptedError:  # pragma: no cover - PEP 475 retries
             continue
         except OSError:
@@ -272,8 +351,9 @@ def _serve_json(fd: int, module_path: str) -> int:
     _write_all(fd, [encode_json({"ready": os.getpid()})])
     buf = bytearray()
     space = [memoryview(bytearray(_READ_SIZE))]
+    readv = _Reader(fd).readv
     while True:
-        size = os.readv(fd, space)
+        size = readv(space)
         if not size:
             return 0
         buf += space[0][:size]
