@@ -20,7 +20,7 @@ PKG = ROOT / "src" / "childproc"
 
 # The layers, lowest first: a module may import its own layer and the ones below.
 LAYERS = [
-    {"childproc._errnos", "childproc._errors", "childproc._messages", "childproc._abort"},
+    {"childproc._errnos", "childproc._errors", "childproc._messages", "childproc._abort", "childproc._spinning"},
     {"childproc._spawn"},
     {"childproc._runtime"},
     {"childproc._streams"},

@@ -333,12 +333,6 @@ class ChildProcess(IPCTarget, EventEmitter):
 
     def _maybe_close(self, *_: Any) -> None:
         self._closes_got += 1
-        if not self._exited and self.pid is not None:
-            # A child that closed its end of a pipe is most often exiting:
-            # its exit is likely within microseconds, so the next wait may
-            # poll briefly rather than sleep (docs/architecture.md,
-            # "Spinning before a wait").
-            self._reactor.expect_soon(self.pid)
         if self._closes_got == self._closes_needed:
             self._closed = True
             if not self._awaiting:

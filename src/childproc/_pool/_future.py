@@ -195,27 +195,25 @@ class PoolFuture(Future[Any]):
         return super().set_running_or_notify_cancel()  # cancelled: its waiters are told
 
     def set_result(self, result: Any) -> None:
+        self._finish(result, None)
+
+    def set_exception(self, exception: BaseException | None) -> None:
+        self._finish(None, exception)
+
+    def _finish(self, result: Any, exception: BaseException | None) -> None:
         with self._lock:
             if self._state in _DONE:
                 raise InvalidStateError(f"{self._state}: {self!r}")
             self._result = result
-            self._state = FINISHED
-            waiters = self.__dict__.get("_waiters")
-            if waiters:
-                for waiter in waiters:
-                    waiter.add_result(self)
-        self._invoke_callbacks()
-
-    def set_exception(self, exception: BaseException | None) -> None:
-        with self._lock:
-            if self._state in _DONE:
-                raise InvalidStateError(f"{self._state}: {self!r}")
             self._exception = exception
             self._state = FINISHED
             waiters = self.__dict__.get("_waiters")
             if waiters:
                 for waiter in waiters:
-                    waiter.add_exception(self)
+                    if exception is None:
+                        waiter.add_result(self)
+                    else:
+                        waiter.add_exception(self)
         self._invoke_callbacks()
 
     def _invoke_callbacks(self) -> None:

@@ -37,6 +37,8 @@ from select import select as _select
 from struct import Struct
 from time import monotonic as _monotonic
 
+from .._spinning import MISSES, REST, REST_MAX, spin_setting
+
 try:  # the C pickler without pickle.py's imports (re & co.): the worker starts faster
     import _pickle as pickle
 except ImportError:  # pragma: no cover - other Pythons
@@ -91,19 +93,15 @@ def _write_all(fd: int, parts: list[bytes]) -> None:
 
 def _spin_setting() -> float | None:
     """How long a worker polls for its next task before it sleeps, in
-    seconds (``CHILDPROC_SPIN_US``, as the parent's loop; None: never)."""
-    raw = os.environ.get("CHILDPROC_SPIN_US", "")
-    try:
-        us = float(raw) if raw.strip() else 100.0
-    except ValueError:
-        us = 100.0
-    if not us > 0 or os.name == "nt":
+    seconds (the parent loop's setting, ``_spinning``); None: never."""
+    spin = spin_setting()
+    if not spin:
         return None
     try:
         cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cpus = os.cpu_count() or 1
-    return min(us, 10_000.0) / 1e6 if cpus > 1 else None  # one CPU: it is the parent's too
+    return spin if cpus > 1 else None  # one CPU: it is the parent's too
 
 
 _SPIN = _spin_setting()
@@ -125,7 +123,7 @@ class _Reader:
         self.fd = fd
         self.misses = 0
         self.rest = 0
-        self.rest_len = 64
+        self.rest_len = REST
 
     def readv(self, space: list[memoryview]) -> int:
         fd = self.fd
@@ -144,13 +142,13 @@ class _Reader:
                         continue
                     break
                 self.misses = 0
-                self.rest_len = 64
+                self.rest_len = REST
                 return size
             self.misses += 1
-            if self.misses >= 4:
+            if self.misses >= MISSES:
                 self.misses = 0
                 self.rest = self.rest_len
-                self.rest_len = min(2 * self.rest_len, 4096)
+                self.rest_len = min(2 * self.rest_len, REST_MAX)
         while True:  # asleep until the channel is readable
             _select([fd], [], [])
             try:

@@ -128,11 +128,8 @@ class Worker:
         if self.json:
             fn, args = task.payload
             child.send({"id": task.id, "fn": fn, "args": args})
-            return
-        ipc = child._ipc
-        if ipc is not None and ipc.connected:
-            ipc.write(task.payload, -1, None)  # the frame is made: past the channel's encoder
-        # A worker that died meanwhile: its exit requeues the task.
+        else:
+            self.send_frames([task.payload])  # the frame is made: past the channel's encoder
 
     def send_frames(self, frames: list[bytes]) -> None:
         """Pickle tasks' frames (``task_frame``), already counted as sent."""

@@ -27,6 +27,7 @@ except ImportError:  # pragma: no cover - other Pythons
 # child imports this module before it can say hello, and those cost it
 # milliseconds.
 
+from .._spinning import MISSES, REST, REST_MAX, spin_setting
 from .forksafe import replace_with_null, track
 from .poller import HUP, NVAL, READ, WRITE, Poller, pipe_cloexec
 from .reactor import Reactor, TimerHandle
@@ -44,23 +45,8 @@ _INF = float("inf")
 _MAX_WAIT = 86400.0  # seconds, as asyncio caps its selector's wait
 
 
-def _spin_setting() -> float:
-    """The longest spin before a wait, in seconds: ``CHILDPROC_SPIN_US``
-    (microseconds; default 100, 0 turns spinning off)."""
-    raw = os.environ.get("CHILDPROC_SPIN_US", "")
-    try:
-        us = float(raw) if raw.strip() else 100.0
-    except ValueError:
-        us = 100.0
-    if not us > 0 or os.name == "nt":
-        return 0.0
-    return min(us, 10_000.0) / 1e6
-
-
-_SPIN_MAX = _spin_setting()
-_SPIN_MISSES = 4  # misses in a row before a rest
-_SPIN_REST = 64  # waits without spinning after them; doubled on each rest that follows, up to:
-_SPIN_REST_MAX = 4096
+_SPIN_MAX = spin_setting()
+_SPIN_MISSES, _SPIN_REST, _SPIN_REST_MAX = MISSES, REST, REST_MAX
 
 
 _spin_wait: Callable[[int, int], int] | None = None
