@@ -1541,3 +1541,15 @@ def test_fully_unrefd_child_does_not_hold_the_parent_at_exit():
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == ""
     assert time.monotonic() - t0 < 5
+
+
+def test_a_line_growing_past_the_limit_after_plain_lines_is_an_error_not_a_message():
+    # One read: a good line, then the start of a line already over the
+    # limit.  The read's messages are not all plain: the dropped line is an
+    # 'error' (ERR_IPC_BAD_MESSAGE), never a 'message'.
+    from childproc._ipc.wire import BadMessage, Framer
+
+    framer = Framer(False, limit=16)
+    got = framer.feed(b'{"a":1}\n' + b'"' + b"x" * 40)
+    assert got[0] == {"a": 1} and isinstance(got[1], BadMessage)
+    assert framer.plain is False

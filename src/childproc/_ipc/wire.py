@@ -425,6 +425,7 @@ class Framer:
             self.buf = buf = buf[end + 1 :]
         if len(buf) > self.limit:  # what is left has no newline: too long already
             messages.append(self._too_large())
+            self.plain = False  # a BadMessage now ends the list: the channel must look
             self._skip = 1
         return messages
 
