@@ -9,6 +9,7 @@ import select
 from collections import deque
 from errno import EBADF as _EBADF
 
+from .fdtable import FdTable
 from .forksafe import replace_with_null, track
 from .poller import HUP, READ, WRITE
 from .reactor import Reactor, TimerHandle
@@ -70,7 +71,7 @@ class AsyncioReactor(Reactor):
 
     # New fds go to asyncio in one callback of the next turn, in the order
     # added, as the private loop gives them to epoll at its next wait (see
-    # PrivateLoop._update): fds that are all ready by then come back in
+    # FdTable in fdtable.py): fds that are all ready by then come back in
     # that order, as Node's do.
     def _add(self, fd: int, slot: int, callback: Callback) -> None:
         if not self._adding:
@@ -167,7 +168,7 @@ class AsyncioReactor(Reactor):
         )
 
 
-class EpollAsyncioReactor(AsyncioReactor):
+class EpollAsyncioReactor(FdTable, AsyncioReactor):
     """:class:`AsyncioReactor` with childproc's fds in an epoll instance of
     its own, which asyncio watches as one fd (Linux: an epoll fd is itself
     pollable, by asyncio's selector as by uvloop).
@@ -185,9 +186,7 @@ class EpollAsyncioReactor(AsyncioReactor):
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(loop)
-        self._callbacks: dict[int, list[Callback | None]] = {}  # fd -> [reader, writer]
-        self._unregistered: dict[int, None] = {}  # fds in _callbacks not yet given to epoll, in order
-        self._poller: select.epoll | None = None  # made at the first fd
+        self._init_fds(None)  # the epoll is made at the first fd
         self._poller_fd = -1
 
     def _forget_after_fork(self, null_fd: int) -> None:
@@ -195,64 +194,17 @@ class EpollAsyncioReactor(AsyncioReactor):
         # parent's (fork copies the fd, not the instance).
         replace_with_null(self._poller_fd, null_fd)
 
-    def _start(self) -> select.epoll:
+    def _start_poller(self) -> select.epoll:
         poller = self._poller = select.epoll()  # close-on-exec
         self._poller_fd = poller.fileno()
         track(self)
         self.asyncio_loop.add_reader(self._poller_fd, self._dispatch)
         return poller
 
-    def _update(self, fd: int, slot: int, callback: Callback | None) -> None:
-        # PrivateLoop._update's rules: new fds are given to epoll in one go
-        # at the next turn, in the order added (as AsyncioReactor gives them
-        # to asyncio); removals are immediate, before the owner closes the fd.
-        callbacks = self._callbacks
-        entry = callbacks.get(fd)
-        if entry is None:
-            if callback is None:
-                return
-            entry = callbacks[fd] = [None, None]
-            entry[slot] = callback
-            if not self._unregistered:
-                self.call_soon(self._register_added)
-            self._unregistered[fd] = None
-            return
-        entry[slot] = callback
-        mask = (READ if entry[0] else 0) | (WRITE if entry[1] else 0)
-        if fd in self._unregistered:
-            if not mask:
-                del callbacks[fd]
-                del self._unregistered[fd]
-            return
-        poller = self._poller
-        if mask:
-            if poller is not None:
-                poller.modify(fd, mask)
-            return
-        del callbacks[fd]
-        if poller is not None:
-            try:
-                poller.unregister(fd)
-            except (OSError, ValueError, KeyError):
-                pass  # closed already: the kernel dropped it from epoll
-
-    def _register_added(self) -> None:
-        callbacks = self._callbacks
-        added, self._unregistered = self._unregistered, {}
-        if not added:
-            return
-        poller = self._poller if self._poller is not None else self._start()
-        failed: OSError | None = None
-        for fd in added:
-            entry = callbacks[fd]
-            try:
-                poller.register(fd, (READ if entry[0] else 0) | (WRITE if entry[1] else 0))
-            except OSError as exc:
-                del callbacks[fd]
-                if exc.errno != _EBADF:  # EBADF: closed meanwhile, nothing to watch
-                    failed = failed or exc
-        if failed is not None:
-            raise failed
+    def _first_added(self) -> None:
+        # The new fds go to epoll in one callback of the next turn, as
+        # AsyncioReactor gives them to asyncio.
+        self.call_soon(self._register_added)
 
     def _dispatch(self) -> None:
         poller = self._poller
@@ -268,35 +220,6 @@ class EpollAsyncioReactor(AsyncioReactor):
                 self._run(entry[0], ())
             if mask & (WRITE | HUP) and entry[1] is not None and callbacks.get(fd) is entry:
                 self._run(entry[1], ())
-
-    def add_reader(self, fd: int, callback: Callback) -> None:
-        callbacks = self._callbacks
-        if fd not in callbacks:  # the usual case, _update's first branch inlined
-            callbacks[fd] = [callback, None]
-            if not self._unregistered:
-                self.call_soon(self._register_added)
-            self._unregistered[fd] = None
-            return
-        self._update(fd, 0, callback)
-
-    def remove_reader(self, fd: int) -> None:
-        entry = self._callbacks.get(fd)
-        poller = self._poller
-        if entry is not None and entry[1] is None and poller is not None and fd not in self._unregistered:
-            # The usual case (a registered fd with only a reader), inlined.
-            del self._callbacks[fd]
-            try:
-                poller.unregister(fd)
-            except (OSError, ValueError, KeyError):
-                pass  # closed already: the kernel dropped it from epoll
-            return
-        self._update(fd, 0, None)
-
-    def add_writer(self, fd: int, callback: Callback) -> None:
-        self._update(fd, 1, callback)
-
-    def remove_writer(self, fd: int) -> None:
-        self._update(fd, 1, None)
 
 
 def asyncio_reactor(loop: asyncio.AbstractEventLoop) -> AsyncioReactor:

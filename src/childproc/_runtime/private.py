@@ -16,7 +16,6 @@ import os
 import select
 import time
 from _heapq import heappop, heappush
-from errno import EBADF as _EBADF
 
 try:
     from _collections import deque
@@ -28,6 +27,7 @@ except ImportError:  # pragma: no cover - other Pythons
 # milliseconds.
 
 from .._spinning import MISSES, REST, REST_MAX, spin_setting
+from .fdtable import FdTable
 from .forksafe import replace_with_null, track
 from .poller import HUP, NVAL, READ, WRITE, Poller, pipe_cloexec
 from .reactor import Reactor, TimerHandle
@@ -78,7 +78,7 @@ def _spin_allowed(peer: int | None) -> bool:
         return False
 
 
-class PrivateLoop(Reactor):
+class PrivateLoop(FdTable, Reactor):
     """A per-thread loop on epoll (Linux) or poll(2), used directly: the
     ``selectors`` layer costs more per wake-up than the syscall itself.
 
@@ -91,12 +91,10 @@ class PrivateLoop(Reactor):
     def __init__(self) -> None:
         self.thread_id: int | None = _thread.get_ident()
         self._pid = os.getpid()
-        self._poller = self._make_poller()
+        self._init_fds(self._make_poller())
         # epoll has an fd of its own; poll(2) objects (macOS) and the Windows
         # port's poller have none to let go of after a fork.
         self._poller_fd: int = self._poller.fileno() if hasattr(self._poller, "fileno") else -1
-        self._callbacks: dict[int, list[Callback | None]] = {}  # fd -> [reader, writer]
-        self._unregistered: dict[int, None] = {}  # fds in _callbacks not yet given to the poller, in order
         self._ready: deque[tuple[Callback, tuple[Any, ...]]] = deque()
         self._ticks: deque[tuple[Callback, tuple[Any, ...]]] = deque()  # next_tick's, run first
         self._closing: list[tuple[Callback, tuple[Any, ...]]] = []  # call_closing's, run last
@@ -175,88 +173,6 @@ class PrivateLoop(Reactor):
             "or wait on the owning thread and hand the results over (queue.Queue); under asyncio, "
             "spawn inside the coroutine that awaits it."
         )
-
-    # -- fds ---------------------------------------------------------------
-
-    def _update(self, fd: int, slot: int, callback: Callback | None) -> None:
-        entry = self._callbacks.get(fd)
-        if entry is None:
-            if callback is None:
-                return
-            entry = [None, None]
-            entry[slot] = callback
-            self._callbacks[fd] = entry
-            # Registered at the next wait, in the order added (libuv's watcher
-            # queue): fds that are all ready by then (a child that wrote,
-            # exited and closed its pipes while this thread was busy) are
-            # reported in that order -- stdout, stderr, then the exit -- as
-            # Node's are.  Removals stay immediate (see below).
-            self._unregistered[fd] = None
-            return
-        entry[slot] = callback
-        mask = (READ if entry[0] else 0) | (WRITE if entry[1] else 0)
-        if self.closed:
-            if not mask:
-                del self._callbacks[fd]
-            return
-        if fd in self._unregistered:
-            if not mask:
-                del self._callbacks[fd]
-                del self._unregistered[fd]
-            return
-        if mask:
-            self._poller.modify(fd, mask)
-        else:
-            # At once, before the owner closes the fd: a registration
-            # outlives the close while another process holds the same file
-            # (a pipe handed to a child) and would go on reporting it.
-            del self._callbacks[fd]
-            try:
-                self._poller.unregister(fd)
-            except (OSError, ValueError, KeyError):
-                pass  # closed already: the kernel dropped it from epoll
-
-    def _register_added(self) -> None:
-        callbacks, poller = self._callbacks, self._poller
-        added, self._unregistered = self._unregistered, {}
-        failed: OSError | None = None
-        for fd in added:
-            entry = callbacks[fd]
-            try:
-                poller.register(fd, (READ if entry[0] else 0) | (WRITE if entry[1] else 0))
-            except OSError as exc:
-                del callbacks[fd]
-                if exc.errno != _EBADF:  # EBADF: closed before the wait, nothing to watch
-                    failed = failed or exc  # not pollable: its owner hears of it here
-        if failed is not None:
-            raise failed
-
-    def add_reader(self, fd: int, callback: Callback) -> None:
-        callbacks = self._callbacks
-        if fd not in callbacks:  # the usual case, _update's first branch inlined
-            callbacks[fd] = [callback, None]
-            self._unregistered[fd] = None
-            return
-        self._update(fd, 0, callback)
-
-    def remove_reader(self, fd: int) -> None:
-        entry = self._callbacks.get(fd)
-        if entry is not None and entry[1] is None and not self.closed and fd not in self._unregistered:
-            # The usual case (a registered fd with only a reader), inlined
-            # from _update: unregistered at once, before its owner closes it.
-            del self._callbacks[fd]
-            try:
-                self._poller.unregister(fd)
-            except (OSError, ValueError, KeyError):
-                pass  # closed already: the kernel dropped it from epoll
-            return
-        self._update(fd, 0, None)
-
-    def add_writer(self, fd: int, callback: Callback) -> None:
-        self._update(fd, 1, callback)
-
-    def remove_writer(self, fd: int) -> None:
-        self._update(fd, 1, None)
 
     # -- calls -------------------------------------------------------------
 
