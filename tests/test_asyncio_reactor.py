@@ -157,3 +157,34 @@ def test_callbacks_queued_in_one_turn_run_in_order_past_a_raising_one() -> None:
     events = asyncio.run(main())
     assert events == [("spawn", i) for i in range(4)]
     assert [type(ctx.get("exception")) for ctx in handled] == [ValueError]
+
+
+def test_a_raising_exit_listener_does_not_strand_the_close_phase() -> None:
+    # The exit and the outputs' EOFs usually come in one wake-up: the
+    # reactor runs that turn's queued calls and close phase at its end.  A
+    # listener that raises in the middle must leave them to the next turn,
+    # not drop them: the streams' 'close' and the child's still come.
+    handled: list[dict[str, Any]] = []
+
+    async def main() -> list[Any]:
+        asyncio.get_running_loop().set_exception_handler(lambda _loop, ctx: handled.append(ctx))
+        events: list[Any] = []
+        child = cp.spawn("true")
+
+        def boom(code: int, sig: str | None) -> None:
+            events.append(("exit", code, sig))
+            raise ValueError("listener failed")
+
+        child.on("exit", boom)
+        child.stdout.on("close", lambda: events.append("stdout close"))
+        child.stderr.on("close", lambda: events.append("stderr close"))
+        child.stdin.on("close", lambda: events.append("stdin close"))
+        child.on("close", lambda code, sig: events.append(("close", code, sig)))
+        assert await asyncio.wait_for(child, 30) == 0
+        await asyncio.sleep(0)  # stdin's 'close' may come a turn after the child's
+        return events
+
+    events = asyncio.run(main())
+    assert {"stdout close", "stderr close", "stdin close", ("exit", 0, None), ("close", 0, None)} <= set(events)
+    assert events.index(("exit", 0, None)) < events.index(("close", 0, None))
+    assert [type(ctx.get("exception")) for ctx in handled] == [ValueError]

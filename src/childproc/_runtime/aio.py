@@ -206,20 +206,54 @@ class EpollAsyncioReactor(FdTable, AsyncioReactor):
         # AsyncioReactor gives them to asyncio.
         self.call_soon(self._register_added)
 
+    # True while _dispatch serves the fds of one wake-up: what their
+    # callbacks queue (call_soon, call_closing) runs at the end of it.
+    _dispatching = False
+
+    def call_soon(self, callback: Callback, *args: Any) -> None:
+        ready = self._ready
+        if not ready and not self._dispatching:
+            self.asyncio_loop.call_soon(self._run_ready)
+        ready.append((callback, args))
+
+    def call_closing(self, callback: Callback, *args: Any) -> None:
+        if not self._closing and not self._dispatching:
+            self.asyncio_loop.call_soon(self._run, self._run_closing, ())
+        self._closing.append((callback, args))
+
     def _dispatch(self) -> None:
         poller = self._poller
         if poller is None:
             return
         callbacks = self._callbacks
-        for fd, mask in poller.poll(0):
-            entry = callbacks.get(fd)
-            if entry is None:
-                continue  # removed by a callback before it in this batch
-            # A hang-up or error wakes both sides, as asyncio's selector does.
-            if mask & (READ | HUP) and entry[0] is not None:
-                self._run(entry[0], ())
-            if mask & (WRITE | HUP) and entry[1] is not None and callbacks.get(fd) is entry:
-                self._run(entry[1], ())
+        self._dispatching = True
+        try:
+            for fd, mask in poller.poll(0):
+                entry = callbacks.get(fd)
+                if entry is None:
+                    continue  # removed by a callback before it in this batch
+                # A hang-up or error wakes both sides, as asyncio's selector does.
+                if mask & (READ | HUP) and entry[0] is not None:
+                    self._run(entry[0], ())
+                if mask & (WRITE | HUP) and entry[1] is not None and callbacks.get(fd) is entry:
+                    self._run(entry[1], ())
+            # The rest of libuv's turn in this one callback, as the private
+            # loop runs it after a wait: what the fds' callbacks queued, then
+            # the close phase (the streams' 'close', then the child's).  Left
+            # for asyncio's next turn, it cost every spawn a turn of its own
+            # (a select and a Handle) before `await child` could resume.
+            # What these queue goes to the next turn.
+            if self._ready:
+                self._run_ready()
+            if self._closing:
+                self._run(self._run_closing, ())
+        finally:
+            self._dispatching = False
+            # Queued meanwhile, or left by a callback that raised: not lost.
+            if self._ready:
+                self.asyncio_loop.call_soon(self._run_ready)
+            if self._closing:
+                self.asyncio_loop.call_soon(self._run, self._run_closing, ())
 
 
 def asyncio_reactor(loop: asyncio.AbstractEventLoop) -> AsyncioReactor:
