@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from errno import EBADF as _EBADF
 
-from .poller import READ, WRITE
+from .poller import ONESHOT, READ, WRITE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -37,7 +37,9 @@ class FdTable:
     file (a pipe handed to a child) and would go on reporting it.
     """
 
-    _callbacks: dict[int, list[Callback | None]]
+    # fd -> [reader, writer, ONESHOT or 0]; entries the reactor makes for
+    # itself (its wake-up pipe) have the first two only and never come here.
+    _callbacks: dict[int, list[Any]]
     _unregistered: dict[int, None]  # fds in _callbacks not yet given to the poller, in order
     _poller: Any  # None until _start_poller made it (the asyncio reactor makes it at the first fd)
     #: True once the reactor let its poller go: only the tables change then.
@@ -62,7 +64,7 @@ class FdTable:
         if entry is None:
             if callback is None:
                 return
-            entry = callbacks[fd] = [None, None]
+            entry = callbacks[fd] = [None, None, 0]
             entry[slot] = callback
             if not self._unregistered:
                 self._first_added()
@@ -98,7 +100,7 @@ class FdTable:
         for fd in added:
             entry = callbacks[fd]
             try:
-                poller.register(fd, (READ if entry[0] else 0) | (WRITE if entry[1] else 0))
+                poller.register(fd, (READ if entry[0] else 0) | (WRITE if entry[1] else 0) | entry[2])
             except OSError as exc:
                 del callbacks[fd]
                 if exc.errno != _EBADF:  # EBADF: closed before the wait, nothing to watch
@@ -109,12 +111,37 @@ class FdTable:
     def add_reader(self, fd: int, callback: Callback) -> None:
         callbacks = self._callbacks
         if fd not in callbacks:  # the usual case, _update's first branch inlined
-            callbacks[fd] = [callback, None]
+            callbacks[fd] = [callback, None, 0]
             if not self._unregistered:
                 self._first_added()
             self._unregistered[fd] = None
             return
         self._update(fd, 0, callback)
+
+    def add_reader_oneshot(self, fd: int, callback: Callback) -> None:
+        """Watch a new ``fd`` that turns readable once and stays so (a
+        pidfd): epoll reports it once, then holds it disabled, so once that
+        report was served the owner closes it after :meth:`drop_fired`,
+        without the ``epoll_ctl`` a removal costs -- on the path from the
+        child's exit to ``'close'``.  A disabled registration that outlives
+        the close (a forked copy still holding the file) never reports."""
+        if ONESHOT and fd not in self._callbacks:
+            self._callbacks[fd] = [callback, None, ONESHOT]
+            if not self._unregistered:
+                self._first_added()
+            self._unregistered[fd] = None
+            return
+        self.add_reader(fd, callback)
+
+    def drop_fired(self, fd: int) -> None:
+        """Forget ``fd``, whose reader was just called for its one report
+        (see :meth:`add_reader_oneshot`); any other fd is removed as
+        :meth:`remove_reader` does."""
+        entry = self._callbacks.get(fd)
+        if entry is not None and len(entry) > 2 and entry[2] and fd not in self._unregistered:
+            del self._callbacks[fd]
+            return
+        self.remove_reader(fd)
 
     def remove_reader(self, fd: int) -> None:
         entry = self._callbacks.get(fd)

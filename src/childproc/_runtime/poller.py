@@ -12,7 +12,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["HUP", "NVAL", "Poller", "READ", "WRITE", "pipe_cloexec"]
+__all__ = ["HUP", "NVAL", "ONESHOT", "Poller", "READ", "WRITE", "pipe_cloexec"]
 
 # Readiness masks: epoll's where there is epoll (Linux), poll's elsewhere.
 Poller: Any  # select.epoll, select.poll, or None (Windows)
@@ -21,14 +21,17 @@ if hasattr(select, "epoll"):
     READ, WRITE = select.EPOLLIN, select.EPOLLOUT
     HUP = select.EPOLLHUP | select.EPOLLERR
     NVAL = 0  # epoll forgets a closed fd by itself
+    ONESHOT = select.EPOLLONESHOT  # reported once, then disabled (see FdTable.add_reader_oneshot)
 elif hasattr(select, "poll"):  # macOS, the BSDs
     Poller = select.poll
     READ, WRITE = select.POLLIN, select.POLLOUT
     HUP = select.POLLHUP | select.POLLERR
     NVAL = select.POLLNVAL
+    ONESHOT = 0  # poll(2) has none: such fds are registered as any other
 else:  # Windows: pipes are not pollable there; its loop (IOCP) is still to come
     Poller = None
     READ, WRITE, HUP, NVAL = 1, 4, 8, 32
+    ONESHOT = 0
 
 
 def pipe_cloexec() -> tuple[int, int]:

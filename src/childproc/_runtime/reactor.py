@@ -63,6 +63,16 @@ class Reactor:
     def remove_reader(self, fd: int) -> None:
         raise NotImplementedError
 
+    def add_reader_oneshot(self, fd: int, callback: Callback) -> None:
+        """``add_reader`` for an fd that turns readable once and stays so (a
+        pidfd); once its reader has run, :meth:`drop_fired` may forget it
+        more cheaply than ``remove_reader`` (epoll: see ``FdTable``)."""
+        self.add_reader(fd, callback)
+
+    def drop_fired(self, fd: int) -> None:
+        """Stop watching an fd of :meth:`add_reader_oneshot` whose reader ran."""
+        self.remove_reader(fd)
+
     def add_writer(self, fd: int, callback: Callback) -> None:
         raise NotImplementedError
 

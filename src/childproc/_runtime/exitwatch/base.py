@@ -37,7 +37,7 @@ class ExitWatch:
     has exited and been reaped.  ``close()`` stops watching (the child is
     then left for whoever reaps it)."""
 
-    __slots__ = ("_reactor", "_pid", "_on_exit", "_fd", "_done", "_held", "hold", "__weakref__")
+    __slots__ = ("_reactor", "_pid", "_on_exit", "_fd", "_done", "_held", "_fired", "hold", "__weakref__")
 
     def __init__(self, reactor: Reactor, pid: int, on_exit: OnExit) -> None:
         self._reactor = reactor
@@ -46,6 +46,7 @@ class ExitWatch:
         self._fd = -1  # the pollable fd the mechanism watches, if it has one
         self._done = False
         self._held = False  # exited, status delivered, kept a zombie (see the module doc)
+        self._fired = False  # the fd's report of the exit was served (see _release_fd)
         self.hold: Hold | None = None
         track(self)
         reactor.adopt_exit_watch(self)
@@ -72,7 +73,9 @@ class ExitWatch:
                 return
         status = reap(self._pid)
         if status is None:
-            return  # spurious readiness; the watcher fires again
+            self._poll_again()  # spurious readiness; the watcher fires again
+            return
+        self._fired = True
         self.close()
         self._on_exit(status)
 
@@ -99,6 +102,10 @@ class ExitWatch:
             except ChildProcessError:
                 return  # reaped by someone else: nothing left to wait for
             self._ready()
+    def _poll_again(self) -> None:
+        """After a report that was not the exit: a mechanism whose fd reports
+        only once is armed again (level-triggered ones report again anyway)."""
+
     def release(self) -> None:
         """Reap a held child (see the module doc); nothing otherwise."""
         if self._held and not self._done:
@@ -120,7 +127,10 @@ class ExitWatch:
         """Stop polling the mechanism's fd and close it."""
         fd, self._fd = self._fd, -1
         if fd >= 0:
-            self._reactor.remove_reader(fd)
+            if self._fired:  # its one report was served (Reactor.add_reader_oneshot)
+                self._reactor.drop_fired(fd)
+            else:
+                self._reactor.remove_reader(fd)
             os.close(fd)
 
     def _fd_for_reaper(self) -> int:
