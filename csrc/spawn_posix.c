@@ -185,12 +185,8 @@ static int stdio_plan_init(stdio_plan *plan, cp_spawn_req *req)
             s->fd = s->kind == CP_STDIO_PIPE_IN ? fds[1] : fds[0];
             plan->src[i] = s->kind == CP_STDIO_PIPE_IN ? fds[0] : fds[1];
             plan->owned[plan->nowned++] = plan->src[i];
-            /* O_NONBLOCK lives on the open file description, so only the
-             * parent's end may get it: the child's stays blocking.  A new
-             * pipe end has no other status flag to keep, so one F_SETFL
-             * does it (no F_GETFL first). */
-            if ((req->flags & CP_SPAWN_NONBLOCK) && fcntl(s->fd, F_SETFL, O_NONBLOCK) < 0)
-                return -errno;
+            /* O_NONBLOCK for the parent's end: after the spawn (see
+             * parent_ends_nonblocking). */
             break;
         case CP_STDIO_IPC:
             s->fd = -1;
@@ -199,8 +195,6 @@ static int stdio_plan_init(stdio_plan *plan, cp_spawn_req *req)
             s->fd = fds[0];
             plan->src[i] = fds[1];
             plan->owned[plan->nowned++] = fds[1];
-            if ((req->flags & CP_SPAWN_NONBLOCK) && fcntl(s->fd, F_SETFL, O_NONBLOCK) < 0)
-                return -errno;
             break;
         case CP_STDIO_FD:
             plan->src[i] = s->fd;
@@ -1013,6 +1007,23 @@ int cp_spawn(cp_spawn_req *req, cp_child *child)
     return rc;
 }
 
+/* O_NONBLOCK on the parent's pipe and socket ends, once the child has
+ * started: the flag lives on the open file description, so only the
+ * parent's end may get it (the child's stays blocking), and the child never
+ * uses the parent's end (close-on-exec).  Set before the spawn, these
+ * F_SETFLs were on the path to the child's exec, the parent suspended in
+ * vfork meanwhile; set here, they overlap the child's run.  A new pipe end
+ * has no other status flag to keep, so one F_SETFL does it (no F_GETFL),
+ * and on an fd of our own it cannot fail. */
+static void parent_ends_nonblocking(const cp_spawn_req *req)
+{
+    for (int i = 0; i < req->nstdio; i++) {
+        const cp_stdio *s = &req->stdio[i];
+        if (s->kind == CP_STDIO_PIPE_IN || s->kind == CP_STDIO_PIPE_OUT || s->kind == CP_STDIO_IPC)
+            (void)fcntl(s->fd, F_SETFL, O_NONBLOCK);
+    }
+}
+
 int cp__spawn_held(cp_spawn_req *req, cp_child *child)
 {
     exec_arrays arrays;
@@ -1056,6 +1067,8 @@ int cp__spawn_held(cp_spawn_req *req, cp_child *child)
         return rc;
     }
     stdio_plan_release(&plan);
+    if (req->flags & CP_SPAWN_NONBLOCK)
+        parent_ends_nonblocking(req);
     return 0;
 }
 

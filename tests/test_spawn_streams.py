@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sys
 import time
 
 import pytest
@@ -625,3 +626,21 @@ def test_no_fd_left_behind_by_this_module():
         b.wait(timeout=10)
     after = set(os.listdir("/proc/self/fd"))
     assert len(after - before) <= 1, sorted(after - before)  # the listing's own fd may differ
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="O_NONBLOCK is POSIX's")
+def test_our_pipe_ends_are_non_blocking_and_the_childs_are_not() -> None:
+    # O_NONBLOCK is on the open file description: set on our ends (after
+    # the spawn, by the C core), never on the child's, which a program
+    # expects blocking.
+    probe = "import os, sys; sys.stdout.write(repr([os.get_blocking(i) for i in (0, 1, 2, 3)]))"
+    child = cp.spawn(sys.executable, ["-c", probe], stdio=["pipe", "pipe", "pipe", "ipc"])
+    ours = [stream.fileno() for stream in (child.stdin, child.stdout, child.stderr)]
+    assert [os.get_blocking(fd) for fd in ours] == [False, False, False]
+    assert not os.get_blocking(child.channel.fd)
+    out = []
+    child.stdout.on("data", out.append)
+    child.stdin.end()
+    child.disconnect()
+    assert child.wait() == 0
+    assert b"".join(out) == b"[True, True, True, True]"
