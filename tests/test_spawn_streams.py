@@ -644,3 +644,20 @@ def test_our_pipe_ends_are_non_blocking_and_the_childs_are_not() -> None:
     child.disconnect()
     assert child.wait() == 0
     assert b"".join(out) == b"[True, True, True, True]"
+
+
+def test_output_of_a_child_gone_before_the_first_wait_arrives_whole() -> None:
+    # By the first wait the pipes are hung up, stdout still holding data
+    # and stderr empty: the loop reads stdout's data before its EOF, and
+    # takes stderr's hang-up (no data) for its EOF.
+    child = cp.spawn("sh", ["-c", "printf 'abc%.0s' $(seq 1000)"])
+    out: list[bytes] = []
+    ends: list[str] = []
+    child.stdout.on("data", out.append)
+    child.stdout.on("end", lambda: ends.append("stdout"))
+    child.stderr.on("end", lambda: ends.append("stderr"))
+    while not child._process_ended():  # exited, nothing read yet (no timing asserted)
+        time.sleep(0.01)
+    assert child.wait() == 0
+    assert b"".join(out) == b"abc" * 1000
+    assert sorted(ends) == ["stderr", "stdout"]

@@ -12,7 +12,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["HUP", "NVAL", "ONESHOT", "Poller", "READ", "WRITE", "pipe_cloexec"]
+__all__ = ["HUP", "HUP_WITHOUT_READ_IS_EOF", "NVAL", "ONESHOT", "Poller", "READ", "WRITE", "pipe_cloexec"]
 
 # Readiness masks: epoll's where there is epoll (Linux), poll's elsewhere.
 Poller: Any  # select.epoll, select.poll, or None (Windows)
@@ -22,16 +22,22 @@ if hasattr(select, "epoll"):
     HUP = select.EPOLLHUP | select.EPOLLERR
     NVAL = 0  # epoll forgets a closed fd by itself
     ONESHOT = select.EPOLLONESHOT  # reported once, then disabled (see FdTable.add_reader_oneshot)
+    # A pipe's read end polls readable exactly while it holds data, hung up
+    # while no writer is left (Linux's pipe_poll): hung up and not readable
+    # is its EOF, and the read that would say so can be skipped.
+    HUP_WITHOUT_READ_IS_EOF = True
 elif hasattr(select, "poll"):  # macOS, the BSDs
     Poller = select.poll
     READ, WRITE = select.POLLIN, select.POLLOUT
     HUP = select.POLLHUP | select.POLLERR
     NVAL = select.POLLNVAL
     ONESHOT = 0  # poll(2) has none: such fds are registered as any other
+    HUP_WITHOUT_READ_IS_EOF = False  # not promised everywhere: the read tells
 else:  # Windows: pipes are not pollable there; its loop (IOCP) is still to come
     Poller = None
     READ, WRITE, HUP, NVAL = 1, 4, 8, 32
     ONESHOT = 0
+    HUP_WITHOUT_READ_IS_EOF = False
 
 
 def pipe_cloexec() -> tuple[int, int]:

@@ -117,7 +117,7 @@ class PrivateLoop(FdTable, Reactor):
         self._awaited_wakeups = 0  # threads that will call call_soon_threadsafe
         self.closed = False
         self._depth = 0  # run_until calls in progress on the owning thread
-        self.hangups = set()
+        self.hangups = {}
         self.exit_watches: set[Any] = set()  # children still running, for _ThreadExit
         self._make_wakeup()
         track(self)
@@ -189,7 +189,7 @@ class PrivateLoop(FdTable, Reactor):
         return not self._ready and not self._ticks and not self._closing
 
     tick: int = 0
-    hangups: set[int]
+    hangups: dict[int, int]
 
     def call_soon_threadsafe(self, callback: Callback, *args: Any) -> None:
         with self._lock:
@@ -370,7 +370,7 @@ class PrivateLoop(FdTable, Reactor):
                 if mask & (READ | HUP) and entry[0] is not None:
                     ready.append((entry[0], ()))
                     if mask & HUP:
-                        hangups.add(fd)
+                        hangups[fd] = mask
                 if mask & (WRITE | HUP) and entry[1] is not None:
                     ready.append((entry[1], ()))
             if self._timers:

@@ -51,11 +51,13 @@ class Reactor:
     # tell "earlier in this turn" from "in an earlier turn"; None where the
     # loop does not say (asyncio).
     tick: int | None = None
-    # The fds the last wait for events found hung up (every writer gone);
-    # None where the loop does not say (asyncio).  A reader whose read came
-    # back short on one reads on to its EOF at once, as libuv does on
-    # POLLHUP (where the loop does not say, it tries one more read).
-    hangups: set[int] | None = None
+    # The fds the last wait for events found hung up (every writer gone),
+    # with the mask it reported for each; None where the loop does not say
+    # (asyncio).  A reader whose read came back short on one reads on to its
+    # EOF at once, as libuv does on POLLHUP (where the loop does not say, it
+    # tries one more read); one hung up and not readable is at its EOF where
+    # the poller promises it (poller.HUP_WITHOUT_READ_IS_EOF).
+    hangups: dict[int, int] | None = None
 
     def add_reader(self, fd: int, callback: Callback) -> None:
         raise NotImplementedError

@@ -72,6 +72,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .._errors import system_error
+from .._runtime.poller import HUP_WITHOUT_READ_IS_EOF as _HUP_IS_EOF
+from .._runtime.poller import READ as _READ
 from .._spawn.options import normalize_encoding
 from .base import MAX_READS_PER_WAKE
 from .collect import ExecCollecting
@@ -210,6 +212,14 @@ class Readable(Consuming, ExecCollecting):
             if not self._reading:  # exec's listener went over max_buffer and killed
                 return
         fd = self._fd
+        if _HUP_IS_EOF:
+            hangups = self._reactor.hangups
+            if hangups and not hangups.get(fd, _READ) & _READ:
+                # Hung up with nothing in the pipe: its EOF, without the
+                # read that would return it (every spawn's stdout and
+                # stderr end so).
+                self._on_eof()
+                return
         size = self._read_size
         read = _read
         for _ in range(MAX_READS_PER_WAKE):
