@@ -188,6 +188,7 @@ class EpollAsyncioReactor(FdTable, AsyncioReactor):
         super().__init__(loop)
         self._init_fds(None)  # the epoll is made at the first fd
         self._poller_fd = -1
+        self.hangups: dict[int, int] = {}  # the last dispatch's, as the private loop keeps them
 
     def _forget_after_fork(self, null_fd: int) -> None:
         # In a forked copy (see forksafe): the epoll instance is the
@@ -225,15 +226,22 @@ class EpollAsyncioReactor(FdTable, AsyncioReactor):
         poller = self._poller
         if poller is None:
             return
-        callbacks = self._callbacks
+        callbacks, hangups = self._callbacks, self.hangups
+        if hangups:
+            hangups.clear()
         self._dispatching = True
+        events = poller.poll(0)
+        served = 0
         try:
-            for fd, mask in poller.poll(0):
+            for fd, mask in events:
+                served += 1
                 entry = callbacks.get(fd)
                 if entry is None:
                     continue  # removed by a callback before it in this batch
                 # A hang-up or error wakes both sides, as asyncio's selector does.
                 if mask & (READ | HUP) and entry[0] is not None:
+                    if mask & HUP:
+                        hangups[fd] = mask
                     self._run(entry[0], ())
                 if mask & (WRITE | HUP) and entry[1] is not None and callbacks.get(fd) is entry:
                     self._run(entry[1], ())
@@ -247,6 +255,11 @@ class EpollAsyncioReactor(FdTable, AsyncioReactor):
                 self._run_ready()
             if self._closing:
                 self._run(self._run_closing, ())
+        except BaseException:
+            # A callback raised: the fds after it are reported again at the
+            # next wake-up, the one-shot ones (pidfds) once armed again.
+            self._rearm_unserved(events[served:])
+            raise
         finally:
             self._dispatching = False
             # Queued meanwhile, or left by a callback that raised: not lost.

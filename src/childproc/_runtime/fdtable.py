@@ -156,6 +156,18 @@ class FdTable:
             return
         self._update(fd, 0, None)
 
+    def _rearm_unserved(self, events: list[tuple[int, int]]) -> None:
+        """Events a wait returned that were not served (a callback before
+        them raised): a level-triggered fd is reported again anyway, a
+        one-shot one only once armed again."""
+        for fd, _mask in events:
+            entry = self._callbacks.get(fd)
+            if entry is not None and len(entry) > 2 and entry[2] and fd not in self._unregistered:
+                try:
+                    self._poller.modify(fd, READ | entry[2])
+                except (OSError, ValueError):
+                    pass  # closed meanwhile: nothing to report
+
     def add_writer(self, fd: int, callback: Callback) -> None:
         self._update(fd, 1, callback)
 
