@@ -570,22 +570,24 @@ int cp_pump_finish(cp_pump *pump, uint64_t *moved)
 
 /* ------------------------------------------------------------------ */
 /* Spinning before a wait (childproc.h; docs/architecture.md, "Spinning
- * before a wait").  A zero-timeout epoll_wait per turn: the kernel's own
- * readiness test, and nothing a later epoll_wait of the caller misses. */
+ * before a wait").  A zero-timeout poll() of the epoll fd per turn: the
+ * kernel's own readiness test, which takes no event.  (An epoll_wait here
+ * would take one: a one-shot fd's only report -- a pidfd's, the exit --
+ * would be gone before the caller's epoll_wait.) */
 
 #if CP_LINUX
+#include <poll.h>
 #include <sched.h>
-#include <sys/epoll.h>
 #include <time.h>
 
 int cp_spin_wait(int epfd, int64_t max_ns)
 {
     struct timespec t0, now;
-    struct epoll_event ev;
+    struct pollfd pfd = {epfd, POLLIN, 0};
     if (clock_gettime(CLOCK_MONOTONIC, &t0) != 0)
         return -errno;
     for (;;) {
-        int n = epoll_wait(epfd, &ev, 1, 0);
+        int n = poll(&pfd, 1, 0);
         if (n > 0)
             return 1;
         if (n < 0 && errno != EINTR)

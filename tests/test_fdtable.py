@@ -15,6 +15,7 @@ import select
 import pytest
 
 import childproc as cp
+from childproc._runtime import private
 from childproc._runtime.private import PrivateLoop
 
 pytestmark = [
@@ -93,3 +94,23 @@ def test_a_report_that_finds_no_exit_arms_the_pidfd_again(monkeypatch):
     assert child._watch is not None and child._watch.pidfd >= 0
     assert child.wait() == 0
     assert misses == [child.pid]
+
+
+@pytest.mark.skipif(private._SPIN_MAX == 0, reason="spinning is off here (CHILDPROC_SPIN_US=0)")
+def test_the_spin_before_a_wait_leaves_a_oneshot_report_to_the_wait(loop, monkeypatch):
+    # The spin only asks whether something is ready; taking the event (as an
+    # epoll_wait would) lost a one-shot fd's only report: a pidfd's exit.
+    monkeypatch.setattr(private, "_spin_allowed", lambda peer: True)
+    r, w = os.pipe()
+    try:
+        os.write(w, b"x")
+        calls: list[int] = []
+        loop.add_reader_oneshot(r, lambda: calls.append(r))
+        loop._register_added()
+        loop.expect_soon()
+        loop.run_until(lambda: bool(calls), timeout=30)
+        assert calls == [r]
+        loop.drop_fired(r)
+    finally:
+        os.close(r)
+        os.close(w)
