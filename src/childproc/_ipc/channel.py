@@ -62,7 +62,7 @@ from .._runtime.forksafe import replace_with_null, track
 from .._runtime.reactor import Reactor
 from .handles import Handles, handle_type, invalid_message, take_fd
 from .jsonfast import stringify
-from .receive import BLOCKING_READ, DONTWAIT, Receiving, _is_internal
+from .receive import DONTWAIT, Receiving, _is_internal
 from .wire import MAX_MESSAGE_SIZE, Framer, encode_json, encode_pickle
 
 __all__ = ["Channel", "IPC", "IPCWarning"]
@@ -128,7 +128,7 @@ class IPC(Receiving):
         # Blocking, with MSG_DONTWAIT on every call but the loop's read when
         # the channel is all its thread waits for (a worker between two
         # requests): that read then sleeps in recvmsg itself, one system
-        # call instead of epoll_wait and recvmsg (see PrivateLoop.set_blocking_read).
+        # call instead of epoll_wait and recvmsg (see Reactor.set_direct_read).
         self.sock.setblocking(not not DONTWAIT)
         self._rbuf = bytearray(_RECV_SIZE)  # recvmsg_into: no 256 KiB allocation per read
         self._rview = memoryview(self._rbuf)
@@ -155,7 +155,7 @@ class IPC(Receiving):
         self._reader = self.make_reader()
         reactor.add_reader(fd, self._reader)
         if DONTWAIT:
-            reactor.set_blocking_read(fd, partial(self._reader, BLOCKING_READ))
+            reactor.set_direct_read(fd, self._reader)
         if refed:
             self._set_ref(True)
         target.on("newListener", self._on_new_listener)

@@ -236,9 +236,9 @@ class Receiving:
     # -- the lean path ----------------------------------------------------
 
     def make_reader(self) -> Callable[..., bool]:
-        """The loop's callback for the readable socket: ``read(flags)``
-        reads once (``flags``: BLOCKING_READ to wait for the bytes) and
-        delivers what came; False when nothing was there.
+        """The loop's callback for the readable socket: ``read(block)``
+        reads once (``block``: sleeping until bytes come) and delivers what
+        came; False when nothing was there (see Reactor.set_direct_read).
 
         Everything it needs is bound here once (a closure's cells are read
         faster than attributes); what can change -- the framer's held bytes,
@@ -266,9 +266,9 @@ class Receiving:
                 self.deliver_read([message], False, True)
             return True
 
-        def read(flags: int = RECV_FLAGS) -> bool:
+        def read(block: bool = False) -> bool:
             try:
-                size, anc, _flags, _addr = recvmsg_into(views, _FD_SPACE, flags)
+                size, anc, _flags, _addr = recvmsg_into(views, _FD_SPACE, BLOCKING_READ if block else RECV_FLAGS)
             except (BlockingIOError, InterruptedError):
                 return False
             except OSError:

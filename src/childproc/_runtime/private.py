@@ -116,8 +116,8 @@ class PrivateLoop(Reactor):
         self._spin_ok = False
         self._spin_checked = 0.0
         self._refs = 0
-        self._block_fd = -1  # set_blocking_read's fd and its read
-        self._block_read: Callback | None = None
+        self._direct_fd = -1  # set_direct_read's fd and its read
+        self._direct_read: Callback | None = None
         self._lock = _thread.allocate_lock()
         self._threadsafe: deque[tuple[Callback, tuple[Any, ...]]] = deque()
         self._awaited_wakeups = 0  # threads that will call call_soon_threadsafe
@@ -148,7 +148,7 @@ class PrivateLoop(Reactor):
         # go before anything here can touch it, and the loop is retired.
         self.thread_id = None
         self.exit_watches.clear()
-        self._block_read = None
+        self._direct_read = None
         self._ready.clear()
         self._ticks.clear()
         self._closing.clear()
@@ -184,8 +184,8 @@ class PrivateLoop(Reactor):
     # -- fds ---------------------------------------------------------------
 
     def _update(self, fd: int, slot: int, callback: Callback | None) -> None:
-        if fd == self._block_fd and slot == 0 and callback is None:
-            self._block_read = None
+        if fd == self._direct_fd and slot == 0 and callback is None:
+            self._direct_read = None
         entry = self._callbacks.get(fd)
         if entry is None:
             if callback is None:
@@ -252,8 +252,8 @@ class PrivateLoop(Reactor):
             # The usual case (a registered fd with only a reader), inlined
             # from _update: unregistered at once, before its owner closes it.
             del self._callbacks[fd]
-            if fd == self._block_fd:
-                self._block_read = None
+            if fd == self._direct_fd:
+                self._direct_read = None
             try:
                 self._poller.unregister(fd)
             except (OSError, ValueError, KeyError):
@@ -261,11 +261,11 @@ class PrivateLoop(Reactor):
             return
         self._update(fd, 0, None)
 
-    def set_blocking_read(self, fd: int, read: Callback | None) -> None:
+    def set_direct_read(self, fd: int, read: Callback | None) -> None:
         if read is not None:
-            self._block_fd, self._block_read = fd, read
-        elif fd == self._block_fd:
-            self._block_read = None
+            self._direct_fd, self._direct_read = fd, read
+        elif fd == self._direct_fd:
+            self._direct_read = None
 
     def add_writer(self, fd: int, callback: Callback) -> None:
         self._update(fd, 1, callback)
@@ -348,6 +348,7 @@ class PrivateLoop(Reactor):
 
     def _run_ready(self, done: Callable[[], bool]) -> bool:
         ready, ticks, closing = self._ready, self._ticks, self._closing
+        ran = False
         while True:
             # next_tick's callbacks first: Node runs its nextTick queue
             # after every callback, before anything else that waits.
@@ -362,8 +363,10 @@ class PrivateLoop(Reactor):
                 closing.clear()
                 continue
             else:
-                return done()
+                # (done() was asked after the last callback, and nothing ran since)
+                return False if ran else done()
             callback(*args)
+            ran = True
             if done():
                 while ticks:  # still part of the callback that finished the wait
                     callback, args = ticks.popleft()
@@ -439,8 +442,8 @@ class PrivateLoop(Reactor):
                 events = self._spin(wait) if self._spin_wanted and wait != 0 else None
                 if events is not None:
                     pass  # what the spin saw
-                elif wait is None and self._block_read is not None and self._only_blocking_fd():
-                    # The fd of set_blocking_read is all this thread waits
+                elif wait is None and len(callbacks) == 2 and self._direct_read is not None and self._only_direct_fd():
+                    # The fd of set_direct_read is all this thread waits
                     # for (a worker between two requests): its read sleeps
                     # until bytes come, one system call instead of two.
                     self.tick += 1
@@ -448,7 +451,7 @@ class PrivateLoop(Reactor):
                         self._spin_rest -= 1
                         if not self._spin_rest:
                             self._spin_budget = _SPIN_MAX
-                    self._block_read()
+                    self._direct_read(True)
                     continue
                 # epoll takes seconds (-1: forever), poll milliseconds.
                 elif _POLL_MS:
@@ -488,13 +491,14 @@ class PrivateLoop(Reactor):
             if deadline is not None and time.monotonic() >= deadline and self.nothing_queued():
                 return done()
 
-    def _only_blocking_fd(self) -> bool:
-        """Nothing but the reader of set_blocking_read could wake this
-        wait: the wake-up pipe and that fd are all it watches, and no other
-        thread owes it a call (a timer or deadline rules it out already)."""
-        if len(self._callbacks) != 2 or self._awaited_wakeups or self._threadsafe or self.hangups:
+    def _only_direct_fd(self) -> bool:
+        """Nothing but the reader of set_direct_read could wake this
+        wait: the wake-up pipe and that fd are all it watches (the caller
+        counted two), and no other thread owes it a call (a timer or
+        deadline rules it out already)."""
+        if self._awaited_wakeups or self._threadsafe or self.hangups:
             return False
-        entry = self._callbacks.get(self._block_fd)
+        entry = self._callbacks.get(self._direct_fd)
         return entry is not None and entry[1] is None and entry[0] is not None
 
     # -- spinning before a wait ------------------------------------------

@@ -69,11 +69,12 @@ class Reactor:
     def remove_writer(self, fd: int) -> None:
         raise NotImplementedError
 
-    def set_blocking_read(self, fd: int, read: Callback | None) -> None:
-        """``read()`` reads ``fd`` (a reader added here) sleeping until bytes
-        come: a loop whose thread waits for nothing but ``fd`` may call it
-        instead of waiting for readiness and then calling the reader.  A
-        loop that cannot tell (asyncio) ignores it.  None: no longer."""
+    def set_direct_read(self, fd: int, read: Callback | None) -> None:
+        """``read(True)`` reads ``fd`` (a reader added here), sleeping until
+        bytes come, and delivers what came: a loop whose thread waits for
+        nothing but ``fd`` may call it instead of waiting for readiness and
+        then calling the reader (one system call instead of two).  A loop
+        that cannot tell (asyncio) ignores it.  None: no longer."""
 
     def call_soon(self, callback: Callback, *args: Any) -> None:
         raise NotImplementedError
