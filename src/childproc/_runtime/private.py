@@ -115,6 +115,7 @@ class PrivateLoop(Reactor):
         self._spin_peer: int | None = -1
         self._spin_ok = False
         self._spin_checked = 0.0
+        self._spin_recheck = 0
         self._refs = 0
         self._direct_fd = -1  # set_direct_read's fd and its read
         self._direct_read: Callback | None = None
@@ -421,14 +422,17 @@ class PrivateLoop(Reactor):
 
     def _run_until(self, done: Callable[[], bool], timeout: float | None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
-        callbacks = self._callbacks
+        callbacks, poll = self._callbacks, self._poller.poll
+        ready, ticks, closing = self._ready, self._ticks, self._closing
+        check = True  # done() still to be asked
         while True:
-            if self._run_ready(done):
+            if (check or ready or ticks or closing) and self._run_ready(done):
                 return True
+            check = True
             wait = self._next_timeout(deadline) if self._timers or deadline is not None else None
             if (
-                wait is None
-                and len(callbacks) == 1  # only the wake-up pipe
+                len(callbacks) == 1  # only the wake-up pipe
+                and wait is None
                 and not self._timers
                 and self._awaited_wakeups == 0
                 and not self._threadsafe
@@ -452,12 +456,16 @@ class PrivateLoop(Reactor):
                         if not self._spin_rest:
                             self._spin_budget = _SPIN_MAX
                     self._direct_read(True)
+                    if not (ready or ticks or closing):  # _run_ready's work, when there is none
+                        if done():
+                            return True
+                        check = False
                     continue
                 # epoll takes seconds (-1: forever), poll milliseconds.
                 elif _POLL_MS:
-                    events = self._poller.poll(None if wait is None else wait * 1000.0)
+                    events = poll(None if wait is None else wait * 1000.0)
                 else:
-                    events = self._poller.poll(-1 if wait is None else wait)
+                    events = poll(-1 if wait is None else wait)
             except InterruptedError:
                 events = []
             if self._spin_rest:
@@ -465,9 +473,24 @@ class PrivateLoop(Reactor):
                 if not self._spin_rest:
                     self._spin_budget = _SPIN_MAX  # spinning again
             self.tick += 1
-            ready, hangups = self._ready, self.hangups
+            hangups = self.hangups
             if hangups:
                 hangups.clear()
+            if len(events) == 1 and deadline is None and not self._timers and not ready and not ticks:
+                # One fd ready and nothing else to run (a reply came): its
+                # reader now, without a round through the queue.  (Timers
+                # and a deadline would be looked at after it: not here.)
+                fd, mask = events[0]
+                entry = callbacks.get(fd)
+                if entry is not None and mask == READ and entry[0] is not None:
+                    entry[0]()
+                    if done():
+                        while ticks:  # still part of the callback that finished the wait
+                            callback, args = ticks.popleft()
+                            callback(*args)
+                        return True
+                    check = False  # (asked just now)
+                    continue
             for fd, mask in events:
                 entry = callbacks.get(fd)
                 if entry is None:
@@ -523,6 +546,8 @@ class PrivateLoop(Reactor):
         """Poll without sleeping for up to the budget (or until the next
         timer): the events, or None to go on to the sleeping wait."""
         self._spin_wanted = False
+        if not self._spin_ok and self.tick < self._spin_recheck and self._spin_for == self._spin_peer:
+            return None  # not allowed, as found a moment ago (see below)
         budget = self._spin_budget
         if not budget or self._poller_fd < 0:  # poll(2) (macOS): no epoll fd to spin on
             return None
@@ -533,6 +558,9 @@ class PrivateLoop(Reactor):
             self._spin_ok = _spin_allowed(peer)
             self._spin_checked = now + 1.0  # affinity can change: look again now and then
         if not self._spin_ok:
+            # Asked again after 256 waits (and a second) at the earliest:
+            # until then a loop on one CPU pays nothing here.
+            self._spin_recheck = self.tick + 256
             return None
         span = budget if wait is None or wait > budget else wait
         spin_wait = _spin_wait or _load_spin_wait()
