@@ -63,6 +63,7 @@ from .._runtime.reactor import Reactor
 from .handles import Handles, handle_type, invalid_message, take_fd
 from .jsonfast import stringify
 from .receive import DONTWAIT, Receiving, _is_internal
+from . import wire as _wire
 from .wire import MAX_MESSAGE_SIZE, Framer, encode_json, encode_pickle
 
 __all__ = ["Channel", "IPC", "IPCWarning"]
@@ -70,6 +71,7 @@ __all__ = ["Channel", "IPC", "IPCWarning"]
 _SEND_HWM = 128 * 1024  # Node: channel.writeQueueSize < 65536 * 2
 _RECV_SIZE = 256 * 1024
 _INT = struct.Struct("i")
+_U32_PACK = struct.Struct(">I").pack  # pickle framing (see wire.encode_pickle)
 _SOL_SOCKET, _SCM_RIGHTS = _socket.SOL_SOCKET, getattr(_socket, "SCM_RIGHTS", 1)
 _COALESCE_MAX = 256 * 1024  # queued plain messages joined into one buffer up to this size
 
@@ -117,6 +119,7 @@ class IPC(Receiving):
         self.reactor = reactor
         self.pickle = serialization in ("pickle", "advanced")
         self.encode = encode_pickle if self.pickle else encode_json
+        self._dumps: Any = _wire._pickle_lib.dumps if self.pickle else None  # (a json channel never imports pickle)
         self._framer = Framer(self.pickle, MAX_MESSAGE_SIZE if max_message_size is None else max_message_size)
         self.sock: Any
         if sys.platform == "win32":
@@ -215,7 +218,8 @@ class IPC(Receiving):
             if callable(message):
                 raise invalid_message(message)
             if self.pickle:
-                data = encode_pickle(message)
+                payload = self._dumps(message, -1)  # encode_pickle, inline
+                data = _U32_PACK(len(payload)) + payload
             else:
                 try:  # encode_json's common case, a call less
                     data = (stringify(message) + "\n").encode("utf-8")

@@ -247,24 +247,13 @@ class Receiving:
         framer, limit, after_read = self._framer, self._framer.limit, self.after_read
         received = self.handles.received
         events, plain_emit = self.target._events, type(self.target).emit is EventEmitter.emit
-        nothing_queued = self.reactor.nothing_queued
+        queues = self.reactor.run_queues()
+        if queues is None:  # a loop that does not show its queues: the general delivery
+            plain_emit, queues = False, ((), (), ())
+        q1, q2, q3 = queues
         scan, u32 = _wire._scan, _wire._U32.unpack_from
         pickle = self.pickle
         loads: Any = _wire._pickle_lib.loads if pickle else None  # (imports pickle: a pickle channel's)
-
-        def deliver(message: Any) -> bool:
-            # _deliver_batch's work for one message, when nothing waits
-            # before it (nothing queued, no message held for a listener).
-            listeners = events.get("message") if plain_emit and not self._pending_messages else None
-            if listeners is not None and nothing_queued():
-                if len(listeners) == 1:
-                    listeners[0](message, None)
-                else:
-                    for fn in listeners:
-                        fn(message, None)
-            else:
-                self.deliver_read([message], False, True)
-            return True
 
         def read(block: bool = False) -> bool:
             try:
@@ -288,20 +277,30 @@ class Receiving:
                     if isinstance(cmd, str) and len(cmd) > 5 and cmd.startswith("NODE_"):
                         self.deliver_read([message], False, True)  # internal: to its handler
                         return True
-                return deliver(message)
-            # One whole line: it ends the read and no newline comes before.
-            if rbuf[size - 1] != 10 or rbuf.find(b"\n", 0, size - 1) >= 0:
-                return after_read(size, anc, True)
-            text = str(rview[:size], "utf-8", "replace")
-            # Framer.plain's test: no internal command could be spelled in it.
-            if "NODE_" in text or "\\u" in text or scan is None:
-                return after_read(size, anc, True)
-            try:
-                message, end = scan(text, 0)
-            except Exception:  # noqa: BLE001 - the general path says what is wrong
-                return after_read(size, anc, True)
-            if end != len(text) - 1:
-                return after_read(size, anc, True)
-            return deliver(message)
+            else:
+                # One whole line: it ends the read and no newline comes before.
+                if rbuf[size - 1] != 10 or rbuf.find(b"\n", 0, size - 1) >= 0:
+                    return after_read(size, anc, True)
+                text = str(rview[:size], "utf-8", "replace")
+                # Framer.plain's test: no internal command could be spelled in it.
+                if "NODE_" in text or "\\u" in text or scan is None:
+                    return after_read(size, anc, True)
+                try:
+                    message, end = scan(text, 0)
+                except Exception:  # noqa: BLE001 - the general path says what is wrong
+                    return after_read(size, anc, True)
+                if end != len(text) - 1:
+                    return after_read(size, anc, True)
+            # _deliver_batch's work for one message, when nothing waits
+            # before it: nothing queued on the loop, no message held back.
+            listeners = events.get("message")
+            if listeners is None or not plain_emit or self._pending_messages or q1 or q2 or q3:
+                self.deliver_read([message], False, True)
+            elif len(listeners) == 1:
+                listeners[0](message, None)
+            else:
+                for fn in listeners:
+                    fn(message, None)
+            return True
 
         return read

@@ -34,7 +34,7 @@ from .reactor import Reactor, TimerHandle
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sized
     from typing import Any
 
     Callback = Callable[..., object]
@@ -288,6 +288,9 @@ class PrivateLoop(Reactor):
     def nothing_queued(self) -> bool:
         return not self._ready and not self._ticks and not self._closing
 
+    def run_queues(self) -> tuple[Sized, Sized, Sized]:
+        return self._ready, self._ticks, self._closing  # never replaced, only emptied
+
     tick: int = 0
     hangups: set[int]
 
@@ -476,10 +479,11 @@ class PrivateLoop(Reactor):
             hangups = self.hangups
             if hangups:
                 hangups.clear()
-            if len(events) == 1 and deadline is None and not self._timers and not ready and not ticks:
-                # One fd ready and nothing else to run (a reply came): its
-                # reader now, without a round through the queue.  (Timers
-                # and a deadline would be looked at after it: not here.)
+            if len(events) == 1 and deadline is None and not self._timers:
+                # One fd ready and nothing else to run (a reply came; the
+                # queues were emptied above): its reader now, without a
+                # round through the queue.  (Timers and a deadline would be
+                # looked at after it: not here.)
                 fd, mask = events[0]
                 entry = callbacks.get(fd)
                 if entry is not None and mask == READ and entry[0] is not None:
@@ -538,16 +542,16 @@ class PrivateLoop(Reactor):
         bounded (``CHILDPROC_SPIN_US``, 100 by default), stops for a while
         after misses in a row, and never happens where it would
         hold the only CPU ``peer`` (a pid) may run on.  Only a flag here:
-        the hot paths that call it (every send) pay one attribute store."""
-        self._spin_wanted = True
-        self._spin_for = peer
+        the hot paths that call it (every send) pay one attribute store --
+        none while spinning was found not allowed a moment ago (see _spin)."""
+        if self._spin_ok or self.tick >= self._spin_recheck or peer != self._spin_peer:
+            self._spin_wanted = True
+            self._spin_for = peer
 
     def _spin(self, wait: float | None) -> list[tuple[int, int]] | None:
         """Poll without sleeping for up to the budget (or until the next
         timer): the events, or None to go on to the sleeping wait."""
         self._spin_wanted = False
-        if not self._spin_ok and self.tick < self._spin_recheck and self._spin_for == self._spin_peer:
-            return None  # not allowed, as found a moment ago (see below)
         budget = self._spin_budget
         if not budget or self._poller_fd < 0:  # poll(2) (macOS): no epoll fd to spin on
             return None
