@@ -28,6 +28,7 @@ except ImportError:  # pragma: no cover - other Pythons
 # milliseconds.
 
 from .._spinning import MISSES, REST, REST_MAX, spin_setting
+from .._spinning import spin_allowed as _spin_allowed  # (a name tests replace)
 from .forksafe import replace_with_null, track
 from .poller import HUP, NVAL, READ, WRITE, Poller, pipe_cloexec
 from .reactor import Reactor, TimerHandle
@@ -61,23 +62,6 @@ def _load_spin_wait() -> Callable[[int, int], int]:
 
     _spin_wait = spin_wait
     return spin_wait
-
-
-def _spin_allowed(peer: int | None) -> bool:
-    """Whether spinning here leaves a CPU for the process we wait for: not
-    when this thread may only run on one CPU and the peer only on that one."""
-    try:
-        mine = os.sched_getaffinity(0)
-    except (AttributeError, OSError):  # no affinity API (macOS): count CPUs
-        return (os.cpu_count() or 1) > 1
-    if len(mine) > 1:
-        return True
-    if peer is None:
-        return False
-    try:
-        return bool(os.sched_getaffinity(peer) - mine)
-    except OSError:
-        return False
 
 
 class PrivateLoop(Reactor):
