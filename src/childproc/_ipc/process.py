@@ -116,3 +116,12 @@ class Process(IPCTarget, EventEmitter):
 
 
 process = Process()
+
+
+def _retake_channel() -> None:
+    """A warm child (childproc._warm): the zygote imported this module before
+    the child had a channel, so ``process`` claims it now, as a cold child's
+    import would have (``process`` is the zygote's untouched object)."""
+    process._fd, process._mode = _take_channel()
+    if process._fd >= 0:
+        track(process)

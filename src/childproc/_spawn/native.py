@@ -28,7 +28,7 @@ from .warden import Warden, can_guard
 if TYPE_CHECKING:
     from .options import SpawnPlan
 
-__all__ = ["RawChild", "RawSyncResult", "SyncRequest", "spawn", "STAGE_NAMES"]
+__all__ = ["RawChild", "RawSyncResult", "SyncRequest", "spawn", "STAGE_NAMES", "clone_parent_function"]
 
 STAGE_NAMES = {
     lib.CP_STAGE_NONE: "none",
@@ -612,6 +612,20 @@ def pump_finish(handle: Any) -> tuple[int, int]:
     moved = ffi.new("uint64_t *")
     rc = lib.cp_pump_finish(handle, moved)
     return rc, int(moved[0])
+
+
+def clone_parent_function() -> Callable[[], int]:
+    """``cp_clone_parent`` (the warm start's zygote, ``childproc._warm``) as a
+    ``ctypes.PyDLL`` function: it keeps the GIL across the clone, as
+    ``os.fork`` does, where a call through ``lib`` would release it."""
+    import ctypes
+
+    from .. import _core
+
+    fn = ctypes.PyDLL(_core.__file__).cp_clone_parent
+    fn.restype = ctypes.c_int
+    fn.argtypes = []
+    return fn  # type: ignore[no-any-return]
 
 
 def spin_wait(epfd: int, max_ns: int) -> int:
