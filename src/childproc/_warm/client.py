@@ -50,7 +50,8 @@ _LINUX = sys.platform.startswith("linux")
 # zygote's imports run): a child whose values differ goes cold.
 _START_VARS = (b"PYTHON", b"LC_", b"LANG=", b"LANGUAGE=", b"HOME=", b"TZ=")
 _CODE = "import childproc; from childproc._warm.server import main; main()"
-_MAX_REQUEST = 1 << 16  # the zygote takes up to 1 MiB; beyond this, go cold
+_MAX_REQUEST = 1 << 16  # the zygote's receive buffer (server._MAX_REQUEST): beyond, go cold
+_MAX_FDS = 64  # and the fds it takes with one request (server._MAX_FDS)
 _STAGE_NONE = 0
 
 
@@ -138,7 +139,7 @@ class _Zygote:
                 DIE_WITH_PARENT if plan.die_with_parent else 0)
             msg = marshal.dumps((argv, plan.argv_blob.split(b"\0")[:-1], plan.env_blob or b"", plan.cwd,
                                  slots, flags))
-            if len(msg) > _MAX_REQUEST:
+            if len(msg) > _MAX_REQUEST or len(send) > _MAX_FDS:
                 raise _GoCold
             socket.send_fds(self.sock, [msg], send)
             raw = self._reply(plan)
