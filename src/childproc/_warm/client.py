@@ -141,10 +141,14 @@ class _Zygote:
                                  slots, flags))
             if len(msg) > _MAX_REQUEST or len(send) > _MAX_FDS:
                 raise _GoCold
-            socket.send_fds(self.sock, [msg], send)
-            raw = self._reply(plan)
+            try:
+                socket.send_fds(self.sock, [msg], send)
+                raw = self._reply(plan)
+            except OSError:
+                self.close()  # EPIPE, ECONNRESET: the zygote is gone
+                raise
         except (_GoCold, OSError):
-            raw = None
+            raw = None  # e.g. EMFILE making a pipe: the cold path reports it
         finally:
             for fd in send:
                 os.close(fd)

@@ -148,7 +148,7 @@ def _become(sock: socket.socket, msg: bytes, fds: list[int], parent: int, libc: 
     script = os.fsdecode(argv[0])
     sys.argv = [os.fsdecode(a) for a in argv]
     sys.orig_argv = [os.fsdecode(a) for a in orig_argv]
-    if not sys.flags.safe_path and sys.path and sys.path[0] == "":
+    if not getattr(sys.flags, "safe_path", False) and sys.path and sys.path[0] == "":  # (-P, 3.11)
         # python script.py puts the script's directory first, symlinks resolved.
         sys.path[0] = os.path.dirname(os.path.realpath(script))
     _streams(*stdio)
@@ -194,10 +194,10 @@ def _streams(buffered: bool, codecs: list[tuple[str, str]]) -> None:
         raw = buf if isinstance(buf, io.FileIO) else buf.raw  # type: ignore[attr-defined]
         raw.name = ("<stdin>", "<stdout>", "<stderr>")[fd]
         tty = raw.isatty()
-        made.append(io.TextIOWrapper(buf, encoding, errors, newline="\n",  # type: ignore[arg-type]
+        made.append(io.TextIOWrapper(buf, encoding, errors, newline="\n",
                                      line_buffering=buffered and (tty or fd == 2),
                                      write_through=not buffered))
-    sys.stdin, sys.stdout, sys.stderr = made  # type: ignore[assignment]
+    sys.stdin, sys.stdout, sys.stderr = made
     sys.__stdin__, sys.__stdout__, sys.__stderr__ = made  # type: ignore[misc]
 
 
@@ -229,23 +229,33 @@ def _run_main(script: str) -> None:
                 sys.excepthook(type(exc), exc, exc.__traceback__)
                 sys.exit(1)
             return
-        code = err.errno if err is not None else 2
+        errno = err.errno if err is not None else 2
         text = err.strerror if err is not None else os.strerror(2)
-        sys.stderr.write(f"{sys.executable}: can't open file {path!r}: [Errno {code}] {text}\n")
+        sys.stderr.write(f"{sys.executable}: can't open file {path!r}: [Errno {errno}] {text}\n")
         sys.exit(2)
+    # The names CPython's __main__ has, in its order (pylifecycle's
+    # add_main_module, then run_simple_file's __file__ and __cached__).
     main = types.ModuleType("__main__")
+    main.__annotations__ = {}
+    main.__builtins__ = builtins  # type: ignore[attr-defined]
     main.__file__ = path
     main.__cached__ = None  # type: ignore[attr-defined]
-    main.__builtins__ = builtins  # type: ignore[attr-defined]
     from importlib.machinery import SourceFileLoader
 
     main.__loader__ = SourceFileLoader("__main__", path)
     sys.modules["__main__"] = main
     try:
-        exec(compile(source, path, "exec"), main.__dict__)  # noqa: S102 - this is the child's program
+        code = compile(source, path, "exec")
+    except (SyntaxError, ValueError) as exc:
+        exc.__traceback__ = None  # no frame of ours, as python prints it
+        sys.excepthook(type(exc), exc, None)
+        sys.exit(1)
+    try:
+        exec(code, main.__dict__)  # noqa: S102 - this is the child's program
     except SystemExit:
         raise
     except BaseException as exc:  # noqa: BLE001 - printed as the interpreter would
         tb = exc.__traceback__
-        sys.excepthook(type(exc), exc, tb.tb_next if tb is not None else None)
+        tb = tb.tb_next if tb is not None else None  # from the script's frame on
+        sys.excepthook(type(exc), exc.with_traceback(tb), tb)
         sys.exit(1)
