@@ -108,6 +108,8 @@ EXITS = {
     "sigterm_self": "import os, signal; os.kill(os.getpid(), signal.SIGTERM)\n",
     "raise_signal": "import signal; signal.raise_signal(signal.SIGUSR1)\n",
     "abort": "import os; os.abort()\n",
+    "keyboard_interrupt": "import atexit; atexit.register(lambda: print('atexit ran', flush=True))\n"
+                          "raise KeyboardInterrupt\n",
     "atexit": "import atexit, sys; atexit.register(lambda: print('atexit ran', flush=True)); sys.exit(4)\n",
 }
 
@@ -257,6 +259,13 @@ def test_detached_child_leads_its_own_session(tmp_path: Path) -> None:
 def test_kill_tree_child_leads_its_own_group(tmp_path: Path) -> None:
     hot, _cold = _child_report(tmp_path, kill_tree=True)
     assert hot["pgid"] == hot["pid"] and hot["sid"] == os.getsid(0)
+
+
+def test_die_with_parent_and_kill_tree_together(tmp_path: Path) -> None:
+    # die_with_parent over a group: the warden joins the child's group after
+    # the spawn, as for a cold child.
+    hot, _cold = _child_report(tmp_path, kill_tree=True, die_with_parent=True)
+    assert hot["pgid"] == hot["pid"]
 
 
 def test_two_warm_children_have_different_random_state(tmp_path: Path) -> None:

@@ -6,7 +6,8 @@ returns None otherwise, so the caller takes the ordinary (cold) path:
 
 * Linux only; the plan runs this interpreter (``exec_path`` is
   ``sys.executable``) with the default ``exec_argv``, and no ``uid``,
-  ``gid``, ``argv0`` or die_with_parent warden (a process-group guard);
+  ``gid`` or ``argv0`` (die_with_parent's warden for a group joins the
+  child's group after the spawn, whichever path made it);
 * the child's environment has the same start-up variables as the zygote's
   (``PYTHON*``, the locale's, ``HOME``, ``TZ``): those are read when an
   interpreter starts, which the zygote did already;
@@ -268,8 +269,7 @@ def _serves(plan: SpawnPlan, zygote: _Zygote | None) -> bool:
     exec_path = plan.exec_path
     if isinstance(exec_path, bytes):
         exec_path = os.fsdecode(exec_path)
-    if (exec_path != sys.executable or plan.uid is not None or plan.gid is not None
-            or plan.argv0 is not None or plan.group_guarded):
+    if exec_path != sys.executable or plan.uid is not None or plan.gid is not None or plan.argv0 is not None:
         return False
     if zygote is None:
         return plan.exec_argv == subprocess._args_from_interpreter_flags()  # type: ignore[attr-defined]

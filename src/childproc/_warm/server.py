@@ -258,4 +258,26 @@ def _run_main(script: str) -> None:
         tb = exc.__traceback__
         tb = tb.tb_next if tb is not None else None  # from the script's frame on
         sys.excepthook(type(exc), exc.with_traceback(tb), tb)
+        if isinstance(exc, KeyboardInterrupt):
+            _exit_by_sigint()
         sys.exit(1)
+
+
+def _exit_by_sigint() -> None:
+    """An uncaught KeyboardInterrupt: CPython finalizes, then ends by SIGINT
+    so that its parent sees the signal (exit_sigint).  The same steps: the
+    non-daemon threads, the atexit handlers, the streams, then the signal."""
+    import atexit
+    import threading
+
+    threading._shutdown()  # type: ignore[attr-defined]
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            pass
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGINT)
+    os._exit(130)  # (SIGINT blocked by whoever started us)
