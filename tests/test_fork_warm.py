@@ -221,6 +221,19 @@ def _same_but(hot: dict[str, Any], cold: dict[str, Any], *differ: str) -> None:
     assert hot == cold
 
 
+def test_the_channel_env_stays_until_the_script_asks_for_process(tmp_path: Path) -> None:
+    # A script that reads NODE_CHANNEL_FD itself (as the pool's worker does)
+    # finds it, warm or cold; `from childproc import process` then claims it.
+    script = _script(tmp_path, """
+        import os
+        had = os.environ.get('NODE_CHANNEL_SERIALIZATION_MODE')
+        from childproc import process
+        process.send([had, 'NODE_CHANNEL_FD' in os.environ, WARM])
+    """)
+    hot, cold = _both(script, serialization="pickle")
+    assert hot["messages"] == [["pickle", False, True]] and cold["messages"] == [["pickle", False, False]]
+
+
 def test_argv_env_cwd_path_and_main_as_cold(tmp_path: Path) -> None:
     sub = tmp_path / "sub"
     sub.mkdir()

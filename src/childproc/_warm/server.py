@@ -143,7 +143,10 @@ def _become(sock: socket.socket, msg: bytes, fds: list[int], parent: int, libc: 
     # Nothing of the zygote's reaches the child: only its stdio slots.
     os.closerange(n, _fd_limit())
     _environ(env)
-    _process._retake_channel()  # NODE_CHANNEL_FD is in the environment now
+    # The channel is claimed when the script first asks for it, as a cold
+    # child's import would claim it; nothing of the zygote's caches it.
+    _process._defer_channel()
+    vars(sys.modules["childproc"]).pop("process", None)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     script = os.fsdecode(argv[0])
     sys.argv = [os.fsdecode(a) for a in argv]
