@@ -405,3 +405,23 @@ def test_stop_ends_the_zygote_and_leaves_no_zombie() -> None:
     assert client.zygote_pid() is None
     with pytest.raises(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
+
+
+# ---------------------------------------------------------------- the pool
+
+def test_pool_workers_are_cloned_warm_and_run_tasks() -> None:
+    _ready_zygote()
+    with cp.ProcessPool(1, max_tasks_per_worker=1, warm_start=True) as pool:
+        warm = [pool.submit(eval, "'childproc._warm.server' in __import__('sys').modules").result()
+                for _ in range(3)]
+        parents = {pool.submit(os.getppid).result() for _ in range(3)}
+        crash = pool.submit(os._exit, 3)
+        with pytest.raises(cp.WorkerCrashedError):
+            crash.result()
+        assert pool.submit(sum, [1, 2]).result() == 3
+    assert all(warm) and parents == {os.getpid()}
+
+
+def test_pool_warm_start_must_be_a_bool() -> None:
+    with pytest.raises(TypeError):
+        cp.ProcessPool(1, warm_start=1)  # type: ignore[arg-type]

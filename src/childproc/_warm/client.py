@@ -5,7 +5,8 @@ warm interpreter can be what a cold ``python script args`` would be, and
 returns None otherwise, so the caller takes the ordinary (cold) path:
 
 * Linux only; the plan runs this interpreter (``exec_path`` is
-  ``sys.executable``) with the default ``exec_argv``, and no ``uid``,
+  ``sys.executable``) with the default ``exec_argv`` (or the default one
+  and ``-c code``, as the worker pool starts its workers), and no ``uid``,
   ``gid`` or ``argv0`` (die_with_parent's warden for a group joins the
   child's group after the spawn, whichever path made it);
 * the child's environment has the same start-up variables as the zygote's
@@ -67,7 +68,7 @@ class _Zygote:
         self.ready = False
         self.dead = False
         self.owner = os.getpid()
-        self.exec_argv: list[str] = subprocess._args_from_interpreter_flags()  # type: ignore[attr-defined]
+        self.exec_argv = _default_exec_argv()
         self.env = _start_env([k + b"=" + v for k, v in os.environb.items()])
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)  # close-on-exec
         try:
@@ -136,10 +137,12 @@ class _Zygote:
             send.append(os.open(".", os.O_PATH | os.O_CLOEXEC))
             slots, parent_fds = _slots(plan, lent, send, ours)
             argv = plan.argv_blob.split(b"\0")[len(plan.exec_argv or ()) + 1:-1]
+            extra = (plan.exec_argv or [])[len(self.exec_argv):]  # [] or ['-c', code]
+            code = os.fsencode(extra[1]) if extra else None
             flags = (SETSID if plan.detached else SETPGROUP if plan.kill_tree else 0) | (
                 DIE_WITH_PARENT if plan.die_with_parent else 0)
             msg = marshal.dumps((argv, plan.argv_blob.split(b"\0")[:-1], plan.env_blob or b"", plan.cwd,
-                                 slots, flags))
+                                 slots, flags, code))
             if len(msg) > _MAX_REQUEST or len(send) > _MAX_FDS:
                 raise _GoCold
             try:
@@ -271,11 +274,17 @@ def _serves(plan: SpawnPlan, zygote: _Zygote | None) -> bool:
         exec_path = os.fsdecode(exec_path)
     if exec_path != sys.executable or plan.uid is not None or plan.gid is not None or plan.argv0 is not None:
         return False
-    if zygote is None:
-        return plan.exec_argv == subprocess._args_from_interpreter_flags()  # type: ignore[attr-defined]
-    if plan.exec_argv != zygote.exec_argv:
+    flags = zygote.exec_argv if zygote is not None else _default_exec_argv()
+    exec_argv = plan.exec_argv or []
+    extra = exec_argv[len(flags):]
+    # The default flags, then nothing (a script) or `-c code` (the pool's worker).
+    if exec_argv[:len(flags)] != flags or not (not extra or (len(extra) == 2 and extra[0] in ("-c", b"-c"))):
         return False
-    return _start_env((plan.env_blob or b"").split(b"\0")) == zygote.env
+    return zygote is None or _start_env((plan.env_blob or b"").split(b"\0")) == zygote.env
+
+
+def _default_exec_argv() -> list[str]:
+    return subprocess._args_from_interpreter_flags()  # type: ignore[attr-defined]
 
 
 def spawn(plan: SpawnPlan, lent: Mapping[int, int]) -> RawChild | None:

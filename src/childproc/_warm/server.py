@@ -76,8 +76,11 @@ def main() -> None:
         pid = clone()
         if pid == 0:
             api.PyOS_AfterFork_Child()
-            script = _become(sock, msg, fds, parent, libc, stdio)
-            _run_main(script)
+            script, code = _become(sock, msg, fds, parent, libc, stdio)
+            if code is not None:
+                _run_code(code)
+            else:
+                _run_main(script)
             return
         api.PyOS_AfterFork_Parent()
         for fd in fds:
@@ -96,10 +99,11 @@ def _stdio_shape() -> tuple[bool, list[tuple[str, str]]]:
 
 
 def _become(sock: socket.socket, msg: bytes, fds: list[int], parent: int, libc: object,
-            stdio: tuple[bool, list[tuple[str, str]]]) -> str:
-    """In the clone: become what ``python script args`` started by the
-    parent would be, up to running the script; returns its path."""
-    argv, orig_argv, env, cwd, slots, flags = marshal.loads(msg)
+            stdio: tuple[bool, list[tuple[str, str]]]) -> tuple[str, bytes | None]:
+    """In the clone: become what ``python script args`` (or ``python -c
+    code args``) started by the parent would be, up to running it; returns
+    the script's path and the code (None for a script)."""
+    argv, orig_argv, env, cwd, slots, flags, code = marshal.loads(msg)
     n = len(slots)
     # The reply goes out on a copy above the stdio range: the socket's own
     # number may be one of the child's slots (3 is often the channel).
@@ -151,11 +155,13 @@ def _become(sock: socket.socket, msg: bytes, fds: list[int], parent: int, libc: 
     script = os.fsdecode(argv[0])
     sys.argv = [os.fsdecode(a) for a in argv]
     sys.orig_argv = [os.fsdecode(a) for a in orig_argv]
-    if not getattr(sys.flags, "safe_path", False) and sys.path and sys.path[0] == "":  # (-P, 3.11)
+    if code is not None:
+        sys.argv.insert(0, "-c")  # and sys.path[0] stays '', as for the zygote's own -c
+    elif not getattr(sys.flags, "safe_path", False) and sys.path and sys.path[0] == "":  # (-P, 3.11)
         # python script.py puts the script's directory first, symlinks resolved.
         sys.path[0] = os.path.dirname(os.path.realpath(script))
     _streams(*stdio)
-    return script
+    return script, code
 
 
 def _ctypes_errno() -> int:
@@ -247,8 +253,14 @@ def _run_main(script: str) -> None:
 
     main.__loader__ = SourceFileLoader("__main__", path)
     sys.modules["__main__"] = main
+    _exec(source, path, main)
+
+
+def _exec(source: bytes, filename: str, main: types.ModuleType) -> None:
+    """Compile and run the child's program in ``main``; errors are printed
+    as the interpreter prints them (no frame of ours) and end it with 1."""
     try:
-        code = compile(source, path, "exec")
+        code = compile(source, filename, "exec")
     except (SyntaxError, ValueError) as exc:
         exc.__traceback__ = None  # no frame of ours, as python prints it
         sys.excepthook(type(exc), exc, None)
@@ -259,11 +271,23 @@ def _run_main(script: str) -> None:
         raise
     except BaseException as exc:  # noqa: BLE001 - printed as the interpreter would
         tb = exc.__traceback__
-        tb = tb.tb_next if tb is not None else None  # from the script's frame on
+        tb = tb.tb_next if tb is not None else None  # from the program's frame on
         sys.excepthook(type(exc), exc.with_traceback(tb), tb)
         if isinstance(exc, KeyboardInterrupt):
             _exit_by_sigint()
         sys.exit(1)
+
+
+def _run_code(code: bytes) -> None:
+    """``python -c code``: a fresh ``__main__`` as CPython makes it for -c."""
+    main = types.ModuleType("__main__")
+    main.__annotations__ = {}
+    main.__builtins__ = builtins  # type: ignore[attr-defined]
+    import importlib.machinery
+
+    main.__loader__ = importlib.machinery.BuiltinImporter
+    sys.modules["__main__"] = main
+    _exec(code, "<string>", main)
 
 
 def _exit_by_sigint() -> None:
