@@ -153,6 +153,10 @@ class _Zygote:
                 raise
         except (_GoCold, OSError):
             raw = None  # e.g. EMFILE making a pipe: the cold path reports it
+        except BaseException:
+            for fd in ours:
+                os.close(fd)
+            raise
         finally:
             for fd in send:
                 os.close(fd)
@@ -206,8 +210,17 @@ class _Zygote:
                     pidfd = os.pidfd_open(pid)
                     poller.register(pidfd, select.POLLIN)
         except BaseException:
+            # Interrupted (KeyboardInterrupt in the poll) or a broken reply:
+            # a clone nobody will own is ended and reaped, and the zygote,
+            # whose replies are now out of step, is let go.
             if pidfd >= 0:
+                try:
+                    signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                except OSError:
+                    pass
                 os.close(pidfd)
+            self.close()
             raise
         if err:
             os.close(pidfd)
