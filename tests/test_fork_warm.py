@@ -425,3 +425,22 @@ def test_pool_workers_are_cloned_warm_and_run_tasks() -> None:
 def test_pool_warm_start_must_be_a_bool() -> None:
     with pytest.raises(TypeError):
         cp.ProcessPool(1, warm_start=1)  # type: ignore[arg-type]
+
+
+def test_a_zygote_that_cannot_start_is_not_started_forever(tmp_path: Path, monkeypatch: Any) -> None:
+    script = _script(tmp_path, "print(WARM)\n")
+    client.stop()
+    monkeypatch.setattr(client, "_CODE", "raise SystemExit(1)")  # dies before it says it is ready
+    monkeypatch.setattr(client, "_failed_starts", 0)
+    pids = set()
+    for _ in range(12):
+        assert _run(script, True)["stdout"] == b"False\n"  # every fork served, cold
+        pid = client.zygote_pid()
+        if pid is not None:
+            pids.add(pid)
+        time.sleep(0.05)
+    assert client._failed_starts == client._MAX_FAILED_STARTS and len(pids) == client._MAX_FAILED_STARTS
+    assert client.zygote_pid() is None
+    for pid in pids:
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)  # each one reaped

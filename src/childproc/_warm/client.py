@@ -279,6 +279,10 @@ def _slots(plan: SpawnPlan, lent: Mapping[int, int], send: list[int],
 
 _lock = threading.Lock()
 _zygote: _Zygote | None = None
+# A zygote that cannot start (no ctypes, a broken install) is not started
+# again and again: after this many, every warm fork of the process is cold.
+_MAX_FAILED_STARTS = 3
+_failed_starts = 0
 
 
 def _serves(plan: SpawnPlan, zygote: _Zygote | None) -> bool:
@@ -305,17 +309,21 @@ def spawn(plan: SpawnPlan, lent: Mapping[int, int]) -> RawChild | None:
     global _zygote
     if not _LINUX:
         return None
+    global _failed_starts
     with _lock:
         zygote = _zygote
         if zygote is not None and (zygote.dead or zygote.owner != os.getpid()):
+            if zygote.dead and not zygote.ready and zygote.owner == os.getpid():
+                _failed_starts += 1  # it died before it could serve (no ctypes, say)
             zygote = _zygote = None
         if not _serves(plan, zygote):
             return None
         if zygote is None:
-            try:
-                _zygote = _Zygote()
-            except OSError:
-                pass
+            if _failed_starts < _MAX_FAILED_STARTS:
+                try:
+                    _zygote = _Zygote()
+                except OSError:
+                    _failed_starts += 1
             return None  # this fork goes cold while the zygote starts
         if not zygote.ready and not zygote.poll_ready():
             return None
@@ -339,8 +347,9 @@ def zygote_pid() -> int | None:
 
 
 def _forget_after_fork() -> None:
-    global _zygote, _lock
+    global _zygote, _lock, _failed_starts
     _lock = threading.Lock()
+    _failed_starts = 0
     if _zygote is not None:
         _zygote.forget()
         _zygote = None
