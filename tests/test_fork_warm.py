@@ -444,3 +444,51 @@ def test_a_zygote_that_cannot_start_is_not_started_forever(tmp_path: Path, monke
     for pid in pids:
         with pytest.raises(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)  # each one reaped
+
+
+PARENT = """
+import os, sys, time
+import childproc as cp
+from childproc._warm import client
+cp.fork(os.devnull, warm_start=True).wait()
+while not (client._zygote.ready or client._zygote.poll_ready()):
+    time.sleep(0.01)
+child = cp.fork(sys.argv[1], die_with_parent=True, warm_start=True)
+child.unref()
+child.channel.unref()  # (a channel keeps the parent alive on its own, as in Node)
+print(client.zygote_pid(), child.pid, flush=True)
+time.sleep(float(sys.argv[2]))
+"""
+
+
+def _gone(pid: int) -> bool:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return True  # ended; its parent (gone too) is not there to reap it
+        except FileNotFoundError:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.mark.parametrize("how", ["exits", "killed"])
+def test_the_zygote_and_die_with_parent_children_end_with_the_parent(tmp_path: Path, how: str) -> None:
+    import subprocess
+
+    sleeper = _script(tmp_path, "import time; time.sleep(60)\n", "sleeper.py")
+    parent = tmp_path / "parent.py"
+    parent.write_text(PARENT)
+    proc = subprocess.Popen([sys.executable, str(parent), sleeper, "0" if how == "exits" else "60"],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    zygote, child = (int(x) for x in proc.stdout.readline().split())
+    if how == "killed":
+        proc.kill()
+    proc.wait(30)
+    # The zygote never keeps its parent alive and ends with it; the warm
+    # child, die_with_parent, ends with it too (the parent that exits kills
+    # nothing of its own: PR_SET_PDEATHSIG does).
+    assert _gone(zygote) and _gone(child)
