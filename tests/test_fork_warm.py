@@ -308,6 +308,21 @@ def test_kill_reaches_the_warm_child_through_its_pidfd(tmp_path: Path) -> None:
         os.waitpid(child.pid or -1, os.WNOHANG)  # reaped by us, no zombie left
 
 
+def test_a_warm_child_under_asyncio(tmp_path: Path) -> None:
+    import asyncio
+
+    script = _script(tmp_path, "import sys\nfrom childproc import process\nprocess.send(WARM)\nsys.exit(5)\n")
+    _ready_zygote()
+
+    async def main() -> tuple[int | None, list[Any]]:
+        got: list[Any] = []
+        child = cp.fork(script, warm_start=True)
+        child.on("message", lambda m, _h=None: got.append(m))
+        return await child, got
+
+    assert asyncio.run(main()) == (5, [True])
+
+
 def test_no_fd_leaks_in_the_parent(tmp_path: Path) -> None:
     script = _script(tmp_path, "print('x')\n")
     _ready_zygote()
