@@ -281,6 +281,39 @@ def test_die_with_parent_and_kill_tree_together(tmp_path: Path) -> None:
     assert hot["pgid"] == hot["pid"]
 
 
+def test_a_warm_child_forks_spawns_starts_threads_and_signals_itself(tmp_path: Path) -> None:
+    # What relies on glibc's view of the process (a raw clone skips glibc's
+    # fork bookkeeping): fork, posix_spawn, threads, raise/kill/pthread_kill
+    # on itself.
+    script = _script(tmp_path, """
+        import os, subprocess, threading, signal
+        from childproc import process
+        out = {}
+        pid = os.fork()
+        if pid == 0:
+            os._exit(7)
+        out['fork'] = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+        out['subprocess'] = subprocess.run(['true']).returncode
+        tids = []
+        t = threading.Thread(target=lambda: tids.append(threading.get_native_id()))
+        t.start(); t.join()
+        out['thread'] = tids[0] not in (os.getpid(), 0)
+        out['main_tid'] = threading.get_native_id() == os.getpid()
+        hits = []
+        signal.signal(signal.SIGUSR2, lambda *a: hits.append(1))
+        signal.raise_signal(signal.SIGUSR2)
+        os.kill(os.getpid(), signal.SIGUSR2)
+        signal.pthread_kill(threading.get_ident(), signal.SIGUSR2)
+        out['signals'] = len(hits)
+        out['warm'] = WARM
+        process.send(out)
+    """)
+    hot, cold = _both(script)
+    assert hot["messages"][0].pop("warm") and not cold["messages"][0].pop("warm")
+    assert hot["messages"] == cold["messages"] == [
+        {"fork": 7, "subprocess": 0, "thread": True, "main_tid": True, "signals": 3}]
+
+
 def test_two_warm_children_have_different_random_state(tmp_path: Path) -> None:
     script = _script(tmp_path, REPORT)
     _ready_zygote()
