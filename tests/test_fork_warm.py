@@ -204,6 +204,8 @@ REPORT = """
         'sigint': str(__import__('signal').getsignal(2)),
         'sigmask': sorted(int(s) for s in __import__('signal').pthread_sigmask(0, [])),
         'orig_argv_tail': sys.orig_argv[-3:], 'executable': sys.executable,
+        'environ': list(os.environ.items()),
+        'c_environ': sorted(__import__('subprocess').run(['env', '-0'], capture_output=True).stdout.split(b'\\0')),
     })
 """
 

@@ -67,6 +67,7 @@ class _Zygote:
     def __init__(self) -> None:
         self.ready = False
         self.dead = False
+        self.environ = b""  # the zygote's, as it said when ready
         self.owner = os.getpid()
         self.exec_argv = _default_exec_argv()
         self.env = _start_env([k + b"=" + v for k, v in os.environb.items()])
@@ -87,14 +88,15 @@ class _Zygote:
     def poll_ready(self) -> bool:
         """Whether the zygote said it is ready; never blocks."""
         try:
-            msg = self.sock.recv(16, socket.MSG_DONTWAIT)
+            msg = self.sock.recv(_MAX_REQUEST, socket.MSG_DONTWAIT)
         except BlockingIOError:
             return False
         except OSError:
             msg = b""
-        if msg != b"R":
+        if msg[:1] != b"R":
             self.close()
             return False
+        self.environ = msg[1:]
         self.ready = True
         return True
 
@@ -141,7 +143,7 @@ class _Zygote:
             code = os.fsencode(extra[1]) if extra else None
             flags = (SETSID if plan.detached else SETPGROUP if plan.kill_tree else 0) | (
                 DIE_WITH_PARENT if plan.die_with_parent else 0)
-            msg = marshal.dumps((argv, plan.argv_blob.split(b"\0")[:-1], plan.env_blob or b"", plan.cwd,
+            msg = marshal.dumps((argv, plan.argv_blob.split(b"\0")[:-1], self._env(plan), plan.cwd,
                                  slots, flags, code))
             if len(msg) > _MAX_REQUEST or len(send) > _MAX_FDS:
                 raise _GoCold
@@ -166,6 +168,22 @@ class _Zygote:
             return raw
         raw.fds = parent_fds
         return raw
+
+    def _env(self, plan: SpawnPlan) -> bytes | list[bytes]:
+        """The child's environment for the request: when it is the zygote's
+        own plus the two channel variables (``env_block`` puts them last),
+        only those two, which spares the clone rebuilding its environ (a
+        hundred page copies); else the whole block."""
+        blob = plan.env_blob or b""
+        if plan.ipc_fd >= 0 and blob.endswith(b"\0"):
+            i = blob.rfind(b"\0", 0, len(blob) - 1)  # before the last entry (the mode)
+            if i >= 0:
+                j = blob.rfind(b"\0", 0, i)  # before the one ahead of it (the fd); -1: it is first
+                fd_entry, mode_entry = blob[j + 1:i], blob[i + 1:-1]
+                if (blob[:j + 1] == self.environ and fd_entry.startswith(b"NODE_CHANNEL_FD=")
+                        and mode_entry.startswith(b"NODE_CHANNEL_SERIALIZATION_MODE=")):
+                    return [fd_entry, mode_entry]
+        return blob
 
     def _reply(self, plan: SpawnPlan) -> RawChild | None:
         """Read the zygote's and the clone's replies (module doc of .server)."""

@@ -61,7 +61,9 @@ def main() -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     stdio = _stdio_shape()
     parent = os.getppid()
-    sock.send(b"R")
+    # Ready, with the environment as this interpreter holds it: a child
+    # whose own is the same plus its channel is spared rebuilding it.
+    sock.send(b"R" + b"".join(k + b"=" + v + b"\0" for k, v in os.environb.items()))
     while True:
         try:
             msg, fds, _flags, _addr = socket.recv_fds(sock, _MAX_REQUEST, _MAX_FDS)
@@ -146,7 +148,12 @@ def _become(sock: socket.socket, msg: bytes, fds: list[int], parent: int, libc: 
     os.write(reply, marshal.dumps((1, os.getpid(), 0, 0)))
     # Nothing of the zygote's reaches the child: only its stdio slots.
     os.closerange(n, _fd_limit())
-    _environ(env)
+    if isinstance(env, list):
+        for entry in env:  # the zygote's environment plus these (the channel's)
+            key, _, value = entry.partition(b"=")
+            os.environb[key] = value
+    else:
+        _environ(env)
     # The channel is claimed when the script first asks for it, as a cold
     # child's import would claim it; nothing of the zygote's caches it.
     _process._defer_channel()
