@@ -542,3 +542,29 @@ def test_the_zygote_and_die_with_parent_children_end_with_the_parent(tmp_path: P
     # child, die_with_parent, ends with it too (the parent that exits kills
     # nothing of its own: PR_SET_PDEATHSIG does).
     assert _gone(zygote) and _gone(child)
+
+
+def test_a_parent_with_an_unclaimed_channel_of_its_own(tmp_path: Path) -> None:
+    # A parent forked by someone else, which has not imported childproc's
+    # process, still holds NODE_CHANNEL_FD: the zygote must not be started
+    # with it (its own import of the channel module would claim fd 3, its
+    # request socket, and its children would fail).
+    import subprocess
+
+    child = _script(tmp_path, "import os\nfrom childproc import process\nprocess.send([WARM, os.getppid()])\n")
+    parent = tmp_path / "parent.py"
+    parent.write_text(textwrap.dedent(f"""
+        import os, sys, time
+        import childproc as cp
+        from childproc._warm import client
+        cp.fork(os.devnull, warm_start=True).wait()
+        while not (client._zygote.ready or client._zygote.poll_ready()):
+            time.sleep(0.01)
+        got = []
+        c = cp.fork({child!r}, warm_start=True)
+        c.on("message", lambda m, h=None: got.append(m))
+        print(c.wait(), got == [[True, os.getpid()]], "NODE_CHANNEL_FD" in os.environ)
+    """))
+    env = {**os.environ, "NODE_CHANNEL_FD": "3", "NODE_CHANNEL_SERIALIZATION_MODE": "json"}
+    out = subprocess.run([sys.executable, str(parent)], env=env, capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["0", "True", "True"], out.stderr

@@ -55,6 +55,7 @@ _CODE = "import childproc; from childproc._warm.server import main; main()"
 _MAX_REQUEST = 1 << 16  # the zygote's receive buffer (server._MAX_REQUEST): beyond, go cold
 _MAX_FDS = 64  # and the fds it takes with one request (server._MAX_FDS)
 _STAGE_NONE = 0
+_CHANNEL_VARS = (b"NODE_CHANNEL_FD", b"NODE_CHANNEL_SERIALIZATION_MODE")
 
 
 def _start_env(entries: list[bytes]) -> tuple[bytes, ...]:
@@ -70,12 +71,16 @@ class _Zygote:
         self.environ = b""  # the zygote's, as it said when ready
         self.owner = os.getpid()
         self.exec_argv = _default_exec_argv()
-        self.env = _start_env([k + b"=" + v for k, v in os.environb.items()])
+        # Never a channel of ours: a parent that was itself forked and has
+        # not claimed its channel still holds NODE_CHANNEL_FD, which the
+        # zygote's import of childproc's process would take for its own.
+        env = {k: v for k, v in os.environb.items() if k not in _CHANNEL_VARS}
+        self.env = _start_env([k + b"=" + v for k, v in env.items()])
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)  # close-on-exec
         try:
             plan = normalize_spawn(
                 "spawn", sys.executable, [*self.exec_argv, "-c", _CODE], None,
-                {"stdio": ["ignore"] * SOCKET_FD + [theirs.fileno()], "die_with_parent": True},
+                {"stdio": ["ignore"] * SOCKET_FD + [theirs.fileno()], "die_with_parent": True, "env": env},
                 sync=False)
             raw = _native_spawn(plan, {})
         finally:
