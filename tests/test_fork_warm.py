@@ -447,6 +447,24 @@ def test_warm_start_must_be_a_boolean() -> None:
     assert "options.warm_start" in str(info.value)
 
 
+def test_a_zygote_killed_from_outside_is_reaped_without_another_fork() -> None:
+    _ready_zygote()
+    pid = client.zygote_pid()
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)  # its pid is ours until reaped: no recycled pid here
+    for _ in range(200):  # the reaper thread reaps it; no warm fork comes to notice
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                gone = f.read().rsplit(")", 1)[1].split()[0] != "Z"  # a new process took the pid
+        except FileNotFoundError:
+            gone = True
+        if gone:
+            break
+        time.sleep(0.05)
+    assert gone, "the dead zygote stayed a zombie"
+    client.stop()
+
+
 def test_stop_ends_the_zygote_and_leaves_no_zombie() -> None:
     _ready_zygote()
     pid = client.zygote_pid()

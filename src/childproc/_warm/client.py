@@ -89,6 +89,14 @@ class _Zygote:
             ours.close()
             raise OSError(raw.error, os.strerror(raw.error))
         self.pid, self.pidfd, self.sock = raw.pid, raw.pidfd, ours
+        if raw.pidfd >= 0:
+            # Reaped when it dies, also of a cause of its own (killed from
+            # outside) while no warm fork comes to notice: never a zombie.
+            # Through a pidfd of its own, so that close() reaping it first
+            # never makes the reaper reap a later child with the same pid.
+            from .._runtime.exitwatch.reaper import orphan_reaper
+
+            orphan_reaper().adopt(raw.pid, os.dup(raw.pidfd))
 
     def poll_ready(self) -> bool:
         """Whether the zygote said it is ready; never blocks."""
@@ -120,7 +128,10 @@ class _Zygote:
             except OSError:
                 pass
             try:
-                os.waitpid(self.pid, 0)
+                if self.pidfd >= 0:  # (the reaper may have been first; see __init__)
+                    os.waitid(os.P_PIDFD, self.pidfd, os.WEXITED)
+                else:
+                    os.waitpid(self.pid, 0)
             except ChildProcessError:
                 pass
         if self.pidfd >= 0:
