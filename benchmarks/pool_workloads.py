@@ -62,8 +62,9 @@ WORKLOADS: dict[str, dict[str, Any]] = {
               "peers": ["childproc", "mp.Pool", "PPE", "loky"]},
     "timeout": {"title": "1 s task timeout: late by", "unit": "ms", "lower": True, "peers": ["childproc"]},
     "ready": {"title": "idle worker SIGKILLed: replacement ready after", "unit": "ms", "lower": True,
-              "peers": ["childproc"]},
-    "start": {"title": "worker start: spawn to ready", "unit": "ms", "lower": True, "peers": ["childproc"]},
+              "peers": ["childproc", "childproc warm"]},
+    "start": {"title": "worker start: spawn to ready", "unit": "ms", "lower": True,
+              "peers": ["childproc", "childproc warm"]},
 }
 SIZES = {"full": {"rt": 1000, "thr": 5000, "batches": 3, "crash": 4, "timeout": 2, "ready": 5},
          "quick": {"rt": 300, "thr": 2000, "batches": 2, "crash": 2, "timeout": 1, "ready": 3}}
@@ -92,9 +93,11 @@ class _MpPool:
 
 
 def _make(peer: str, prefetch: int = 1, **options: Any) -> Any:
-    if peer == "childproc":
+    if peer in ("childproc", "childproc warm"):
         from childproc._pool import ProcessPool
 
+        if peer == "childproc warm":  # workers cloned from the zygote (Linux; else as cold)
+            options["warm_start"] = True
         return ProcessPool(2, prefetch=prefetch, **options)
     if peer == "PPE":
         from concurrent.futures import ProcessPoolExecutor
@@ -429,8 +432,8 @@ def run(rounds: int = 3, mode: str = "full", workloads: list[str] | None = None,
 
 def format_table(result: dict[str, Any]) -> str:
     lines = []
-    peers = PEERS
-    head = f"{'workload':<48}" + "".join(f"{p:>12}" for p in peers)
+    peers = [*PEERS, "childproc warm"]  # the warm column: the worker-start rows only
+    head = f"{'workload':<48}" + "".join(f"{p:>15}" for p in peers)
     lines += [head, "-" * len(head)]
     for w, spec in WORKLOADS.items():
         if w not in result["figures"]:
@@ -444,7 +447,7 @@ def format_table(result: dict[str, Any]) -> str:
             else:
                 v = result["figures"][w].get(p)
                 cell = "hang" if v is None else f"{v:,.0f}" if v >= 100 else f"{v:,.1f}"
-            row += f"{cell:>12}"
+            row += f"{cell:>15}"
         lines.append(row)
     lines.append("")
     for name, ok, text in result["bars"]:

@@ -662,14 +662,18 @@ def mp_oneway(argv: list[str]) -> Op:
 # fork_first: start a Python child, time until its first message.  No ARGS.
 
 
-def childproc_fork_first(argv: list[str]) -> Op:
+def childproc_fork_first(argv: list[str], warm_start: bool = False) -> Op:
+    """``warm_start``: from the zygote (childproc._warm), which the first
+    fork starts as multiprocessing's forkserver starts its server on first
+    use; the warm-up ops pay for it, the timed ones are the steady state."""
     fork = _childproc().fork
     script = _script("ipc_first.py")
+    options = {"warm_start": True} if warm_start else {}
 
     def op():
         got: list[int] = []
         t0 = now()
-        child = fork(script)
+        child = fork(script, **options)
         child.on("message", lambda _m, _h=None: got.append(now()))
         status = child.wait()  # the child exits after its message; not timed
         _check(len(got) == 1, f"{len(got)} messages")

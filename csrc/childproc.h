@@ -118,6 +118,12 @@ int cp_wait(cp_child *child, int *status);
  * there is no clone path.  For tests and diagnostics. */
 int cp_child_stacks_mapped(void);
 
+/* The warm start (src/childproc/_warm): fork() of the calling process
+ * whose child belongs to the caller's parent (clone(CLONE_PARENT |
+ * SIGCHLD)).  The pid, 0 in the new process, or -errno; -ENOSYS off Linux.
+ * Called through ctypes with the GIL held, never through cffi's lib. */
+int cp_clone_parent(void);
+
 /* ---- the *_sync loop (run_sync.c) ---------------------------------- */
 
 typedef struct {

@@ -992,6 +992,36 @@ static int spawn_clone(const cp_spawn_req *req, exec_arrays *a,
 }
 
 /* ------------------------------------------------------------------ */
+/* The warm start's clone (src/childproc/_warm, docs/architecture.md,    */
+/* "Warm start").                                                         */
+/* ------------------------------------------------------------------ */
+
+/* fork() of the calling (single-threaded) zygote, except that the new
+ * process is a child of the zygote's parent: CLONE_PARENT.  The parent
+ * that asked for it gets its SIGCHLD, can waitid()/pidfd_open() it, and
+ * its pid cannot be recycled before that parent reaps it.  A NULL stack
+ * makes it fork-like: the child runs on a copy-on-write copy of the
+ * caller's stack and returns from here with 0.
+ *
+ * Python calls this through ctypes.PyDLL, which keeps the GIL across the
+ * call, between PyOS_BeforeFork and PyOS_AfterFork_*, exactly as os.fork
+ * does; a cffi call would release the GIL around the clone.  glibc's own
+ * fork bookkeeping does not run (no pthread_atfork handlers, the thread
+ * descriptor keeps the zygote's tid): glibc >= 2.34 asks the kernel for
+ * the tid in raise() and pthread_kill() on the calling thread, so signals
+ * a Python child raises at itself still reach it.  Returns the pid, 0 in
+ * the child, or -errno; -ENOSYS off Linux. */
+int cp_clone_parent(void)
+{
+#if CP_LINUX
+    long pid = syscall(SYS_clone, (unsigned long)(CLONE_PARENT | SIGCHLD), NULL, NULL, NULL, NULL);
+    return pid < 0 ? -errno : (int)pid;
+#else
+    return -ENOSYS;
+#endif
+}
+
+/* ------------------------------------------------------------------ */
 
 int cp_spawn(cp_spawn_req *req, cp_child *child)
 {

@@ -1147,3 +1147,6 @@ int cp_kill_tree(cp_child *child, int sig)
 
 /* No clone path here: nothing is kept between spawns. */
 int cp_child_stacks_mapped(void) { return 0; }
+
+/* No warm start on Windows: there is no fork to make one from. */
+int cp_clone_parent(void) { return -ENOSYS; }

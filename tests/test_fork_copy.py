@@ -310,3 +310,28 @@ def test_a_fork_in_another_thread_during_spawn_sync(tmp_path: Path) -> None:
     assert got["copies"] == 1
     assert got["error"] is None and got["stdout"] == "done\n"
     assert got["took"] < 2.5
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="die_with_parent's spawner thread is Linux's")
+def test_die_with_parent_spawns_in_the_copy_after_the_parent_made_its_spawner_thread(tmp_path: Path) -> None:
+    # The parent's spawner thread (it creates die_with_parent children) does
+    # not exist in the copy: the copy must start its own, not queue its
+    # spawn for a thread that will never take it.
+    got = run(
+        """
+        assert cp.spawn("true", die_with_parent=True).wait() == 0
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            code = cp.spawn("true", die_with_parent=True).wait()
+            os.write(w, str(code).encode())
+            os._exit(0)
+        os.close(w)
+        answer = os.read(r, 16)
+        os.waitpid(pid, 0)
+        print(json.dumps({"copy": answer.decode()}))
+        """,
+        tmp_path,
+        timeout=20,
+    )
+    assert got == {"copy": "0"}

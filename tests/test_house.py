@@ -25,6 +25,7 @@ LAYERS = [
     {"childproc._runtime"},
     {"childproc._streams"},
     {"childproc._ipc"},
+    {"childproc._warm"},
     {"childproc._child"},
     {"childproc._exec", "childproc._launch"},
     {"childproc._pool"},

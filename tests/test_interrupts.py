@@ -8,7 +8,8 @@ csrc/run_sync.c): each case runs a script in a fresh interpreter.
 * At interpreter exit ref'd children keep the process alive (Node's rule)
   when the script simply ends or calls ``sys.exit()``; an uncaught exception
   or ``KeyboardInterrupt`` ends it at once and leaves the child running, as
-  Node's uncaught throw does; Ctrl-C during the wait never ends with 0.
+  Node's uncaught throw does; Ctrl-C during the wait never ends with 0; a
+  listener raising during the wait exits 1 (``sys.exit(n)``: n), as in Node.
 
 Bounds on ``communicate`` only stop a hang from hanging the suite; nothing
 here asserts a duration.
@@ -170,3 +171,58 @@ def test_ctrl_c_during_the_exit_wait_is_not_a_success() -> None:
     finally:
         os.kill(child, signal.SIGKILL)
     assert proc.returncode == -signal.SIGINT
+
+
+# A listener that raises (or exits) while the process waits at exit ends it as
+# if that had left the main module; Python alone would print it and exit 0.
+_LATE_ENDINGS = {
+    "raise": ("raise RuntimeError('late boom')", "throw new Error('late boom')"),
+    "exit5": ("sys.exit(5)", "process.exit(5)"),
+}
+
+
+def _late_parent_py(child: str) -> str:
+    return textwrap.dedent(f"""
+        import sys
+        import childproc as cp
+        c = cp.fork({child!r}, silent=True)
+        err, out = [], []
+        c.stderr.on('data', err.append)
+        c.stdout.on('data', out.append)
+        c.on('close', lambda code, sig: print(code, sig, b''.join(err).decode().count('late boom'),
+                                             b''.join(out).decode().count('earlier handler ran')))
+        c.send('go')
+    """)
+
+
+@pytest.mark.parametrize("ending", sorted(_LATE_ENDINGS))
+def test_a_listener_raising_during_the_exit_wait_ends_like_node(ending: str, tmp_path) -> None:
+    from nodecmp import need_node, run_node
+
+    py_body, js_body = _LATE_ENDINGS[ending]
+    py_child = tmp_path / "late.py"
+    py_child.write_text(textwrap.dedent(f"""
+        import atexit, sys
+        atexit.register(print, 'earlier handler ran', flush=True)  # runs after the keep-alive's
+        import childproc
+        from childproc import process
+        def on(message, handle=None):
+            {py_body}
+        process.on('message', on)
+    """))
+    proc = _start(_late_parent_py(str(py_child)))
+    out, err = proc.communicate(timeout=30)
+    code, sig, booms, earlier = out.split()
+    assert earlier == '1', err  # the at-exit handlers still to come ran, once
+    need_node()
+    js_child = tmp_path / "late.js"
+    js_child.write_text(f"process.on('message', () => {{ {js_body} }})\n")
+    node = run_node(f"""
+        const c = require('child_process').fork({str(js_child)!r}, {{silent: true}});
+        let err = '';
+        c.stderr.on('data', (d) => {{ err += d; }});
+        c.on('close', (code, sig) => console.log(code, sig, err.split('late boom').length - 1));
+        c.send('go');
+    """).stdout.decode().split()
+    assert [code, sig] == [node[0], "None" if node[1] == "null" else node[1]], err
+    assert (int(booms) > 0) == (int(node[2]) > 0)  # the traceback printed, as Node prints its stack

@@ -36,6 +36,7 @@ from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, cast
 
 from ._spawn import native as _native
+from ._warm.client import spawn as _warm_spawn
 from ._spawn.failure import RUNTIME_SPAWN_ERRORS, display, spawn_failure
 from ._runtime.emitter import EventEmitter
 from ._errnos import node_errno
@@ -128,7 +129,9 @@ class ChildProcess(IPCTarget, EventEmitter):
         # (Only a stdio the user gave can hold one.)
         lent = {i: cast(FdStream, slot.source)._childproc_fd() for i, slot in enumerate(plan.stdio)
                 if slot.kind == "stream"} if plan.stdio_given else _NO_LENT
-        raw = _native.spawn(plan, lent)
+        raw = _warm_spawn(plan, lent) if plan.warm_start else None
+        if raw is None:
+            raw = _native.spawn(plan, lent)
         if raw.error:
             failure = spawn_failure(plan, raw.error, raw.stage, sync=False)
             if raw.error not in RUNTIME_SPAWN_ERRORS:

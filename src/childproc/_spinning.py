@@ -1,13 +1,14 @@
 """How long a waiting side may spin before it sleeps, and how spinning
 backs off: shared by the private loop (``_runtime/private.py``) and the
 pool's worker (``_pool/_worker.py``), which must not import the runtime to
-learn it (docs/architecture.md, "Spinning before a wait")."""
+learn it (docs/architecture.md, "Spinning before a wait"), and whether a
+spin would take the CPU the peer needs."""
 
 from __future__ import annotations
 
 import os
 
-__all__ = ["MISSES", "REST", "REST_MAX", "spin_setting"]
+__all__ = ["MISSES", "REST", "REST_MAX", "spin_allowed", "spin_setting"]
 
 MISSES = 4  # misses in a row before a rest
 REST = 64  # waits without spinning after them; doubled on each rest that follows, up to:
@@ -26,3 +27,20 @@ def spin_setting() -> float:
     if not us > 0 or os.name == "nt":
         return 0.0
     return min(us, 10_000.0) / 1e6
+
+
+def spin_allowed(peer: int | None) -> bool:
+    """Whether spinning here leaves a CPU for the process we wait for: not
+    when this thread may only run on one CPU and the peer only on that one."""
+    try:
+        mine = os.sched_getaffinity(0)
+    except (AttributeError, OSError):  # no affinity API (macOS): count CPUs
+        return (os.cpu_count() or 1) > 1
+    if len(mine) > 1:
+        return True
+    if peer is None:
+        return False
+    try:
+        return bool(os.sched_getaffinity(peer) - mine)
+    except OSError:
+        return False

@@ -123,9 +123,10 @@ WORKLOADS.append(
         name="fork_first",
         title="fork() to the first message: start a child that sends one message at once",
         args=lambda s: [],
-        bar="fork() to the first message ahead of multiprocessing's forkserver "
+        bar="fork(warm_start=True) to the first message ahead of multiprocessing's forkserver "
+            "(both from a warm interpreter started on first use) "
             "[python -c 10 ms; Node fork 65 ms, multiprocessing spawn 44 ms]",
-        bars=[Bar("childproc fork", "multiprocessing forkserver", 1.0)],
+        bars=[Bar("childproc fork warm", "multiprocessing forkserver", 1.0)],
         kind_label="child",
         unit="ms",
         ratio_to=[("x python -c pass", BARE_PYTHON)],
@@ -138,6 +139,9 @@ WORKLOADS.append(
                  note="the reference: start to exit of the same interpreter, timed by floor_spawn"),
             childproc_peer("childproc fork", "python", pyops.childproc_fork_first,
                            note="fork(ipc_first.py) to its first 'message' (its exit is not timed)"),
+            childproc_peer("childproc fork warm", "python", P(pyops.childproc_fork_first, warm_start=True),
+                           note="fork(ipc_first.py, warm_start=True): cloned from the zygote, which the "
+                                "first (untimed) fork starts"),
             py_peer("multiprocessing spawn", "python", P(pyops.mp_fork_first, method="spawn"),
                     note="get_context('spawn').Process, to the first Connection.recv()"),
             py_peer("multiprocessing forkserver", "python", P(pyops.mp_fork_first, method="forkserver"),

@@ -62,26 +62,18 @@ from .._runtime.forksafe import replace_with_null, track
 from .._runtime.reactor import Reactor
 from .handles import Handles, handle_type, invalid_message, take_fd
 from .jsonfast import stringify
-from .wire import MAX_MESSAGE_SIZE, BadMessage, Framer, encode_json, encode_pickle
+from .receive import DONTWAIT, Receiving, _is_internal
+from . import wire as _wire
+from .wire import MAX_MESSAGE_SIZE, Framer, encode_json, encode_pickle
 
 __all__ = ["Channel", "IPC", "IPCWarning"]
 
 _SEND_HWM = 128 * 1024  # Node: channel.writeQueueSize < 65536 * 2
 _RECV_SIZE = 256 * 1024
 _INT = struct.Struct("i")
-# Windows' socket module has no ancillary data (no fd passing): the names
-# exist only where SCM_RIGHTS does.
-_FD_SPACE = _socket.CMSG_SPACE(_INT.size * 4) if hasattr(_socket, "CMSG_SPACE") else 0
-_CLOEXEC_FLAG = getattr(_socket, "MSG_CMSG_CLOEXEC", 0)  # fds close-on-exec from birth
+_U32_PACK = struct.Struct(">I").pack  # pickle framing (see wire.encode_pickle)
 _SOL_SOCKET, _SCM_RIGHTS = _socket.SOL_SOCKET, getattr(_socket, "SCM_RIGHTS", 1)
 _COALESCE_MAX = 256 * 1024  # queued plain messages joined into one buffer up to this size
-
-
-def _is_internal(message: Any) -> bool:
-    if not isinstance(message, dict):
-        return False
-    cmd = message.get("cmd")
-    return isinstance(cmd, str) and len(cmd) > 5 and cmd.startswith("NODE_")
 
 
 class Channel(EventEmitter):
@@ -104,7 +96,7 @@ class Channel(EventEmitter):
         self._ipc.pin_ref(False)
 
 
-class IPC:
+class IPC(Receiving):
     """The channel machinery behind a target (a ChildProcess, or the child
     side's ``process``): the target gets ``send``, ``disconnect``,
     ``connected`` and ``channel`` through it and emits its events."""
@@ -127,6 +119,7 @@ class IPC:
         self.reactor = reactor
         self.pickle = serialization in ("pickle", "advanced")
         self.encode = encode_pickle if self.pickle else encode_json
+        self._dumps: Any = _wire._pickle_lib.dumps if self.pickle else None  # (a json channel never imports pickle)
         self._framer = Framer(self.pickle, MAX_MESSAGE_SIZE if max_message_size is None else max_message_size)
         self.sock: Any
         if sys.platform == "win32":
@@ -135,7 +128,11 @@ class IPC:
             self.sock = PipeChannel(fd, reactor)
         else:
             self.sock = _socket.socket(fileno=fd)
-        self.sock.setblocking(False)
+        # Blocking, with MSG_DONTWAIT on every call but the loop's read when
+        # the channel is all its thread waits for (a worker between two
+        # requests): that read then sleeps in recvmsg itself, one system
+        # call instead of epoll_wait and recvmsg (see Reactor.set_direct_read).
+        self.sock.setblocking(not not DONTWAIT)
         self._rbuf = bytearray(_RECV_SIZE)  # recvmsg_into: no 256 KiB allocation per read
         self._rview = memoryview(self._rbuf)
         self.connected = True
@@ -158,7 +155,10 @@ class IPC:
         self._pinned = False
         self._follow = follow_listeners
         track(self)
-        reactor.add_reader(fd, partial(self.read_once, True))
+        self._reader = self.make_reader()
+        reactor.add_reader(fd, self._reader)
+        if DONTWAIT:
+            reactor.set_direct_read(fd, self._reader)
         if refed:
             self._set_ref(True)
         target.on("newListener", self._on_new_listener)
@@ -218,14 +218,30 @@ class IPC:
             if callable(message):
                 raise invalid_message(message)
             if self.pickle:
-                data = encode_pickle(message)
+                payload = self._dumps(message, -1)  # encode_pickle, inline
+                data = _U32_PACK(len(payload)) + payload
             else:
                 try:  # encode_json's common case, a call less
                     data = (stringify(message) + "\n").encode("utf-8")
                 except (KeyError, RecursionError, UnicodeEncodeError):
                     data = encode_json(message)
             out = self.out
-            if out and (self._batching or self._writing):
+            if not (out or self._writing or self._batching):
+                # write()'s first case inline (a reply, a lone request):
+                # straight to the socket when nothing was sent yet this turn.
+                reactor = self.reactor
+                tick = reactor.tick
+                if tick is not None and tick != self._sent_tick:
+                    self._sent_tick = tick
+                    try:
+                        sent = self.sock.send(data, DONTWAIT)
+                    except OSError:
+                        sent = 0  # full, or failing: the queue retries and reports
+                    if sent == len(data):
+                        reactor.expect_soon(self.peer)
+                        return True  # nothing is queued
+                    data = data[sent:]
+            elif out and (self._batching or self._writing):
                 last = out[-1][0]
                 if type(last) is bytearray and len(last) < _COALESCE_MAX:
                     last += data
@@ -284,7 +300,7 @@ class IPC:
                 # end-of-turn flush arranged below for a burst.
                 self._sent_tick = tick
                 try:
-                    sent = self.sock.send(data)
+                    sent = self.sock.send(data, DONTWAIT)
                 except OSError:
                     sent = 0  # full, or failing: the queue retries and reports
                 if sent == len(data):
@@ -334,14 +350,14 @@ class IPC:
             data, fd = entry[0], entry[1]
             try:
                 if fd >= 0:
-                    sent = sock.sendmsg([data], [(_SOL_SOCKET, _SCM_RIGHTS, _INT.pack(fd))])
+                    sent = sock.sendmsg([data], [(_SOL_SOCKET, _SCM_RIGHTS, _INT.pack(fd))], DONTWAIT)
                     entry[1] = -1  # the fd went with the first byte
                 elif len(out) > 1 and len(data) < 65536:
                     # Coalesce small messages into one syscall.
                     sent = self._send_batch()
                     continue
                 else:
-                    sent = sock.send(data)
+                    sent = sock.send(data, DONTWAIT)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as exc:
@@ -381,7 +397,7 @@ class IPC:
                 break
             parts.append(entry[0])
             size += len(entry[0])
-        sent = self.sock.send(b"".join(parts))
+        sent = self.sock.send(b"".join(parts), DONTWAIT)
         self._out_size -= sent
         left = sent
         while left:
@@ -414,149 +430,6 @@ class IPC:
             self.reactor.call_soon(self.target.emit, "error", err)
         if self._closing:
             self._finish_close()
-
-    # -- receiving --------------------------------------------------------
-
-    def read_once(self, from_loop: bool = False) -> bool:
-        """One recvmsg; False when nothing was there.  ``from_loop``: called
-        by the loop for a readable socket, so when nothing else is queued
-        the messages may be delivered at once rather than through the queue."""
-        try:
-            size, anc, _flags, _addr = self.sock.recvmsg_into([self._rview], _FD_SPACE, _CLOEXEC_FLAG)
-        except (BlockingIOError, InterruptedError):
-            return False
-        except OSError:
-            size, anc = 0, []
-        arrived = 0
-        for level, ctype, payload in anc:
-            if level == _SOL_SOCKET and ctype == _SCM_RIGHTS:
-                count = len(payload) // _INT.size
-                self.handles.received.extend(struct.unpack_from(f"{count}i", payload))
-                arrived += count
-        if not size:
-            self._on_eof()
-            return False
-        framer = self._framer
-        messages = framer.feed(self._rview[:size])
-        if framer.plain:  # user messages only (see Framer.plain)
-            if messages:
-                if from_loop and self.reactor.nothing_queued():
-                    self._deliver_batch(messages, 0)
-                else:
-                    self.reactor.call_soon(self._deliver_batch, messages, 0)
-            if self.handles.received:
-                self.handles.close_strays(size, arrived, framer.pending)
-            return True
-        batch: list[Any] = []
-        for message in messages:
-            kind = type(message)
-            if kind is dict:
-                cmd = message.get("cmd")  # _is_internal, inline: this runs per message
-                special = isinstance(cmd, str) and len(cmd) > 5 and cmd.startswith("NODE_")
-            else:
-                special = kind is BadMessage
-            if special:
-                # Keep the order: user messages read before this one first.
-                if batch:
-                    self.reactor.call_soon(self._deliver_batch, batch, 0)
-                    batch = []
-                self._dispatch(message)
-            else:
-                batch.append(message)
-        if batch:
-            if from_loop and self.reactor.nothing_queued():
-                self._deliver_batch(batch, 0)
-            else:
-                self.reactor.call_soon(self._deliver_batch, batch, 0)
-        if self.handles.received:
-            self.handles.close_strays(size, arrived, self._framer.pending)
-        return True
-
-    def drain(self) -> None:
-        """Read everything the socket holds now (used when the peer exited)."""
-        while self.connected and self.read_once():
-            pass
-
-    def _dispatch(self, message: Any) -> None:
-        if isinstance(message, BadMessage):
-            self.reactor.call_soon(self._bad_message, message)
-            return
-        if _is_internal(message):
-            cmd = message["cmd"]
-            if cmd == "NODE_HANDLE":
-                self.handles.receive(message)
-                return
-            if cmd == "NODE_HANDLE_ACK":
-                self._handle_acked()
-            elif cmd == "NODE_HANDLE_NACK":
-                self._handle_nacked()
-            elif cmd in ("NODE_SOCKET_GET_COUNT", "NODE_SOCKET_NOTIFY_CLOSE"):
-                self.handles.socket_list_request(message)
-            self.reactor.call_soon(self.target.emit, "internalMessage", message, None)
-            return
-        self.reactor.call_soon(self.deliver, message, None)
-
-    def _deliver_batch(self, batch: list[Any], start: int) -> None:
-        """The user messages of one read (no handles), in order, from one
-        queued call.  Node gives each its own tick so that one throwing
-        handler loses no other message; so does this: the rest is queued
-        again first."""
-        target, pending = self.target, self._pending_messages
-        if type(target).emit is EventEmitter.emit:
-            # EventEmitter.emit's work for 'message', inline (a call less per
-            # message): the listeners as registered when each message goes.
-            events = target._events
-            for i in range(start, len(batch)):
-                message = batch[i]
-                try:
-                    listeners = None if pending else events.get("message")
-                    if listeners is None:
-                        pending.append((message, None))
-                    elif len(listeners) == 1:
-                        listeners[0](message, None)
-                    else:
-                        for fn in listeners:
-                            fn(message, None)
-                except BaseException:
-                    if i + 1 < len(batch):
-                        self.reactor.call_soon(self._deliver_batch, batch, i + 1)
-                    raise
-            return
-        emit = target.emit
-        for i in range(start, len(batch)):
-            message = batch[i]
-            try:
-                # emit() is False when nobody listens: then, as while older
-                # messages still wait for their replay, the message waits.
-                if pending or not emit("message", message, None):
-                    pending.append((message, None))
-            except BaseException:
-                if i + 1 < len(batch):
-                    self.reactor.call_soon(self._deliver_batch, batch, i + 1)
-                raise
-
-    def deliver(self, message: Any, handle: Any) -> None:
-        if self._pending_messages or not self.target.emit("message", message, handle):
-            self._pending_messages.append((message, handle))
-
-    def _replay_pending(self) -> None:
-        if not self._pending_messages or not self.target.listener_count("message"):
-            return
-        pending, self._pending_messages = self._pending_messages, []
-        for message, handle in pending:
-            self.reactor.call_soon(self.target.emit, "message", message, handle)
-
-    def _bad_message(self, bad: BadMessage) -> None:
-        if bad.too_large:
-            text = f"Dropped a {bad.error} on the IPC channel"
-        else:
-            text = f"Unparsable message on the IPC channel: {bad.error}"
-        err = IPCError(text, code="ERR_IPC_BAD_MESSAGE")
-        err.data = bad.data  # type: ignore[attr-defined]
-        if self.target.listener_count("error"):
-            self.target.emit("error", err)
-        else:
-            warnings.warn(str(err), IPCWarning, stacklevel=2)
 
     # -- handle ACKs -------------------------------------------------------
 

@@ -116,3 +116,20 @@ class Process(IPCTarget, EventEmitter):
 
 
 process = Process()
+
+
+def _defer_channel() -> None:
+    """A warm child (childproc._warm): the zygote imported this module before
+    the child had a channel.  The child looks ``process`` up afresh
+    (:func:`__getattr__`), so the channel is claimed at the first lookup --
+    ``from childproc import process`` -- which is when a cold child's import
+    of this module claims it.  Until then ``NODE_CHANNEL_FD`` stays in the
+    environment for a script that reads it itself, as in a cold child."""
+    globals().pop("process", None)
+
+
+def __getattr__(name: str) -> Process:
+    if name != "process":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    fresh = globals()["process"] = Process()
+    return fresh

@@ -56,7 +56,7 @@ class PipeChannel:
     def fileno(self) -> int:
         return self._fd
 
-    def send(self, data: Any) -> int:
+    def send(self, data: Any, flags: int = 0) -> int:
         size = len(data)
         self._reactor.write(self._fd, _HEADER.pack(_HAS_DATA, 0, size, 0) + bytes(data))
         return size

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -98,6 +99,7 @@ def make_config(
     exec_argv: Any,
     env: Any,
     cwd: Any,
+    warm_start: Any = False,
 ) -> PoolConfig:
     if max_workers is None:
         max_workers = os.cpu_count() or 1
@@ -154,7 +156,18 @@ def make_config(
         # first message, so site's work would be thrown away, and it costs
         # a worker milliseconds of start-up.  Only for the parent's own
         # interpreter, whose sys.path is valid there.
-        fast = ["-S"] if not exec_path and not json_mode else []
+        # With warm_start (Linux) a Python worker is cloned from the warm
+        # zygote (childproc._warm) instead, which serves the default flags
+        # only: no -S there (the zygote has run site already).
+        if type(warm_start) is not bool:
+            raise TypeError(f"warm_start must be a bool, not {warm_start!r}")
+        if warm_start:
+            fork_options["warm_start"] = True
+        fast = ["-S"] if not exec_path and not json_mode and not warm_start else []
+        if warm_start and not argv:
+            # The zygote runs with this interpreter's flags (fork's default
+            # exec_argv); a worker cloned from it has them too, and says so.
+            argv = subprocess._args_from_interpreter_flags()  # type: ignore[attr-defined]
         fork_options["exec_argv"] = [*argv, *fast, "-c", _BOOT]
         module_path = "childproc-pool-worker"  # sys.argv[1] of python -c
         args = [module] if module is not None else []

@@ -236,12 +236,13 @@ class ProcessPool(_Submitter, EventEmitter, Executor):
         exec_argv: Iterable[str] = (),
         env: Any = None,
         cwd: Any = None,
+        warm_start: bool = False,
     ) -> None:
         EventEmitter.__init__(self)
         config: PoolConfig = make_config(
             max_workers, min_workers, idle_timeout, initializer, initargs, task_timeout, kill_signal,
             force_kill_after, max_retries, max_tasks_per_worker, max_memory_per_worker, max_worker_age,
-            prefetch, max_queue, serialization, module, exec_path, exec_argv, env, cwd,
+            prefetch, max_queue, serialization, module, exec_path, exec_argv, env, cwd, warm_start,
         )  # fmt: skip
         self._config = config
         self._pool = self

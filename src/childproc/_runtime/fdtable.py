@@ -44,6 +44,10 @@ class FdTable:
     _poller: Any  # None until _start_poller made it (the asyncio reactor makes it at the first fd)
     #: True once the reactor let its poller go: only the tables change then.
     closed: bool = False
+    # The fd whose reader the private loop may call to sleep in its read
+    # (PrivateLoop.set_direct_read), forgotten with that reader.
+    _direct_fd: int = -1
+    _direct_read: Callback | None = None
 
     def _init_fds(self, poller: Any) -> None:
         self._callbacks = {}
@@ -59,6 +63,8 @@ class FdTable:
         raise RuntimeError("no poller")
 
     def _update(self, fd: int, slot: int, callback: Callback | None) -> None:
+        if fd == self._direct_fd and slot == 0 and callback is None:
+            self._direct_read = None
         callbacks = self._callbacks
         entry = callbacks.get(fd)
         if entry is None:
@@ -149,6 +155,8 @@ class FdTable:
             # The usual case (a registered fd with only a reader), inlined
             # from _update: unregistered at once, before its owner closes it.
             del self._callbacks[fd]
+            if fd == self._direct_fd:
+                self._direct_read = None
             try:
                 self._poller.unregister(fd)
             except (OSError, ValueError, KeyError):

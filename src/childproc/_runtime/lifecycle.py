@@ -35,7 +35,9 @@ also through ``sys.exit()``, which is how ``sys.exit(main())`` ends a Python
 program normally -- waits for its ref'd children, streams and channels, as
 Node does.  An uncaught exception or a ``KeyboardInterrupt`` exits at once and
 leaves the children running, as Node's uncaught throw does.  Ctrl-C during the
-wait stops it and the process ends by SIGINT, never with status 0.
+wait stops it and the process ends by SIGINT, never with status 0; a listener
+that raises during the wait ends it as an uncaught exception would (status 1;
+``sys.exit(n)``: n), after the at-exit handlers still to come.
 """
 
 from __future__ import annotations
@@ -358,8 +360,9 @@ def _ended_by_exception() -> bool:
     return getattr(sys, "last_exc", None) is not None or getattr(sys, "last_value", None) is not None
 
 
-def at_interpreter_exit(loop: PrivateLoop | None) -> None:
-    """The main thread's keep-alive at interpreter exit (see the module doc)."""
+def at_interpreter_exit(loop: PrivateLoop | None, handler: Callable[[], None]) -> None:
+    """The main thread's keep-alive at interpreter exit (see the module doc);
+    ``handler`` is the at-exit function that called it."""
     if loop is None or not loop.has_work() or _ended_by_exception():
         return
     try:
@@ -368,15 +371,48 @@ def at_interpreter_exit(loop: PrivateLoop | None) -> None:
         # Raised in an at-exit handler it would be printed and ignored, and
         # the process would end with status 0.  End as Python does for an
         # uncaught KeyboardInterrupt: by SIGINT, after flushing what we can.
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                if stream is not None:
-                    stream.flush()
-            except Exception:  # noqa: BLE001 - exiting anyway
-                pass
+        _flush_std()
         _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
         os.kill(os.getpid(), _signal.SIGINT)
         os._exit(130)  # SIGINT blocked: the shell's status for it
+    except BaseException as exc:  # noqa: BLE001 - every ending is handled below
+        _exit_as_uncaught(exc, handler)
+
+
+def _flush_std() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except Exception:  # noqa: BLE001 - exiting anyway
+            pass
+
+
+def _exit_as_uncaught(exc: BaseException, handler: Callable[[], None]) -> None:
+    """A listener raised while the process waited at exit: end as if that had
+    left the main module -- Node's uncaught throw exits 1 after printing it,
+    its ``process.exit(n)`` (here ``sys.exit(n)``) exits n.  Python prints what
+    an at-exit handler raises and ignores it (status 0), so the status is set
+    by ``os._exit`` once the at-exit handlers still to come have run."""
+    if isinstance(exc, SystemExit):
+        code = exc.code
+        if code is None or isinstance(code, int):
+            status = code or 0
+        else:  # sys.exit('message'): printed, status 1, as Python does
+            print(code, file=sys.stderr)
+            status = 1
+    else:
+        sys.excepthook(type(exc), exc, exc.__traceback__)
+        status = 1
+    del exc
+    import atexit
+
+    atexit.unregister(handler)
+    run_rest = getattr(atexit, "_run_exitfuncs", None)
+    if run_rest is not None:
+        run_rest()  # the handlers registered before this one (it runs LIFO)
+    _flush_std()
+    os._exit(status & 0xFF)
 
 
 _watch_exit_fn: Callable[[Reactor, int, int, Callable[[int], None]], ExitWatch] | None = None

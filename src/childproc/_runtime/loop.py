@@ -191,4 +191,4 @@ def _run_main_loop_at_exit() -> None:
     # Node keeps its process alive while ref'd handles remain; so does the
     # main thread's private loop, at interpreter exit -- unless the program
     # ended by an uncaught exception: the lifecycle policy decides.
-    at_interpreter_exit(_main_loop)
+    at_interpreter_exit(_main_loop, _run_main_loop_at_exit)

@@ -27,6 +27,7 @@ except ImportError:  # pragma: no cover - other Pythons
 # milliseconds.
 
 from .._spinning import MISSES, REST, REST_MAX, spin_setting
+from .._spinning import spin_allowed as _spin_allowed  # (a name tests replace)
 from .fdtable import FdTable
 from .forksafe import replace_with_null, track
 from .poller import HUP, NVAL, READ, WRITE, Poller, pipe_cloexec
@@ -34,7 +35,7 @@ from .reactor import Reactor, TimerHandle
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sized
     from typing import Any
 
     Callback = Callable[..., object]
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
 __all__ = ["PrivateLoop"]
 
 _INF = float("inf")
+# epoll takes seconds, poll(2) (macOS) milliseconds.
+_POLL_MS = Poller is not None and Poller is getattr(select, "poll", None)
 _MAX_WAIT = 86400.0  # seconds, as asyncio caps its selector's wait
 
 
@@ -59,23 +62,6 @@ def _load_spin_wait() -> Callable[[int, int], int]:
 
     _spin_wait = spin_wait
     return spin_wait
-
-
-def _spin_allowed(peer: int | None) -> bool:
-    """Whether spinning here leaves a CPU for the process we wait for: not
-    when this thread may only run on one CPU and the peer only on that one."""
-    try:
-        mine = os.sched_getaffinity(0)
-    except (AttributeError, OSError):  # no affinity API (macOS): count CPUs
-        return (os.cpu_count() or 1) > 1
-    if len(mine) > 1:
-        return True
-    if peer is None:
-        return False
-    try:
-        return bool(os.sched_getaffinity(peer) - mine)
-    except OSError:
-        return False
 
 
 class PrivateLoop(FdTable, Reactor):
@@ -111,7 +97,10 @@ class PrivateLoop(FdTable, Reactor):
         self._spin_peer: int | None = -1
         self._spin_ok = False
         self._spin_checked = 0.0
+        self._spin_recheck = 0
         self._refs = 0
+        self._direct_fd = -1  # set_direct_read's fd and its read
+        self._direct_read = None
         self._lock = _thread.allocate_lock()
         self._threadsafe: deque[tuple[Callback, tuple[Any, ...]]] = deque()
         self._awaited_wakeups = 0  # threads that will call call_soon_threadsafe
@@ -142,6 +131,7 @@ class PrivateLoop(FdTable, Reactor):
         # go before anything here can touch it, and the loop is retired.
         self.thread_id = None
         self.exit_watches.clear()
+        self._direct_read = None
         self._ready.clear()
         self._ticks.clear()
         self._closing.clear()
@@ -174,6 +164,12 @@ class PrivateLoop(FdTable, Reactor):
             "spawn inside the coroutine that awaits it."
         )
 
+    def set_direct_read(self, fd: int, read: Callback | None) -> None:
+        if read is not None:
+            self._direct_fd, self._direct_read = fd, read
+        elif fd == self._direct_fd:
+            self._direct_read = None
+
     # -- calls -------------------------------------------------------------
 
     def call_soon(self, callback: Callback, *args: Any) -> None:
@@ -187,6 +183,9 @@ class PrivateLoop(FdTable, Reactor):
 
     def nothing_queued(self) -> bool:
         return not self._ready and not self._ticks and not self._closing
+
+    def run_queues(self) -> tuple[Sized, Sized, Sized]:
+        return self._ready, self._ticks, self._closing  # never replaced, only emptied
 
     tick: int = 0
     hangups: dict[int, int]
@@ -249,6 +248,7 @@ class PrivateLoop(FdTable, Reactor):
 
     def _run_ready(self, done: Callable[[], bool]) -> bool:
         ready, ticks, closing = self._ready, self._ticks, self._closing
+        ran = False
         while True:
             # next_tick's callbacks first: Node runs its nextTick queue
             # after every callback, before anything else that waits.
@@ -263,8 +263,10 @@ class PrivateLoop(FdTable, Reactor):
                 closing.clear()
                 continue
             else:
-                return done()
+                # (done() was asked after the last callback, and nothing ran since)
+                return False if ran else done()
             callback(*args)
+            ran = True
             if done():
                 while ticks:  # still part of the callback that finished the wait
                     callback, args = ticks.popleft()
@@ -319,14 +321,17 @@ class PrivateLoop(FdTable, Reactor):
 
     def _run_until(self, done: Callable[[], bool], timeout: float | None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
-        callbacks = self._callbacks
+        callbacks, poll = self._callbacks, self._poller.poll
+        ready, ticks, closing = self._ready, self._ticks, self._closing
+        check = True  # done() still to be asked
         while True:
-            if self._run_ready(done):
+            if (check or ready or ticks or closing) and self._run_ready(done):
                 return True
+            check = True
             wait = self._next_timeout(deadline) if self._timers or deadline is not None else None
             if (
-                wait is None
-                and len(callbacks) == 1  # only the wake-up pipe
+                len(callbacks) == 1  # only the wake-up pipe
+                and wait is None
                 and not self._timers
                 and self._awaited_wakeups == 0
                 and not self._threadsafe
@@ -340,11 +345,26 @@ class PrivateLoop(FdTable, Reactor):
                 events = self._spin(wait) if self._spin_wanted and wait != 0 else None
                 if events is not None:
                     pass  # what the spin saw
+                elif wait is None and len(callbacks) == 2 and self._direct_read is not None and self._only_direct_fd():
+                    # The fd of set_direct_read is all this thread waits
+                    # for (a worker between two requests): its read sleeps
+                    # until bytes come, one system call instead of two.
+                    self.tick += 1
+                    if self._spin_rest:
+                        self._spin_rest -= 1
+                        if not self._spin_rest:
+                            self._spin_budget = _SPIN_MAX
+                    self._direct_read(True)
+                    if not (ready or ticks or closing):  # _run_ready's work, when there is none
+                        if done():
+                            return True
+                        check = False
+                    continue
                 # epoll takes seconds (-1: forever), poll milliseconds.
-                elif Poller is not None and Poller is getattr(select, "poll", None):
-                    events = self._poller.poll(None if wait is None else wait * 1000.0)
+                elif _POLL_MS:
+                    events = poll(None if wait is None else wait * 1000.0)
                 else:
-                    events = self._poller.poll(-1 if wait is None else wait)
+                    events = poll(-1 if wait is None else wait)
             except InterruptedError:
                 events = []
             if self._spin_rest:
@@ -352,9 +372,25 @@ class PrivateLoop(FdTable, Reactor):
                 if not self._spin_rest:
                     self._spin_budget = _SPIN_MAX  # spinning again
             self.tick += 1
-            ready, hangups = self._ready, self.hangups
+            hangups = self.hangups
             if hangups:
                 hangups.clear()
+            if len(events) == 1 and deadline is None and not self._timers:
+                # One fd ready and nothing else to run (a reply came; the
+                # queues were emptied above): its reader now, without a
+                # round through the queue.  (Timers and a deadline would be
+                # looked at after it: not here.)
+                fd, mask = events[0]
+                entry = callbacks.get(fd)
+                if entry is not None and mask == READ and entry[0] is not None:
+                    entry[0]()
+                    if done():
+                        while ticks:  # still part of the callback that finished the wait
+                            callback, args = ticks.popleft()
+                            callback(*args)
+                        return True
+                    check = False  # (asked just now)
+                    continue
             for fd, mask in events:
                 entry = callbacks.get(fd)
                 if entry is None:
@@ -378,6 +414,16 @@ class PrivateLoop(FdTable, Reactor):
             if deadline is not None and time.monotonic() >= deadline and self.nothing_queued():
                 return done()
 
+    def _only_direct_fd(self) -> bool:
+        """Nothing but the reader of set_direct_read could wake this
+        wait: the wake-up pipe and that fd are all it watches (the caller
+        counted two), and no other thread owes it a call (a timer or
+        deadline rules it out already)."""
+        if self._awaited_wakeups or self._threadsafe or self.hangups:
+            return False
+        entry = self._callbacks.get(self._direct_fd)
+        return entry is not None and entry[1] is None and entry[0] is not None
+
     # -- spinning before a wait ------------------------------------------
 
     def expect_soon(self, peer: int | None = None) -> None:
@@ -392,9 +438,11 @@ class PrivateLoop(FdTable, Reactor):
         bounded (``CHILDPROC_SPIN_US``, 100 by default), stops for a while
         after misses in a row, and never happens where it would
         hold the only CPU ``peer`` (a pid) may run on.  Only a flag here:
-        the hot paths that call it (every send) pay one attribute store."""
-        self._spin_wanted = True
-        self._spin_for = peer
+        the hot paths that call it (every send) pay one attribute store --
+        none while spinning was found not allowed a moment ago (see _spin)."""
+        if self._spin_ok or self.tick >= self._spin_recheck or peer != self._spin_peer:
+            self._spin_wanted = True
+            self._spin_for = peer
 
     def _spin(self, wait: float | None) -> list[tuple[int, int]] | None:
         """Poll without sleeping for up to the budget (or until the next
@@ -410,6 +458,9 @@ class PrivateLoop(FdTable, Reactor):
             self._spin_ok = _spin_allowed(peer)
             self._spin_checked = now + 1.0  # affinity can change: look again now and then
         if not self._spin_ok:
+            # Asked again after 256 waits (and a second) at the earliest:
+            # until then a loop on one CPU pays nothing here.
+            self._spin_recheck = self.tick + 256
             return None
         span = budget if wait is None or wait > budget else wait
         spin_wait = _spin_wait or _load_spin_wait()

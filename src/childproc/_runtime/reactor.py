@@ -13,7 +13,7 @@ from __future__ import annotations
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import asyncio
-    from collections.abc import Callable
+    from collections.abc import Callable, Sized
     from typing import Any
 
     Callback = Callable[..., object]
@@ -81,6 +81,13 @@ class Reactor:
     def remove_writer(self, fd: int) -> None:
         raise NotImplementedError
 
+    def set_direct_read(self, fd: int, read: Callback | None) -> None:
+        """``read(True)`` reads ``fd`` (a reader added here), sleeping until
+        bytes come, and delivers what came: a loop whose thread waits for
+        nothing but ``fd`` may call it instead of waiting for readiness and
+        then calling the reader (one system call instead of two).  A loop
+        that cannot tell (asyncio) ignores it.  None: no longer."""
+
     def call_soon(self, callback: Callback, *args: Any) -> None:
         raise NotImplementedError
 
@@ -108,6 +115,12 @@ class Reactor:
         the callback that is running, keeps the order call_soon would give
         (and saves a round through the queue).  False when unknown."""
         return False
+
+    def run_queues(self) -> tuple[Sized, Sized, Sized] | None:
+        """The loop's queues of callbacks waiting to run, to tell at a glance
+        that none waits (what :meth:`nothing_queued` says, without a call on
+        a hot path); None where the loop does not show them (asyncio)."""
+        return None
 
     def expect_wakeup(self) -> None:
         """Another thread will call :meth:`call_soon_threadsafe` later (an exit

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno as _errno
 import math
+import os
 import queue
 import sys
 import threading
@@ -28,7 +29,7 @@ from .warden import Warden, can_guard
 if TYPE_CHECKING:
     from .options import SpawnPlan
 
-__all__ = ["RawChild", "RawSyncResult", "SyncRequest", "spawn", "STAGE_NAMES"]
+__all__ = ["RawChild", "RawSyncResult", "SyncRequest", "spawn", "STAGE_NAMES", "clone_parent_function"]
 
 STAGE_NAMES = {
     lib.CP_STAGE_NONE: "none",
@@ -222,6 +223,18 @@ def _spawner_main(jobs: queue.SimpleQueue[tuple[Callable[[], int], list[int], th
             out.append(job())
         finally:
             done.set()
+
+
+def _no_spawner_after_fork() -> None:
+    # A forked copy has no spawner thread (threads do not survive fork), so
+    # its first die_with_parent spawn starts one of its own.
+    global _spawner_lock, _spawner_queue
+    _spawner_lock = threading.Lock()
+    _spawner_queue = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_no_spawner_after_fork)
 
 
 def _on_spawner_thread(job: Callable[[], int]) -> int:
@@ -612,6 +625,20 @@ def pump_finish(handle: Any) -> tuple[int, int]:
     moved = ffi.new("uint64_t *")
     rc = lib.cp_pump_finish(handle, moved)
     return rc, int(moved[0])
+
+
+def clone_parent_function() -> Callable[[], int]:
+    """``cp_clone_parent`` (the warm start's zygote, ``childproc._warm``) as a
+    ``ctypes.PyDLL`` function: it keeps the GIL across the clone, as
+    ``os.fork`` does, where a call through ``lib`` would release it."""
+    import ctypes
+
+    from .._core import __file__ as core_path
+
+    fn = ctypes.PyDLL(core_path).cp_clone_parent
+    fn.restype = ctypes.c_int
+    fn.argtypes = []
+    return fn
 
 
 def spin_wait(epfd: int, max_ns: int) -> int:

@@ -123,6 +123,7 @@ class SpawnPlan:
     args: list[str | bytes] | None = None
     argv0: str | bytes | None = None
     max_message_size: float | None = None  # None: the channel's default
+    warm_start: bool = False  # fork: from the zygote where it can serve (childproc._warm)
 
     @property
     def group_guarded(self) -> bool:
@@ -533,6 +534,7 @@ def normalize_fork(module_path: Any, args: Any, options: Any, kwargs: Mapping[st
         exec_argv = subprocess._args_from_interpreter_flags()  # type: ignore[attr-defined]
     exec_argv = _argv_list(exec_argv or [], "options.execArgv")
     silent = _bool(opts, "silent", "options.silent")
+    warm_start = _bool(opts, "warm_start", "options.warm_start")  # not Node's
     stdio = fork_stdio(opts.get("stdio"), silent)
     # Node validates the joined list, so a NUL in args[0] is reported as args[len(execArgv) + 1].
     argv = _argv_list([*exec_argv, module, *args], "args")
@@ -541,4 +543,5 @@ def normalize_fork(module_path: Any, args: Any, options: Any, kwargs: Mapping[st
     plan.exec_argv = exec_argv
     plan.command = module
     plan.args = argv[len(exec_argv) + 1:]
+    plan.warm_start = warm_start
     return plan

@@ -90,6 +90,7 @@ class ForkOptions(CommonOptions, total=False):
     exec_argv: Args | None
     silent: bool
     max_message_size: float | None
+    warm_start: bool
 
 
 class ExecCore(CommonOptions, total=False):
@@ -173,6 +174,8 @@ DOCS: dict[str, str] = {
     "silent": "pipe the child's stdio to the parent instead of inheriting it",
     "max_message_size": "bytes of one IPC message received (default 64 MiB, inf: no limit; "
                         "not Node's); over it an 'error' and the message is dropped",
+    "warm_start": "Linux: start the child from a warm interpreter (a zygote) when it can be "
+                  "one; else as usual (not Node's; docs/architecture.md, 'Warm start')",
     "max_buffer": "bytes of output allowed (exec: per stream, 1 MiB by default; "
                   "sync: all outputs together); over it the child is killed",
     "encoding": "decode output as this encoding (None or 'buffer': bytes)",

@@ -53,6 +53,29 @@ def peek(pid: int) -> int | None:
     return info.si_status | (0x80 if info.si_code == os.CLD_DUMPED else 0)
 
 
+_P_PIDFD: int | None = getattr(os, "P_PIDFD", None)
+
+
+def _reap_pidfd(pid: int, pidfd: int) -> None:
+    """Reap the exited child of ``pidfd``: through the pidfd where the
+    system can, so that a child someone else reaped first (the warm start's
+    zygote is also reaped by its owner) never makes this reap another child
+    that was given the same pid since; by pid otherwise."""
+    if _P_PIDFD is None:
+        reap(pid)
+        return
+    while True:
+        try:
+            os.waitid(_P_PIDFD, pidfd, os.WEXITED | os.WNOHANG)
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            pass  # reaped already
+        except OSError:  # EINVAL: a kernel before 5.4
+            reap(pid)
+        return
+
+
 def _reap_blocking(pid: int) -> None:
     while True:
         try:
@@ -111,7 +134,7 @@ class _OrphanReaper:
                 if adopted is not None:
                     del children[fd]
                     poller.unregister(fd)
-                    reap(adopted)
+                    _reap_pidfd(adopted, fd)
                     os.close(fd)
 
 
