@@ -126,3 +126,30 @@ def test_an_error_thrown_by_a_listener_surfaces_in_the_worker(tmp_path: os.PathL
     err = child.stderr.read()
     child.wait()
     assert b"RuntimeError: boom x" in err
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the blocking read is POSIX's")
+def test_a_worker_whose_channel_was_made_non_blocking_does_not_spin(tmp_path: os.PathLike[str]) -> None:
+    # Code that sets the channel's fd non-blocking (Node's is) must not turn
+    # the sleeping read into a loop that returns at once, again and again:
+    # the loop's passes between two messages stay few however long it waits.
+    child = _fork(tmp_path, """
+        import os
+        from childproc import process
+        from childproc._runtime.loop import private_loop
+        os.set_blocking(process.channel.fd, False)
+        process.on('message', lambda m, h=None: process.send(private_loop().tick))
+        process.send('ready')
+    """)
+    assert _replies(child, 1) == ["ready"]
+    child.send("a")
+    (first,) = _replies(child, 1)
+    import time
+
+    time.sleep(0.3)  # the worker waits; no time is asserted, only its loop's passes
+    child.send("b")
+    (second,) = _replies(child, 1)
+    assert isinstance(first, int) and isinstance(second, int)
+    assert second - first < 50, f"{second - first} loop passes while idle: a spin"
+    child.disconnect()
+    assert child.wait() == 0

@@ -354,7 +354,12 @@ class PrivateLoop(FdTable, Reactor):
                         self._spin_rest -= 1
                         if not self._spin_rest:
                             self._spin_budget = _SPIN_MAX
-                    self._direct_read(True)
+                    if not self._direct_read(True):
+                        # Nothing came: a signal cut the read short, or the
+                        # socket was made non-blocking (its read would return
+                        # at once, again and again): this fd's waits go
+                        # through epoll from now on.
+                        self._direct_read = None
                     if not (ready or ticks or closing):  # _run_ready's work, when there is none
                         if done():
                             return True
