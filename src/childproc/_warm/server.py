@@ -23,7 +23,6 @@ each message whole.
 from __future__ import annotations
 
 import builtins
-import fcntl
 import io
 import marshal
 import os
@@ -31,6 +30,9 @@ import signal
 import socket
 import sys
 import types
+
+if sys.platform != "win32":  # the zygote runs on Linux; the module imports everywhere
+    import fcntl
 
 from .._ipc import process as _process
 from .._spawn import native as _native
