@@ -80,7 +80,7 @@ def _roundtrip(name: str, where: str, peers: list[Peer], vs_pipe: float, **place
         title="IPC round trips: ping-pong of a small dict, {roundtrips} per op (parent and child on " + where + ")",
         args=lambda s: [str(s.roundtrips)],
         bar=f"IPC round trips, json and pickle, at least {vs_pipe:.1f}x multiprocessing.Pipe "
-            "[one CPU: json 29.1k/s, pickle 33.0k, mp.Pipe 32.2k; two CPUs: json 8.8k, mp.Pipe 17.2k]",
+            "[one CPU: json 42.7-43.2k/s, pickle 44.9-45.6k, mp.Pipe 43.6-43.8k; two CPUs: json 34-37k, mp.Pipe 32-35k]",
         bars=[Bar("childproc fork json", "multiprocessing Pipe", vs_pipe, at_least=True),
               Bar("childproc fork pickle", "multiprocessing Pipe", vs_pipe, at_least=True)],
         kind_label="serialization",
