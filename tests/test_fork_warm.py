@@ -456,7 +456,7 @@ def test_a_zygote_killed_from_outside_is_reaped_without_another_fork() -> None:
         try:
             with open(f"/proc/{pid}/stat") as f:
                 gone = f.read().rsplit(")", 1)[1].split()[0] != "Z"  # a new process took the pid
-        except FileNotFoundError:
+        except OSError:  # ENOENT, or ESRCH when the reap comes between the open and the read
             gone = True
         if gone:
             break
