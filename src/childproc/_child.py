@@ -36,7 +36,6 @@ from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, cast
 
 from ._spawn import native as _native
-from ._warm.client import spawn as _warm_spawn
 from ._spawn.failure import RUNTIME_SPAWN_ERRORS, display, spawn_failure
 from ._runtime.emitter import EventEmitter
 from ._errnos import node_errno
@@ -69,6 +68,21 @@ _NO_LENT: dict[int, int] = {}  # read only: no stream of another child in this s
 # kill_tree: how long stdio may stay open after the group was killed and the
 # child exited (a descendant that ignored the signal still holds a pipe).
 _TREE_DRAIN_GRACE = 0.25
+
+
+_warm_spawn_fn: Callable[[SpawnPlan, dict[int, int]], _native.RawChild | None] | None = None
+
+
+def _warm_spawn() -> Callable[[SpawnPlan, dict[int, int]], _native.RawChild | None]:
+    """The warm start's spawn, imported by the first ``warm_start`` fork and
+    kept: a process that never asks for one does not pay for its module
+    (nor an import statement per spawn for those that do)."""
+    global _warm_spawn_fn
+    if _warm_spawn_fn is None:
+        from ._warm.client import spawn
+
+        _warm_spawn_fn = spawn
+    return _warm_spawn_fn
 
 
 class ChildProcess(IPCTarget, EventEmitter):
@@ -129,7 +143,7 @@ class ChildProcess(IPCTarget, EventEmitter):
         # (Only a stdio the user gave can hold one.)
         lent = {i: cast(FdStream, slot.source)._childproc_fd() for i, slot in enumerate(plan.stdio)
                 if slot.kind == "stream"} if plan.stdio_given else _NO_LENT
-        raw = _warm_spawn(plan, lent) if plan.warm_start else None
+        raw = _warm_spawn()(plan, lent) if plan.warm_start else None
         if raw is None:
             raw = _native.spawn(plan, lent)
         if raw.error:
