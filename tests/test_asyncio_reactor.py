@@ -55,25 +55,36 @@ def test_many_children_at_once_each_get_all_their_events() -> None:
         _check(events)
 
 
-def test_a_raising_listener_reaches_the_loop_and_the_other_events_still_come() -> None:
+def _run_with_raising_listener(attach: Any) -> tuple[list[Any], list[dict[str, Any]]]:
+    """Spawn a child that writes to both outputs under asyncio, with
+    ``attach(child, events, boom)`` adding listeners (``boom(event)`` notes
+    ``event`` and raises); the events seen, and what reached the loop's
+    exception handler."""
     handled: list[dict[str, Any]] = []
 
-    async def main() -> list[Any]:
+    def boom(event: Any) -> None:
+        events.append(event)
+        raise ValueError("listener failed")
+
+    events: list[Any] = []
+
+    async def main() -> None:
         asyncio.get_running_loop().set_exception_handler(lambda _loop, ctx: handled.append(ctx))
-        events: list[Any] = []
         child = cp.spawn("sh", ["-c", "echo out; echo err >&2"])
-
-        def boom(data: bytes) -> None:
-            events.append(("stdout", data))
-            raise ValueError("listener failed")
-
-        child.stdout.on("data", boom)
-        child.stderr.on("data", lambda d: events.append(("stderr", d)))
+        attach(child, events, boom)
         child.on("close", lambda code, sig: events.append(("close", code, sig)))
         await asyncio.wait_for(child, 30)
-        return events
 
-    events = asyncio.run(main())
+    asyncio.run(main())
+    return events, handled
+
+
+def test_a_raising_listener_reaches_the_loop_and_the_other_events_still_come() -> None:
+    def attach(child: Any, events: list[Any], boom: Any) -> None:
+        child.stdout.on("data", lambda d: boom(("stdout", d)))
+        child.stderr.on("data", lambda d: events.append(("stderr", d)))
+
+    events, handled = _run_with_raising_listener(attach)
     assert ("stdout", b"out\n") in events and ("stderr", b"err\n") in events
     assert events[-1] == ("close", 0, None)
     assert [type(ctx.get("exception")) for ctx in handled] == [ValueError]
@@ -111,27 +122,14 @@ def test_under_uvloop_every_event_arrives() -> None:
 def test_ticks_queued_by_a_raising_callback_still_run() -> None:
     # 'end' is emitted on a tick (Node's endReadableNT); a listener that
     # raises there must not strand what else was queued on ticks.
-    handled: list[dict[str, Any]] = []
-
-    async def main() -> list[Any]:
-        asyncio.get_running_loop().set_exception_handler(lambda _loop, ctx: handled.append(ctx))
-        events: list[Any] = []
-        child = cp.spawn("sh", ["-c", "echo out; echo err >&2"])
+    def attach(child: Any, events: list[Any], boom: Any) -> None:
         child.stdout.on("data", lambda d: events.append(("stdout", d)))
-
-        def boom() -> None:
-            events.append("stdout end")
-            raise ValueError("listener failed")
-
-        child.stdout.on("end", boom)
+        child.stdout.on("end", lambda: boom("stdout end"))
         child.stdout.on("close", lambda: events.append("stdout close"))
         child.stderr.on("data", lambda d: events.append(("stderr", d)))
         child.stderr.on("end", lambda: events.append("stderr end"))
-        child.on("close", lambda code, sig: events.append(("close", code, sig)))
-        await asyncio.wait_for(child, 30)
-        return events
 
-    events = asyncio.run(main())
+    events, handled = _run_with_raising_listener(attach)
     assert {"stdout end", "stdout close", "stderr end"} <= set(events)
     assert events[-1] == ("close", 0, None)
     assert [type(ctx.get("exception")) for ctx in handled] == [ValueError]

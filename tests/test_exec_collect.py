@@ -136,6 +136,18 @@ def _rss() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def _assert_rss_flat(step: Callable[[], None]) -> None:
+    """``step`` 30 times (after 3 to settle) leaves the RSS within 64 MiB."""
+    for _ in range(3):
+        step()
+    gc.collect()
+    before = _rss()
+    for _ in range(30):
+        step()
+    gc.collect()
+    assert _rss() - before < 64 * MiB, f"RSS grew by {(_rss() - before) / MiB:.0f} MiB"
+
+
 # -- the fast path -------------------------------------------------------------
 
 
@@ -357,14 +369,7 @@ def test_kill_while_collecting_keeps_output_and_frees_memory() -> None:
         assert info.value.signal == "SIGTERM" and len(info.value.stdout) == 8 * MiB
         assert child.stdout._collector is None
 
-    for _ in range(3):
-        once()
-    gc.collect()
-    before = _rss()
-    for _ in range(30):
-        once()
-    gc.collect()
-    assert _rss() - before < 64 * MiB, f"RSS grew by {(_rss() - before) / MiB:.0f} MiB"
+    _assert_rss_flat(once)
 
 
 def test_timeout_while_collecting() -> None:
@@ -391,14 +396,7 @@ def test_abandoned_collectors_free_their_memory() -> None:
                 assert buffer.fill(r, 1 << 20) > 0
             del buffer
 
-        for _ in range(3):
-            fill_and_drop()
-        gc.collect()
-        before = _rss()
-        for _ in range(30):
-            fill_and_drop()
-        gc.collect()
-        assert _rss() - before < 64 * MiB, f"RSS grew by {(_rss() - before) / MiB:.0f} MiB"
+        _assert_rss_flat(fill_and_drop)
     finally:
         os.close(r)
         os.close(w)
@@ -559,14 +557,7 @@ def test_ascii_strs_taken_free_their_memory() -> None:
         assert len(text) == len(chunk)
         del text
 
-    for _ in range(3):
-        take_and_drop()
-    gc.collect()
-    before = _rss()
-    for _ in range(30):
-        take_and_drop()
-    gc.collect()
-    assert _rss() - before < 64 * MiB, f"RSS grew by {(_rss() - before) / MiB:.0f} MiB"
+    _assert_rss_flat(take_and_drop)
 
 
 @pytest.mark.parametrize("encoding", ["utf-8", "latin-1", "ascii"])

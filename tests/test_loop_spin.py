@@ -26,26 +26,31 @@ def loop():
     lp.close()
 
 
+@pytest.fixture
+def watched_pipe(loop):
+    """A pipe whose read end ``loop`` watches (already given to epoll): (r, w)."""
+    r, w = os.pipe()
+    loop.add_reader(r, lambda: None)
+    loop._register_added()
+    yield r, w
+    loop.remove_reader(r)
+    os.close(r)
+    os.close(w)
+
+
 needs_spin = pytest.mark.skipif(private._SPIN_MAX == 0, reason="spinning is off here (CHILDPROC_SPIN_US=0 or Windows)")
 
 
 @needs_spin
-def test_an_event_during_the_spin_is_returned(loop, monkeypatch):
+def test_an_event_during_the_spin_is_returned(loop, watched_pipe, monkeypatch):
     monkeypatch.setattr(private, "_spin_allowed", lambda peer: True)
-    r, w = os.pipe()
-    try:
-        loop.add_reader(r, lambda: None)
-        loop._register_added()
-        loop.expect_soon()
-        os.write(w, b"x")  # already there when the spin polls
-        events = loop._spin(None)
-        assert events and events[0][0] == r
-        assert loop._spin_budget == private._SPIN_MAX  # a hit keeps the budget
-        assert not loop._spin_wanted  # one spin per expect_soon
-    finally:
-        loop.remove_reader(r)
-        os.close(r)
-        os.close(w)
+    r, w = watched_pipe
+    loop.expect_soon()
+    os.write(w, b"x")  # already there when the spin polls
+    events = loop._spin(None)
+    assert events and events[0][0] == r
+    assert loop._spin_budget == private._SPIN_MAX  # a hit keeps the budget
+    assert not loop._spin_wanted  # one spin per expect_soon
 
 
 @needs_spin
@@ -73,23 +78,16 @@ def test_misses_in_a_row_rest_the_spin_then_it_comes_back(loop, monkeypatch):
 
 
 @needs_spin
-def test_a_hit_starts_the_count_over(loop, monkeypatch):
+def test_a_hit_starts_the_count_over(loop, watched_pipe, monkeypatch):
     monkeypatch.setattr(private, "_spin_allowed", lambda peer: True)
-    r, w = os.pipe()
-    try:
-        loop.add_reader(r, lambda: None)
-        loop._register_added()
-        for _ in range(private._SPIN_MISSES - 1):
-            loop.expect_soon()
-            loop._spin(1e-5)
-        os.write(w, b"x")
+    r, w = watched_pipe
+    for _ in range(private._SPIN_MISSES - 1):
         loop.expect_soon()
-        assert loop._spin(None)
-        assert loop._spin_misses == 0 and loop._spin_budget == private._SPIN_MAX
-    finally:
-        loop.remove_reader(r)
-        os.close(r)
-        os.close(w)
+        loop._spin(1e-5)
+    os.write(w, b"x")
+    loop.expect_soon()
+    assert loop._spin(None)
+    assert loop._spin_misses == 0 and loop._spin_budget == private._SPIN_MAX
 
 
 def test_the_spin_never_outlasts_a_timer(loop, monkeypatch):
